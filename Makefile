@@ -1,0 +1,32 @@
+# multiserve — build, run, test. `make run` and `make test` are the quick start.
+GO      ?= go
+BIN     := bin/multiserve
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/multiserve/multiserve/internal/version.Version=$(VERSION)
+ARGS    ?= --bind 127.0.0.1:8000 --workers 2 hello
+
+.PHONY: build run test test-short lint docs fuzz bench bench-quick bench-deps h1probe clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/multiserve
+
+run: build
+	./$(BIN) $(ARGS)
+
+# The whole suite: lint, unit + real-process tests under the race detector,
+# the h1probe corpus against every class, and the quick bench.
+test: lint
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+docs: build
+	./$(BIN) settings --markdown > docs/settings.md
+
+clean:
+	rm -rf bin

@@ -1,0 +1,4 @@
+// Command multiserve is a pre-fork HTTP server for Go http.Handlers.
+package main
+
+func main() {}

@@ -1,0 +1,67 @@
+// Package config owns multiserve's settings: one table declares each setting
+// once, and flags, MULTISERVE_* environment variables, config-file keys,
+// validation, --print-config and docs/settings.md are all derived from it.
+package config
+
+import "time"
+
+// Config is the resolved configuration. The arbiter resolves it once and hands
+// it to every worker it spawns (serialised as JSON), so a worker never re-reads
+// flags or files. Field tags must match the settings table's keys one to one.
+type Config struct {
+	// Server socket
+	Bind      []string `mapstructure:"bind" json:"bind"`
+	Backlog   int      `mapstructure:"backlog" json:"backlog"`
+	ReusePort bool     `mapstructure:"reuse_port" json:"reuse_port"`
+
+	// Worker processes
+	Workers           int           `mapstructure:"workers" json:"workers"`
+	WorkerClass       string        `mapstructure:"worker_class" json:"worker_class"`
+	Threads           int           `mapstructure:"threads" json:"threads"`
+	WorkerConnections int           `mapstructure:"worker_connections" json:"worker_connections"`
+	MaxRequests       int           `mapstructure:"max_requests" json:"max_requests"`
+	MaxRequestsJitter int           `mapstructure:"max_requests_jitter" json:"max_requests_jitter"`
+	Timeout           time.Duration `mapstructure:"timeout" json:"timeout"`
+	GracefulTimeout   time.Duration `mapstructure:"graceful_timeout" json:"graceful_timeout"`
+	Keepalive         time.Duration `mapstructure:"keepalive" json:"keepalive"`
+	HeaderTimeout     time.Duration `mapstructure:"header_timeout" json:"header_timeout"`
+	RequestTimeout    time.Duration `mapstructure:"request_timeout" json:"request_timeout"`
+	BootTimeout       time.Duration `mapstructure:"boot_timeout" json:"boot_timeout"`
+	ShutdownDelay     time.Duration `mapstructure:"shutdown_delay" json:"shutdown_delay"`
+	EvloopLoops       int           `mapstructure:"evloop_loops" json:"evloop_loops"`
+	HTTPEngine        string        `mapstructure:"http_engine" json:"http_engine"`
+
+	// Security / limits
+	LimitRequestLine      int               `mapstructure:"limit_request_line" json:"limit_request_line"`
+	LimitRequestFields    int               `mapstructure:"limit_request_fields" json:"limit_request_fields"`
+	LimitRequestFieldSize int               `mapstructure:"limit_request_field_size" json:"limit_request_field_size"`
+	LimitRequestBody      int64             `mapstructure:"limit_request_body" json:"limit_request_body"`
+	ForwardedAllowIPs     []string          `mapstructure:"forwarded_allow_ips" json:"forwarded_allow_ips"`
+	SecureSchemeHeaders   map[string]string `mapstructure:"secure_scheme_headers" json:"secure_scheme_headers"`
+	ProxyProtocol         bool              `mapstructure:"proxy_protocol" json:"proxy_protocol"`
+	ProxyAllowIPs         []string          `mapstructure:"proxy_allow_ips" json:"proxy_allow_ips"`
+	HeaderMap             string            `mapstructure:"header_map" json:"header_map"`
+	Certfile              string            `mapstructure:"certfile" json:"certfile"`
+	Keyfile               string            `mapstructure:"keyfile" json:"keyfile"`
+	CACerts               string            `mapstructure:"ca_certs" json:"ca_certs"`
+
+	// Server mechanics
+	Pidfile       string `mapstructure:"pidfile" json:"pidfile"`
+	WorkerTmpDir  string `mapstructure:"worker_tmp_dir" json:"worker_tmp_dir"`
+	User          string `mapstructure:"user" json:"user"`
+	Group         string `mapstructure:"group" json:"group"`
+	Umask         string `mapstructure:"umask" json:"umask"`
+	StatsBind     string `mapstructure:"stats_bind" json:"stats_bind"`
+	ControlSocket string `mapstructure:"control_socket" json:"control_socket"`
+	ConfigFile    string `mapstructure:"config" json:"config"`
+
+	// Logging
+	Accesslog       string `mapstructure:"accesslog" json:"accesslog"`
+	AccessLogFormat string `mapstructure:"access_log_format" json:"access_log_format"`
+	Errorlog        string `mapstructure:"errorlog" json:"errorlog"`
+	Loglevel        string `mapstructure:"loglevel" json:"loglevel"`
+
+	// App is the application to serve: hello, echo, sim, static:DIR or a
+	// name a user's program registered. Given as the positional argument.
+	App string `mapstructure:"app" json:"app"`
+}

@@ -1,0 +1,32 @@
+// Package proc is the wire protocol between the arbiter and the worker
+// processes it re-execs: environment variable names, the inherited fd layout
+// and exit codes. Both sides import it so they cannot drift apart.
+package proc
+
+// Environment variables set by the arbiter on every worker it spawns.
+const (
+	EnvRole        = "MULTISERVE_ROLE"         // "worker" in a worker process
+	EnvConfig      = "MULTISERVE_CONFIG"       // the resolved config.Config as JSON
+	EnvArbiterPID  = "MULTISERVE_ARBITER_PID"  // pid the worker compares getppid() with
+	EnvWorkerAge   = "MULTISERVE_WORKER_AGE"   // spawn sequence number (gunicorn's age)
+	EnvListenFDs   = "MULTISERVE_LISTEN_FDS"   // number of listener fds from FDFirstListener
+	EnvListenNames = "MULTISERVE_LISTEN_NAMES" // comma-separated bind names, in fd order
+	RoleWorker     = "worker"
+)
+
+// Inherited fd layout of a worker (os/exec ExtraFiles[i] arrives as fd 3+i).
+const (
+	FDHeartbeat     = 3 // unlinked temp file the worker touches; the arbiter fstat()s it
+	FDStatus        = 4 // write end of a pipe: worker → arbiter status lines ("ready", "error ...")
+	FDParent        = 5 // read end of a pipe whose write end only the arbiter holds: EOF = arbiter gone
+	FDFirstListener = 6 // listening sockets, EnvListenFDs of them
+)
+
+// Exit codes shared by the arbiter and workers (SPEC §4).
+const (
+	ExitOK        = 0 // clean stop
+	ExitRuntime   = 1 // runtime failure (cannot bind, ...)
+	ExitUsage     = 2 // bad usage or configuration
+	ExitBootError = 3 // a worker could not boot (gunicorn WORKER_BOOT_ERROR)
+	ExitAppError  = 4 // the application could not load (gunicorn APP_LOAD_ERROR)
+)

@@ -1,0 +1,59 @@
+// Package workers is the contract between the arbiter and the worker classes:
+// the Worker interface, the registry of classes keyed by --worker-class name
+// (the database/sql driver pattern), the Env a class is handed, and Main, the
+// runtime of a worker process.
+//
+// Dependencies point one way: workers/<class> packages import this package and
+// register themselves from init(); the arbiter imports this package only to
+// Lookup a class by name; only cmd/multiserve (and the library entry point)
+// blank-import the concrete classes.
+package workers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/multiserve/multiserve/config"
+)
+
+// Worker serves HTTP on the listeners it inherited, inside one worker process.
+// A Worker is built by its Class's New, run once, and then the process exits.
+type Worker interface {
+	// Serve blocks until ctx is cancelled or a fatal error occurs.
+	// Cancellation means a graceful stop: stop accepting, finish in-flight
+	// requests (answering them with Connection: close), close idle
+	// connections, return nil. Serve calls env.Ready once it is accepting,
+	// and env.Beat at least every second from the loop whose progress
+	// proves liveness (see SPEC §1's table).
+	Serve(ctx context.Context, env *Env) error
+}
+
+// ConfigChecker is optionally implemented by a Worker. The arbiter calls it
+// before binding any socket, so a class-specific mistake fails once, in the
+// arbiter, with exit 2, instead of crash-looping the workers.
+type ConfigChecker interface {
+	CheckConfig(cfg *config.Config) error
+}
+
+// Env is everything the worker runtime hands a Worker.
+type Env struct {
+	// Listeners are the inherited listening sockets, in --bind order.
+	Listeners []*Listener
+	// Handler is the application, already wrapped with the shared
+	// middleware (access log, max_requests accounting). The classes' HTTP
+	// engine adds panic recovery.
+	Handler http.Handler
+	// Config is the resolved configuration; read-only.
+	Config *config.Config
+	// Log is tagged with pid, age and class.
+	Log *slog.Logger
+	// Age is the spawn sequence number of this worker (gunicorn's age).
+	Age int
+	// Beat touches the heartbeat file. Cheap, never blocks, safe for
+	// concurrent use.
+	Beat func()
+	// Ready tells the arbiter that the class is serving. Call it once, after
+	// the listeners are being accepted on. Safe to call more than once.
+	Ready func()
+}
