@@ -1,0 +1,82 @@
+package proc
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Spec is what the arbiter tells one worker through its environment. The fds
+// travel separately (ExtraFiles, in the layout above).
+type Spec struct {
+	Age         int      // spawn sequence number
+	ArbiterPID  int      // the pid the worker compares getppid() with
+	ListenNames []string // one per listener fd, from FDFirstListener on
+	Config      []byte   // the resolved config.Config as JSON
+}
+
+// Env returns the spec as KEY=VALUE pairs for os/exec, role marker included.
+func (s Spec) Env() []string {
+	return []string{
+		EnvRole + "=" + RoleWorker,
+		EnvConfig + "=" + string(s.Config),
+		EnvArbiterPID + "=" + strconv.Itoa(s.ArbiterPID),
+		EnvWorkerAge + "=" + strconv.Itoa(s.Age),
+		EnvListenFDs + "=" + strconv.Itoa(len(s.ListenNames)),
+		EnvListenNames + "=" + strings.Join(s.ListenNames, ","),
+	}
+}
+
+// IsProtocolVar reports whether an environment entry (KEY=VALUE or KEY) is
+// one of this protocol's variables, so the arbiter can drop stale ones it
+// inherited before adding a worker's own.
+func IsProtocolVar(kv string) bool {
+	key, _, _ := strings.Cut(kv, "=")
+	switch key {
+	case EnvRole, EnvConfig, EnvArbiterPID, EnvWorkerAge, EnvListenFDs, EnvListenNames:
+		return true
+	}
+	return false
+}
+
+// IsWorker reports whether this process was started as a worker.
+func IsWorker() bool { return os.Getenv(EnvRole) == RoleWorker }
+
+// ParseSpec reads a worker's spec with getenv (os.Getenv in production).
+func ParseSpec(getenv func(string) string) (Spec, error) {
+	if r := getenv(EnvRole); r != RoleWorker {
+		return Spec{}, fmt.Errorf("proc: %s=%q, not a worker process", EnvRole, r)
+	}
+	var s Spec
+	var err error
+	if s.Age, err = atoiEnv(getenv, EnvWorkerAge); err != nil {
+		return Spec{}, err
+	}
+	if s.ArbiterPID, err = atoiEnv(getenv, EnvArbiterPID); err != nil {
+		return Spec{}, err
+	}
+	n, err := atoiEnv(getenv, EnvListenFDs)
+	if err != nil {
+		return Spec{}, err
+	}
+	if names := getenv(EnvListenNames); names != "" {
+		s.ListenNames = strings.Split(names, ",")
+	}
+	if len(s.ListenNames) != n {
+		return Spec{}, fmt.Errorf("proc: %s=%d but %d names in %s", EnvListenFDs, n, len(s.ListenNames), EnvListenNames)
+	}
+	s.Config = []byte(getenv(EnvConfig))
+	if len(s.Config) == 0 {
+		return Spec{}, fmt.Errorf("proc: %s is empty", EnvConfig)
+	}
+	return s, nil
+}
+
+func atoiEnv(getenv func(string) string, key string) (int, error) {
+	v, err := strconv.Atoi(getenv(key))
+	if err != nil {
+		return 0, fmt.Errorf("proc: %s: %w", key, err)
+	}
+	return v, nil
+}
