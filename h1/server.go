@@ -2,14 +2,17 @@ package h1
 
 import (
 	"context"
+	"errors"
 	"log/slog"
-	"net"
 	"net/http"
+	"runtime/debug"
+	"sync"
 
 	"github.com/multiserve/multiserve/config"
 )
 
 // Server is the per-worker engine configuration shared by all connections.
+// Its fields must not change once connections are being served.
 type Server struct {
 	Handler          http.Handler
 	Config           *config.Config // limit_request_*, keepalive, header_timeout, request_timeout
@@ -25,21 +28,83 @@ const (
 	StateIdle                // between requests, nothing buffered: wait for readability, call Serve again
 )
 
-// Conn is one accepted connection served by the engine.
-type Conn struct {
-	srv *Server
-	nc  net.Conn
+func (s State) String() string {
+	if s == StateIdle {
+		return "idle"
+	}
+	return "closed"
 }
 
-// NewConn wraps an accepted connection. nc may do blocking reads/writes; it
-// must honour SetReadDeadline/SetWriteDeadline.
-func (s *Server) NewConn(nc net.Conn) *Conn { return &Conn{srv: s, nc: nc} }
+var defaultConfig = sync.OnceValue(config.Default)
 
-// Serve answers requests on the connection, in order. STUB: closes at once.
-func (c *Conn) Serve(ctx context.Context, park bool) State {
-	c.nc.Close()
-	return StateClosed
+func (s *Server) config() *config.Config {
+	if s.Config != nil {
+		return s.Config
+	}
+	return defaultConfig()
 }
 
-// Close closes the connection.
-func (c *Conn) Close() error { return c.nc.Close() }
+func (s *Server) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
+
+// keepAliveAllowed is whether the server lets a connection carry more than
+// one request at all (keepalive <= 0 disables it, as in gunicorn).
+func (s *Server) keepAliveAllowed() bool {
+	return !s.DisableKeepAlive && s.config().Keepalive > 0
+}
+
+// Handle runs the handler for req, writing to w: request_timeout (the
+// handler's context is cancelled at the deadline and a 503 is sent if
+// nothing was), panic recovery (500 if nothing was sent, a log line, the
+// connection closes; http.ErrAbortHandler silently), then w.Finish. It
+// reports whether the connection may carry another request. Event-loop
+// classes call it wherever they run handlers.
+func (s *Server) Handle(w *Response, req *http.Request) (keepAlive bool) {
+	if !s.runHandler(w, req) {
+		w.Finish()
+		return false
+	}
+	return w.Finish()
+}
+
+// runHandler calls the handler; false means it panicked or timed out.
+func (s *Server) runHandler(w *Response, req *http.Request) (ok bool) {
+	if rt := s.config().RequestTimeout; rt > 0 {
+		ctx, cancel := context.WithTimeout(req.Context(), rt)
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			defer close(fired)
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				w.timeout()
+			}
+		})
+		defer func() {
+			if !stop() {
+				<-fired // the timeout response is being written: let it finish
+			}
+			cancel()
+		}()
+		req = req.WithContext(ctx)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			ok = false
+			if v == http.ErrAbortHandler {
+				w.abort()
+				return
+			}
+			s.log().Error("h1: handler panic", "method", req.Method, "uri", req.RequestURI,
+				"remote", req.RemoteAddr, "panic", v, "stack", string(debug.Stack()))
+			w.writeError(http.StatusInternalServerError)
+		}
+	}()
+	s.Handler.ServeHTTP(w, req)
+	w.mu.Lock()
+	ok = !w.timedOut
+	w.mu.Unlock()
+	return ok
+}

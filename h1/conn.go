@@ -1,0 +1,407 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	readBufSize = 4096
+	// drainLimit bounds how much of a body the handler left unread is read
+	// and discarded to keep the connection; beyond it the connection closes.
+	drainLimit = 256 << 10
+)
+
+var (
+	readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+	writerPool  = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, readBufSize) }}
+	parserPool  sync.Pool
+)
+
+// Conn is one accepted connection served by the blocking engine.
+type Conn struct {
+	srv    *Server
+	nc     net.Conn
+	remote string
+	ctx    context.Context // cancelled when the connection closes
+	cancel context.CancelFunc
+
+	p    *Parser
+	bufp *[]byte
+	buf  []byte // buf[r:w] is unconsumed input
+	r, w int
+	bw   *bufio.Writer // held while responses are pending
+
+	served    int
+	headStart time.Time
+	bodyErr   error // protocol error found while reading a body
+
+	mu        sync.Mutex // idle, with interrupt
+	idle      bool
+	stopping  atomic.Bool
+	closeOnce sync.Once
+}
+
+// NewConn wraps an accepted connection. nc may do blocking reads/writes; it
+// must honour SetReadDeadline/SetWriteDeadline (header_timeout, keepalive
+// are enforced through them).
+func (s *Server) NewConn(nc net.Conn) *Conn {
+	c := &Conn{srv: s, nc: nc}
+	if a := nc.RemoteAddr(); a != nil {
+		c.remote = a.String()
+	}
+	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr())
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	if p, ok := parserPool.Get().(*Parser); ok {
+		p.lim = limitsFrom(s.config())
+		c.p = p
+	} else {
+		c.p = s.NewParser()
+	}
+	return c
+}
+
+// Close closes the connection. It is safe to call from another goroutine
+// while Serve runs (Serve then returns StateClosed promptly).
+func (c *Conn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		c.cancel()
+		err = c.nc.Close()
+	})
+	return err
+}
+
+// Serve answers requests on the connection, in order (pipelining). With
+// park=false it returns only after closing the connection (keep-alive idle
+// timeout, client close, error, Connection: close, or ctx done). With
+// park=true it first reads (call it when the connection is readable or
+// freshly accepted), then returns StateIdle as soon as the connection is
+// between requests with no buffered bytes, holding no buffers, so the
+// caller can wait for readability without holding a thread; the caller
+// then enforces the keepalive idle time. When ctx is done, the request in
+// progress is finished with Connection: close and the connection closed.
+func (c *Conn) Serve(ctx context.Context, park bool) State {
+	if c.p == nil {
+		return StateClosed
+	}
+	stop := context.AfterFunc(ctx, c.interrupt)
+	defer stop()
+	if c.buf == nil {
+		c.bufp = readBufPool.Get().(*[]byte)
+		c.buf = *c.bufp
+	}
+	fresh := true
+	for {
+		ev, n, _, err := c.p.Next(c.buf[c.r:c.w], 0)
+		c.r += n
+		if err != nil {
+			c.reject(err)
+			return c.shutdown()
+		}
+		if ev == BodyEnd {
+			continue // the previous request had no body
+		}
+		if ev == Head {
+			fresh = false
+			if !c.serveRequest() {
+				return c.shutdown()
+			}
+			continue
+		}
+		if c.r == c.w && !c.p.Pending() {
+			c.r, c.w = 0, 0
+			if park && !fresh {
+				if !c.flush() {
+					return c.shutdown()
+				}
+				c.releaseBuffers()
+				return StateIdle
+			}
+		}
+		if !c.fillHead(fresh) {
+			return c.shutdown()
+		}
+		fresh = false
+	}
+}
+
+// interrupt runs when the worker's ctx is done: an idle connection stops
+// waiting at once; a busy one finishes its request with Connection: close.
+func (c *Conn) interrupt() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopping.Store(true)
+	if c.idle {
+		_ = c.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// fillHead reads more of a request head. Waiting for a new request uses the
+// keepalive idle time (header_timeout for the first request, or when
+// parked); once its first bytes arrived the whole head must arrive within
+// header_timeout.
+func (c *Conn) fillHead(fresh bool) bool {
+	cfg := c.srv.config()
+	waiting := c.r == c.w && !c.p.Pending()
+	if !c.flush() {
+		return false
+	}
+	if waiting {
+		wait := cfg.HeaderTimeout
+		if c.served > 0 && !fresh {
+			wait = cfg.Keepalive
+		}
+		c.mu.Lock()
+		if c.stopping.Load() {
+			c.mu.Unlock()
+			return false
+		}
+		c.idle = true
+		_ = c.nc.SetReadDeadline(deadline(wait))
+		c.mu.Unlock()
+		n := c.read()
+		c.mu.Lock()
+		c.idle = false
+		c.mu.Unlock()
+		if n == 0 {
+			return false
+		}
+		c.headStart = time.Now()
+		if cfg.HeaderTimeout > 0 {
+			_ = c.nc.SetReadDeadline(c.headStart.Add(cfg.HeaderTimeout))
+		} else {
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
+		return true
+	}
+	return c.read() > 0
+}
+
+// fillBody reads more body bytes; every read must make progress within
+// header_timeout, so a silent client cannot hold the connection forever.
+func (c *Conn) fillBody() error {
+	_ = c.nc.SetReadDeadline(deadline(c.srv.config().HeaderTimeout))
+	if c.read() == 0 {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+
+func deadline(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
+}
+
+// read appends at least one byte to the buffer or returns 0 (EOF, timeout,
+// error: the connection is done). The buffer grows only while a head is
+// incomplete; the head scanner's limits bound it.
+func (c *Conn) read() int {
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+	}
+	if c.w == len(c.buf) {
+		if c.r > 0 {
+			c.w = copy(c.buf, c.buf[c.r:c.w])
+			c.r = 0
+		} else {
+			nb := make([]byte, 2*len(c.buf))
+			copy(nb, c.buf)
+			c.buf = nb
+		}
+	}
+	n, _ := c.nc.Read(c.buf[c.w:])
+	c.w += n
+	return n
+}
+
+// serveRequest runs one request whose head was just parsed; false means
+// the connection must close.
+func (c *Conn) serveRequest() bool {
+	req, err := c.p.Request(c.ctx, c.remote)
+	if err != nil {
+		c.reject(err)
+		return false
+	}
+	c.served++
+	if c.bw == nil {
+		c.bw = writerPool.Get().(*bufio.Writer)
+		c.bw.Reset(c.nc)
+	}
+	keep := c.p.KeepAlive() && c.srv.keepAliveAllowed()
+	w := NewResponse(req, c.bw, keep, c.p.ExpectContinue())
+	defer w.Release()
+	if c.stopping.Load() {
+		w.SetClose()
+	}
+	var body *bodyReader
+	if req.Body == nil {
+		body = &bodyReader{c: c, w: w, req: req}
+		req.Body = body
+	}
+	c.bodyErr = nil
+	ok := c.srv.runHandler(w, req)
+	if ok && body != nil && !body.done && !c.finishBody(w, body) {
+		w.SetClose()
+	}
+	if c.bodyErr != nil {
+		var e *Error
+		status := http.StatusBadRequest
+		if errors.As(c.bodyErr, &e) {
+			status = e.Status
+		}
+		w.writeError(status)
+		ok = false
+	}
+	if body != nil {
+		body.c = nil // a handler that kept the body can no longer read the connection
+	}
+	keep = w.Finish()
+	return ok && keep && !c.stopping.Load()
+}
+
+// finishBody drains a body the handler left unread, within drainLimit;
+// false means the connection cannot be reused.
+func (c *Conn) finishBody(w *Response, b *bodyReader) bool {
+	if w.awaitingContinue() || b.err != nil {
+		return false
+	}
+	if c.p.st == stBodyLength && c.p.left > drainLimit {
+		return false
+	}
+	drained := 0
+	for drained <= drainLimit {
+		ev, n, data, err := c.p.Next(c.buf[c.r:c.w], 0)
+		c.r += n
+		switch {
+		case err != nil:
+			c.bodyErr = err
+			return false
+		case ev == BodyEnd:
+			b.done = true
+			return true
+		case ev == Body:
+			drained += len(data)
+		default:
+			if c.fillBody() != nil {
+				c.bodyErr = errBadRequest("incomplete request body")
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// reject answers a request the parser refused, then the connection closes.
+func (c *Conn) reject(err error) {
+	status := http.StatusBadRequest
+	var e *Error
+	if errors.As(err, &e) {
+		status = e.Status
+	}
+	if c.bw == nil {
+		c.bw = writerPool.Get().(*bufio.Writer)
+		c.bw.Reset(c.nc)
+	}
+	var tmp [256]byte
+	_, _ = c.bw.Write(appendErrorResponse(tmp[:0], status))
+	c.flush()
+	c.srv.log().Debug("h1: request rejected", "remote", c.remote, "err", err)
+}
+
+// flush sends pending responses; false if the connection failed.
+func (c *Conn) flush() bool {
+	if c.bw == nil || c.bw.Buffered() == 0 {
+		return true
+	}
+	return c.bw.Flush() == nil
+}
+
+func (c *Conn) shutdown() State {
+	c.flush()
+	_ = c.Close()
+	c.releaseBuffers()
+	if c.p != nil {
+		c.p.reset()
+		parserPool.Put(c.p)
+		c.p = nil
+	}
+	return StateClosed
+}
+
+func (c *Conn) releaseBuffers() {
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+		c.bw = nil
+	}
+	if c.buf != nil {
+		if len(c.buf) == readBufSize {
+			readBufPool.Put(c.bufp)
+		}
+		c.buf, c.bufp, c.r, c.w = nil, nil, 0, 0
+	}
+}
+
+// bodyReader streams a request body from the connection to the handler.
+type bodyReader struct {
+	c    *Conn
+	w    *Response
+	req  *http.Request
+	done   bool
+	closed bool
+	err    error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	switch {
+	case b.done:
+		return 0, io.EOF
+	case b.err != nil:
+		return 0, b.err
+	case b.c == nil || b.closed:
+		return 0, http.ErrBodyReadAfterClose
+	case len(p) == 0:
+		return 0, nil
+	}
+	if err := b.w.continueBeforeRead(); err != nil {
+		b.err = err
+		return 0, err
+	}
+	c := b.c
+	for {
+		ev, n, data, err := c.p.Next(c.buf[c.r:c.w], len(p))
+		c.r += n
+		switch {
+		case err != nil:
+			b.err, c.bodyErr = err, err
+			return 0, err
+		case ev == Body:
+			return copy(p, data), nil
+		case ev == BodyEnd:
+			b.done = true
+			b.req.Trailer = c.p.Trailer()
+			return 0, io.EOF
+		}
+		if err := c.fillBody(); err != nil {
+			// A truncated or stalled body is an incomplete request: never
+			// answer it as if it were whole.
+			b.err, c.bodyErr = err, errBadRequest("incomplete request body")
+			return 0, err
+		}
+	}
+}
+
+func (b *bodyReader) Close() error {
+	b.closed = true
+	return nil
+}
