@@ -559,3 +559,14 @@ func appendErrorResponse(b []byte, status int) []byte {
 }
 
 var _ Sink = (*bufio.Writer)(nil)
+
+// Reject replaces the response by an error response with Connection: close
+// if nothing was committed yet (a body that turned out malformed or
+// truncated: answer the *Error's Status). It reports whether it did; either
+// way the connection must close.
+func (w *Response) Reject(status int) bool { return w.writeError(status) }
+
+// AwaitingContinue reports whether the request asked for 100-continue and
+// none was sent: the client may never send the body, so do not wait to
+// drain it; close the connection after the response instead.
+func (w *Response) AwaitingContinue() bool { return w.awaitingContinue() }
