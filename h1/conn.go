@@ -354,9 +354,9 @@ func (c *Conn) releaseBuffers() {
 
 // bodyReader streams a request body from the connection to the handler.
 type bodyReader struct {
-	c    *Conn
-	w    *Response
-	req  *http.Request
+	c      *Conn
+	w      *Response
+	req    *http.Request
 	done   bool
 	closed bool
 	err    error
