@@ -131,6 +131,9 @@ func stringAtom(it *item, r *http.Request, e *entry) string {
 	case kRemotePort:
 		return remotePort(r.RemoteAddr)
 	case kUser:
+		if len(r.Header["Authorization"]) == 0 { // skip BasicAuth's key canonicalisation
+			return ""
+		}
 		u, _, _ := r.BasicAuth()
 		return u
 	case kMethod:
@@ -217,18 +220,21 @@ func appendValue(b []byte, v string) []byte {
 // the log.
 func appendEscaped(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
+	start := 0 // s[start:i] is a run of bytes needing no escape
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
+		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		start = i + 1
+		if c == '"' || c == '\\' {
 			b = append(b, '\\', c)
-		case c < 0x20 || c >= 0x7f:
+		} else {
 			b = append(b, '\\', 'x', hex[c>>4], hex[c&0xf])
-		default:
-			b = append(b, c)
 		}
 	}
-	return b
+	return append(b, s[start:]...)
 }
 
 // appendDecimalSecs is gunicorn's L: seconds with six decimals.
