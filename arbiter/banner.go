@@ -1,0 +1,106 @@
+package arbiter
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/internal/version"
+	"github.com/multiserve/multiserve/workers"
+)
+
+// banner logs what a user needs to know at start: version, where it
+// listens, which class and what concurrency that gives (SPEC §6).
+func (a *arbiter) banner(cfg *config.Config) {
+	a.log.Info(fmt.Sprintf("multiserve %s starting (arbiter pid=%d)", version.Version, os.Getpid()),
+		"version", version.Version, "pid", os.Getpid())
+	for _, ln := range a.lns {
+		a.log.Info("listening at: "+listenURL(ln), "bind", ln.name)
+	}
+	summary := ""
+	if cls, err := workers.Lookup(cfg.WorkerClass); err == nil && cls.Summary != "" {
+		summary = " (" + cls.Summary + ")"
+	}
+	a.log.Info("using worker class: "+cfg.WorkerClass+summary, "class", cfg.WorkerClass)
+	a.log.Info(describe(cfg))
+}
+
+func listenURL(ln *listener) string {
+	if ln.network == "unix" {
+		return "unix:" + ln.addr.String()
+	}
+	return "http://" + ln.addr.String()
+}
+
+// describe is the concurrency sentence of the banner.
+// TODO(config): replace with config.Describe once it lands.
+func describe(cfg *config.Config) string {
+	n, t, wc := cfg.Workers, cfg.Threads, cfg.WorkerConnections
+	ws := plural(n, "worker")
+	switch cfg.WorkerClass {
+	case "sync":
+		return fmt.Sprintf("%s × 1 thread, blocking IO: at most %d requests in flight", ws, n)
+	case "threaded":
+		return fmt.Sprintf("%s × %s, blocking IO: at most %d requests in flight, %d connections open",
+			ws, plural(t, "thread"), n*t, n*wc)
+	case "evloop":
+		h := "handlers inline on the loop"
+		if t > 0 {
+			h = fmt.Sprintf("handlers on %s per worker", plural(t, "goroutine"))
+		}
+		return fmt.Sprintf("%s × event loop, non-blocking IO, %s: up to %d connections open", ws, h, n*wc)
+	case "goroutine":
+		return fmt.Sprintf("%s × one goroutine per connection, non-blocking IO under blocking code: up to %d requests in flight",
+			ws, n*wc)
+	}
+	return fmt.Sprintf("%s of class %s", ws, cfg.WorkerClass)
+}
+
+func plural(n int, s string) string {
+	if n == 1 {
+		return "1 " + s
+	}
+	return strconv.Itoa(n) + " " + s + "s"
+}
+
+// writePidfile writes the arbiter's pid atomically (temp file + rename), so
+// a reader never sees a half-written file.
+func writePidfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".multiserve-pid-")
+	if err != nil {
+		return fmt.Errorf("arbiter: pidfile: %w", err)
+	}
+	_, err = tmp.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("arbiter: pidfile %s: %w", path, err)
+	}
+	return nil
+}
+
+// removePidfile removes the pidfile if it still holds this process's pid
+// (a newer arbiter may have taken it over).
+func removePidfile(path string) {
+	if path == "" {
+		return
+	}
+	b, err := os.ReadFile(path)
+	if err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+		os.Remove(path)
+	}
+}

@@ -1,0 +1,50 @@
+// Package arbiter is multiserve's master process: it binds every listening
+// socket, starts worker processes by re-executing its own binary, and then
+// supervises them. It never serves a request.
+//
+// # Process model
+//
+//	arbiter (this package, one process)
+//	  │  binds --bind sockets with raw syscalls (blocking, never in Go's
+//	  │  netpoller, so the arbiter costs no CPU while workers serve)
+//	  │
+//	  ├─ re-exec self, MULTISERVE_ROLE=worker ──▶ worker (workers.Main)
+//	  │     fd 3  heartbeat file (unlinked; the worker sets its mtime to a
+//	  │           CLOCK_MONOTONIC stamp, the arbiter fstat()s it)
+//	  │     fd 4  status pipe, worker → arbiter: "ready", "error <text>"
+//	  │     fd 5  parent pipe: EOF tells the worker the arbiter is gone
+//	  │     fd 6… the listening sockets, in --bind order
+//	  │     env   internal/proc Spec: age, arbiter pid, listener names,
+//	  │           the resolved config as JSON (workers never re-read files)
+//	  └─ … one per worker; each worker accepts on the shared sockets
+//
+// The main loop is one select over signals (signal.Notify), worker status
+// lines, a ticker for heartbeat/boot/shutdown deadlines and a timer for
+// respawn back-off. Nothing polls busily.
+//
+// # Signals
+//
+//	TERM      graceful stop: TERM every worker (they stop accepting and finish
+//	          in-flight requests), SIGKILL what is left after graceful_timeout,
+//	          exit 0. Cancelling Run's ctx does the same.
+//	INT, QUIT quick stop: QUIT every worker, SIGKILL after a second, exit 0.
+//	HUP       reload: call Options.Reload (an invalid config is logged and
+//	          changes nothing), start a whole new generation of workers, and
+//	          once every one of them is ready TERM the old generation. If the
+//	          new generation cannot boot, it is stopped and the old keeps
+//	          serving.
+//	TTIN      one worker more.
+//	TTOU      one worker fewer (the oldest is retired gracefully; never below 1).
+//	USR1      reopen log files (Options.ReopenLogs) and forward USR1 to workers.
+//	CHLD      reap exited workers and respawn to the configured count.
+//
+// # Failures
+//
+// At start-up a worker that exits before it is ready stops the arbiter with
+// that worker's own error text and exit code 3 (boot error) or 4 (the
+// application could not load); see ExitCode. After a successful start a
+// crashing worker is respawned with exponential back-off per worker slot,
+// logged at error level, while the healthy workers keep serving. A worker
+// silent for longer than timeout gets SIGABRT (a Go worker prints every
+// goroutine's stack) and SIGKILL on a later tick if it is still there.
+package arbiter

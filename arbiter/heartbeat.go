@@ -1,0 +1,88 @@
+package arbiter
+
+import (
+	"fmt"
+	"syscall"
+	"time"
+)
+
+// checkWorkers runs on every tick: boot_timeout for workers not yet ready,
+// the heartbeat timeout for ready ones, SIGKILL for a worker that ignored
+// SIGABRT or overstayed its graceful stop, and records of reaped workers
+// whose status pipe never closed.
+func (a *arbiter) checkWorkers() {
+	now := time.Now()
+	for _, w := range a.workers {
+		cfg := w.gen.cfg
+		switch {
+		case w.exited:
+			if now.Sub(w.exitedAt) > eofGrace {
+				a.finish(w)
+			}
+		case w.killed:
+		case !w.abortAt.IsZero():
+			// SIGABRT made a Go worker dump its stacks; one tick later it
+			// should be gone, otherwise it is wedged beyond that.
+			a.kill(w, "did not exit after SIGABRT")
+		case w.retiring:
+			if cfg.GracefulTimeout >= 0 && now.Sub(w.termAt) > cfg.GracefulTimeout+time.Second {
+				a.kill(w, "still running after graceful_timeout")
+			}
+		case !w.ready:
+			if cfg.BootTimeout > 0 && now.Sub(w.spawned) > cfg.BootTimeout {
+				if w.errText == "" {
+					w.errText = fmt.Sprintf("not ready within boot_timeout (%s)", cfg.BootTimeout)
+				}
+				a.kill(w, w.errText)
+			}
+		case cfg.Timeout > 0:
+			a.checkHeartbeat(w, now)
+		}
+	}
+}
+
+// checkHeartbeat SIGABRTs a ready worker silent for longer than timeout.
+// Silence counts from the later of the last beat and readiness, so a slow
+// application load is judged by boot_timeout, not timeout.
+func (a *arbiter) checkHeartbeat(w *worker, now time.Time) {
+	silent, err := w.hb.Silence()
+	if err != nil {
+		a.log.Warn("heartbeat unreadable", "pid", w.pid, "err", err)
+		return
+	}
+	silent = min(silent, now.Sub(w.readyAt))
+	if silent <= w.gen.cfg.Timeout {
+		return
+	}
+	a.log.Error(fmt.Sprintf("worker %d timed out (was silent for %s), killing", w.pid, silent.Round(time.Millisecond)),
+		"pid", w.pid, "age", w.age)
+	w.errText = fmt.Sprintf("timed out after %s of silence", silent.Round(time.Millisecond))
+	w.abortAt = now
+	a.signal(w, syscall.SIGABRT)
+}
+
+func (a *arbiter) kill(w *worker, why string) {
+	a.log.Error(fmt.Sprintf("worker pid=%d %s: SIGKILL", w.pid, why), "pid", w.pid, "age", w.age)
+	w.killed = true
+	a.signal(w, syscall.SIGKILL)
+}
+
+// signal sends sig to a worker that has not been reaped (so its pid cannot
+// have been reused).
+func (a *arbiter) signal(w *worker, sig syscall.Signal) {
+	if w.exited {
+		return
+	}
+	if err := syscall.Kill(w.pid, sig); err != nil {
+		a.log.Warn("signal worker", "pid", w.pid, "signal", sig.String(), "err", err)
+	}
+}
+
+// retire asks a worker to stop (TERM graceful, QUIT quick); its exit is then
+// expected and not respawned in its slot.
+func (a *arbiter) retire(w *worker, sig syscall.Signal) {
+	if !w.retiring {
+		w.retiring, w.termAt = true, time.Now()
+	}
+	a.signal(w, sig)
+}

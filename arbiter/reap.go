@@ -1,0 +1,151 @@
+package arbiter
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/multiserve/multiserve/internal/proc"
+)
+
+// exitStatus is how a worker ended.
+type exitStatus struct {
+	code   int // exit code, -1 when killed by a signal
+	signal unix.Signal
+}
+
+func (s exitStatus) String() string {
+	if s.code < 0 {
+		return "signal=" + unix.SignalName(s.signal)
+	}
+	return fmt.Sprintf("code=%d", s.code)
+}
+
+// eofGrace bounds how long a reaped worker's record waits for its status
+// pipe's EOF (which carries its last "error" line) before it is finished
+// anyway: a grandchild could hold the pipe open forever.
+const eofGrace = 2 * time.Second
+
+// reap collects every exited child (SIGCHLD coalesces, so loop until none).
+func (a *arbiter) reap() {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return
+		}
+		w := a.workers[pid]
+		if w == nil {
+			continue
+		}
+		w.exited, w.exitedAt = true, time.Now()
+		w.ws = exitStatus{code: -1}
+		if ws.Exited() {
+			w.ws.code = ws.ExitStatus()
+		} else {
+			w.ws.signal = ws.Signal()
+		}
+		if w.eof {
+			a.finish(w)
+		}
+	}
+}
+
+// handleEvent records a worker's status line.
+func (a *arbiter) handleEvent(ev event) {
+	w := a.workers[ev.pid]
+	if w == nil {
+		return
+	}
+	switch {
+	case ev.eof:
+		w.eof = true
+		if w.exited {
+			a.finish(w)
+		}
+	case ev.line == "ready":
+		if !w.ready {
+			w.ready, w.readyAt = true, time.Now()
+			a.log.Debug("worker ready", "pid", w.pid, "age", w.age)
+		}
+	case strings.HasPrefix(ev.line, "error "):
+		w.errText = strings.TrimPrefix(ev.line, "error ")
+		a.log.Error(fmt.Sprintf("worker pid=%d: %s", w.pid, w.errText), "pid", w.pid, "age", w.age)
+	default:
+		a.log.Debug("worker status", "pid", w.pid, "line", ev.line)
+	}
+}
+
+// finish forgets an exited worker and decides what its exit means.
+func (a *arbiter) finish(w *worker) {
+	delete(a.workers, w.pid)
+	w.hb.Close()
+	w.status.Close()
+	w.proc.Release()
+	msg := fmt.Sprintf("worker pid=%d exited %s", w.pid, w.ws)
+	attrs := []any{"pid", w.pid, "age", w.age, "exit", w.ws.String()}
+	switch {
+	case a.stop != nil || w.retiring:
+		a.log.Info(msg, attrs...)
+	case !a.booted && w.gen == a.gen:
+		a.log.Error(msg, attrs...)
+		a.bootFailed(w)
+	case w.gen == a.pending:
+		a.log.Error(msg, attrs...)
+		a.abortReload(fmt.Sprintf("new worker pid=%d %s", w.pid, w.reason()))
+	case w.gen != a.gen:
+		a.log.Info(msg, attrs...) // an old generation's straggler
+	case w.ws.code == 0:
+		a.log.Info(msg, attrs...) // max_requests recycle or a clean stop
+		w.slot.failures = 0
+		w.slot.next = time.Time{}
+		a.vacate(w.slot)
+	default:
+		a.workerCrashed(w, msg, attrs)
+	}
+}
+
+// stableAfter: a worker that served this long before crashing resets its
+// slot's back-off, so an occasional crash is always respawned at once.
+const stableAfter = 10 * time.Second
+
+func (a *arbiter) workerCrashed(w *worker, msg string, attrs []any) {
+	now := time.Now()
+	if w.ready && now.Sub(w.readyAt) > stableAfter {
+		w.slot.failures = 0
+	}
+	a.crashed(w.slot, now)
+	if w.errText != "" {
+		attrs = append(attrs, "error", w.errText)
+	}
+	attrs = append(attrs, "crashes", w.slot.failures, "respawn_in", w.slot.next.Sub(now).Round(time.Millisecond).String())
+	a.log.Error(msg+", respawning", attrs...)
+}
+
+// bootFailed stops the arbiter at start-up with the worker's own error:
+// retrying a worker that cannot boot would only make a fork bomb.
+func (a *arbiter) bootFailed(w *worker) {
+	code := proc.ExitBootError
+	if w.ws.code == proc.ExitAppError {
+		code = proc.ExitAppError
+	}
+	a.beginStop(false, withCode(code, fmt.Errorf("arbiter: worker pid=%d failed to boot: %s", w.pid, w.reason())))
+}
+
+// reason is the best explanation of a worker's exit: its own error line, or
+// how it ended.
+func (w *worker) reason() string {
+	if w.errText != "" {
+		return w.errText
+	}
+	if !w.exited {
+		return "still running"
+	}
+	return "exited " + w.ws.String()
+}

@@ -1,0 +1,193 @@
+package arbiter
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"syscall"
+	"time"
+)
+
+var handledSignals = []os.Signal{
+	syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP,
+	syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1, syscall.SIGCHLD,
+}
+
+// quickTimeout is how long a quick stop (INT/QUIT) waits before SIGKILL.
+const quickTimeout = time.Second
+
+func (a *arbiter) handleSignal(sig os.Signal) {
+	if sig != syscall.SIGCHLD {
+		a.log.Info("signal received", "signal", sig.String())
+	}
+	switch sig {
+	case syscall.SIGCHLD:
+		a.reap()
+	case syscall.SIGTERM:
+		a.beginStop(true, nil)
+	case syscall.SIGINT, syscall.SIGQUIT:
+		a.beginStop(false, nil)
+	case syscall.SIGHUP:
+		a.reload()
+	case syscall.SIGTTIN:
+		a.scale(+1)
+	case syscall.SIGTTOU:
+		a.scale(-1)
+	case syscall.SIGUSR1:
+		a.reopenLogs()
+	}
+}
+
+// beginStop retires every worker: TERM for a graceful stop, QUIT for a
+// quick one. A quick stop may take over a graceful one in progress.
+func (a *arbiter) beginStop(graceful bool, err error) {
+	if a.stop != nil {
+		if graceful || !a.stop.graceful {
+			return
+		}
+		a.stop.graceful = false
+		a.stop.deadline = time.Now().Add(quickTimeout)
+	} else {
+		d := a.gen.cfg.GracefulTimeout
+		if !graceful {
+			d = min(d, quickTimeout)
+		}
+		a.stop = &stopState{graceful: graceful, deadline: time.Now().Add(d), err: err}
+	}
+	sig := syscall.SIGTERM
+	if !graceful {
+		sig = syscall.SIGQUIT
+	}
+	a.log.Info("stopping workers", "graceful", graceful, "workers", len(a.workers))
+	for _, w := range a.workers {
+		a.retire(w, sig)
+	}
+}
+
+// enforceStop SIGKILLs whatever is left once the stop deadline passed.
+func (a *arbiter) enforceStop(now time.Time) {
+	if a.stop.killed || now.Before(a.stop.deadline) {
+		return
+	}
+	a.stop.killed = true
+	for _, w := range a.workers {
+		if !w.killed && !w.exited {
+			a.kill(w, "still running at the stop deadline")
+		}
+	}
+}
+
+// reload starts a new generation with the re-read config; checkReload
+// retires the old one once every new worker is ready.
+func (a *arbiter) reload() {
+	if a.stop != nil {
+		return
+	}
+	if a.pending != nil {
+		a.log.Warn("reload already in progress, HUP ignored")
+		return
+	}
+	cfg := a.gen.cfg
+	if a.opt.Reload != nil {
+		nc, err := a.opt.Reload()
+		if err == nil {
+			err = checkConfig(nc)
+		}
+		if err != nil {
+			a.log.Error("reload: invalid configuration, nothing changed", "err", err)
+			return
+		}
+		if !slices.Equal(nc.Bind, cfg.Bind) {
+			a.log.Warn("reload: bind changes need a restart; keeping the current sockets", "bind", cfg.Bind)
+			nc.Bind = cfg.Bind
+		}
+		cfg = nc
+	}
+	g, err := a.newGeneration(cfg)
+	if err != nil {
+		a.log.Error("reload: nothing changed", "err", err)
+		return
+	}
+	a.pending = g
+	a.log.Info("reloading: starting a new generation", "generation", g.id, "workers", g.size, "class", cfg.WorkerClass)
+	for i := range g.size {
+		if err := a.spawn(g, &slot{id: i}); err != nil {
+			a.abortReload(err.Error())
+			return
+		}
+	}
+}
+
+// checkReload commits a pending generation once it is fully ready.
+func (a *arbiter) checkReload() {
+	g := a.pending
+	if g == nil || !a.generationReady(g) {
+		return
+	}
+	old := a.gen
+	a.gen, a.pending = g, nil
+	a.vacant = nil
+	a.nextSlot = g.size
+	a.tick.Reset(tickInterval(g.cfg))
+	for _, w := range a.workers {
+		if w.gen != g {
+			a.retire(w, syscall.SIGTERM)
+		}
+	}
+	a.log.Info("reload complete: new generation serving, old one retiring",
+		"generation", g.id, "workers", g.size, "old_generation", old.id)
+}
+
+// abortReload stops a pending generation that could not boot; the current
+// one keeps serving untouched.
+func (a *arbiter) abortReload(why string) {
+	g := a.pending
+	if g == nil {
+		return
+	}
+	a.pending = nil
+	a.log.Error("reload failed, the old generation keeps serving: "+why, "generation", g.id)
+	for _, w := range a.workers {
+		if w.gen == g {
+			a.retire(w, syscall.SIGTERM)
+		}
+	}
+}
+
+// scale changes the target by one; TTOU retires the oldest worker.
+func (a *arbiter) scale(delta int) {
+	if a.stop != nil {
+		return
+	}
+	if delta < 0 && a.gen.size <= 1 {
+		a.log.Warn("TTOU ignored: already at one worker")
+		return
+	}
+	a.gen.size += delta
+	a.log.Info(fmt.Sprintf("scaling to %d workers", a.gen.size), "workers", a.gen.size)
+	if delta > 0 {
+		return
+	}
+	var oldest *worker
+	for _, w := range a.workers {
+		if w.gen == a.gen && !w.retiring && (oldest == nil || w.age < oldest.age) {
+			oldest = w
+		}
+	}
+	if oldest != nil {
+		a.log.Info(fmt.Sprintf("retiring worker pid=%d age=%d", oldest.pid, oldest.age), "pid", oldest.pid, "age", oldest.age)
+		a.retire(oldest, syscall.SIGTERM)
+	}
+}
+
+// reopenLogs handles USR1: the arbiter's own files, then every worker's.
+func (a *arbiter) reopenLogs() {
+	if a.opt.ReopenLogs != nil {
+		if err := a.opt.ReopenLogs(); err != nil {
+			a.log.Error("reopen logs", "err", err)
+		}
+	}
+	for _, w := range a.workers {
+		a.signal(w, syscall.SIGUSR1)
+	}
+}

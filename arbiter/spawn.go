@@ -1,0 +1,245 @@
+package arbiter
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/internal/heartbeat"
+	"github.com/multiserve/multiserve/internal/proc"
+)
+
+// generation is one configuration's set of workers. HUP makes a new one;
+// a worker always runs with the config of the generation it was born in.
+type generation struct {
+	id   int
+	cfg  *config.Config
+	json []byte // cfg as handed to workers
+	size int    // target worker count (TTIN/TTOU change it)
+}
+
+func (a *arbiter) newGeneration(cfg *config.Config) (*generation, error) {
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("arbiter: encode config: %w", err)
+	}
+	a.nextGen++
+	return &generation{id: a.nextGen, cfg: cfg, json: js, size: cfg.Workers}, nil
+}
+
+// worker is the arbiter's record of one worker process.
+type worker struct {
+	pid, age int
+	gen      *generation
+	slot     *slot
+	proc     *os.Process
+	hb       *heartbeat.File
+	status   *os.File // read end of the status pipe
+	spawned  time.Time
+	ready    bool
+	readyAt  time.Time
+	errText  string // the worker's own "error ..." line
+	retiring bool   // TERMed/QUITed by the arbiter: its exit is expected
+	termAt   time.Time
+	abortAt  time.Time // SIGABRT sent for silence
+	killed   bool      // SIGKILL sent
+	exited   bool
+	ws       exitStatus
+	exitedAt time.Time
+	eof      bool // status pipe closed
+}
+
+// slot is a worker's place in the pool; crash back-off is kept per slot so
+// one crash-looping app instance cannot starve the others' respawns.
+type slot struct {
+	id       int
+	failures int       // consecutive crashes
+	next     time.Time // earliest respawn
+}
+
+func (a *arbiter) newSlot() *slot {
+	s := &slot{id: a.nextSlot}
+	a.nextSlot++
+	return s
+}
+
+// backoff is the delay before respawning a slot after its n-th consecutive
+// crash: the first is immediate, then 250ms doubling up to 30s.
+func backoff(n int) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	d := 250 * time.Millisecond << min(n-2, 7)
+	return min(d, 30*time.Second)
+}
+
+// respawn starts workers until the current generation is at size, taking
+// vacant slots whose back-off has passed first. It returns the earliest
+// back-off deadline still pending.
+func (a *arbiter) respawn(now time.Time) (time.Time, bool) {
+	missing := a.gen.size
+	for _, w := range a.workers {
+		if w.gen == a.gen && !w.retiring {
+			missing--
+		}
+	}
+	// More vacancies than missing workers (after TTOU): keep the soonest.
+	for len(a.vacant) > max(missing, 0) {
+		a.vacant = a.vacant[:len(a.vacant)-1]
+	}
+	var wait time.Time
+	for missing > 0 {
+		s := a.takeSlot(now)
+		if s == nil {
+			wait = a.vacant[0].next
+			break
+		}
+		if err := a.spawn(a.gen, s); err != nil {
+			a.log.Error("cannot start worker", "err", err)
+			a.crashed(s, now)
+			continue
+		}
+		missing--
+	}
+	return wait, !wait.IsZero()
+}
+
+// takeSlot returns a vacant slot ready for respawn, a fresh slot when no
+// slot is vacant (TTIN), or nil when every vacancy is still backing off.
+func (a *arbiter) takeSlot(now time.Time) *slot {
+	if len(a.vacant) == 0 {
+		return a.newSlot()
+	}
+	// vacant is kept sorted by next.
+	if s := a.vacant[0]; !s.next.After(now) {
+		a.vacant = a.vacant[1:]
+		return s
+	}
+	return nil
+}
+
+// vacate puts a slot back for respawn, keeping vacant sorted by deadline.
+func (a *arbiter) vacate(s *slot) {
+	i := 0
+	for i < len(a.vacant) && !a.vacant[i].next.After(s.next) {
+		i++
+	}
+	a.vacant = append(a.vacant[:i], append([]*slot{s}, a.vacant[i:]...)...)
+}
+
+// crashed records a crash of the slot's worker and vacates the slot with
+// its back-off.
+func (a *arbiter) crashed(s *slot, now time.Time) {
+	s.failures++
+	s.next = now.Add(backoff(s.failures))
+	a.vacate(s)
+}
+
+// spawn re-executes the binary as a worker of generation g in slot s.
+func (a *arbiter) spawn(g *generation, s *slot) error {
+	hb, err := heartbeat.Create(tmpDir(g.cfg))
+	if err != nil {
+		return fmt.Errorf("arbiter: %w", err)
+	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		hb.Close()
+		return fmt.Errorf("arbiter: status pipe: %w", err)
+	}
+	a.nextAge++
+	age := a.nextAge
+	cmd := exec.Command(a.exe, os.Args[1:]...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{hb.File(), statusW, a.parentR}
+	for _, ln := range a.lns {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, ln.file)
+	}
+	cmd.Env = a.workerEnv(g, age)
+	err = cmd.Start()
+	statusW.Close()
+	if err != nil {
+		hb.Close()
+		statusR.Close()
+		return fmt.Errorf("arbiter: start worker: %w", err)
+	}
+	w := &worker{
+		pid: cmd.Process.Pid, age: age, gen: g, slot: s, proc: cmd.Process,
+		hb: hb, status: statusR, spawned: time.Now(),
+	}
+	a.workers[w.pid] = w
+	go a.readStatus(w.pid, statusR)
+	a.log.Info(fmt.Sprintf("booting worker pid=%d age=%d", w.pid, age), "pid", w.pid, "age", age, "generation", g.id)
+	return nil
+}
+
+func (a *arbiter) workerEnv(g *generation, age int) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !proc.IsProtocolVar(kv) {
+			env = append(env, kv)
+		}
+	}
+	names := make([]string, len(a.lns))
+	for i, ln := range a.lns {
+		names[i] = ln.workerName()
+	}
+	env = append(env, proc.Spec{Age: age, ArbiterPID: os.Getpid(), ListenNames: names, Config: g.json}.Env()...)
+	if os.Getenv("GOMAXPROCS") == "" {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(gomaxprocs(g.cfg.WorkerClass, g.size)))
+	}
+	return env
+}
+
+// gomaxprocs is a worker's Go scheduler width: the sync class runs one
+// request at a time on one thread; the others share the machine's CPUs
+// among the workers, so N workers do not each spin up NumCPU Ps.
+func gomaxprocs(class string, workers int) int {
+	if class == "sync" {
+		return 1
+	}
+	return max(1, runtime.NumCPU()/max(workers, 1))
+}
+
+func tmpDir(cfg *config.Config) string {
+	if cfg.WorkerTmpDir != "" {
+		return cfg.WorkerTmpDir
+	}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		return "/dev/shm"
+	}
+	return os.TempDir()
+}
+
+// event is a line a worker wrote on its status pipe, or the pipe's EOF.
+type event struct {
+	pid  int
+	line string
+	eof  bool
+}
+
+// readStatus forwards a worker's status lines to the loop. It ends at EOF
+// (the worker exited) or when the loop closed the pipe.
+func (a *arbiter) readStatus(pid int, r *os.File) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if !a.send(event{pid: pid, line: sc.Text()}) {
+			return
+		}
+	}
+	a.send(event{pid: pid, eof: true})
+}
+
+func (a *arbiter) send(ev event) bool {
+	select {
+	case a.events <- ev:
+		return true
+	case <-a.done:
+		return false
+	}
+}
