@@ -1,0 +1,358 @@
+// Package fdconn is a net.Conn over a raw, blocking socket descriptor, for
+// the worker classes whose model is "one OS thread blocks on one socket"
+// (sync, threaded).
+//
+// Read and Write are plain read(2)/write(2) system calls on a descriptor in
+// blocking mode: the calling goroutine holds its OS thread for as long as the
+// kernel makes it wait, exactly like a thread in a C or Python server. Go's
+// netpoller is never involved. Deadlines are carried out by the kernel through
+// SO_RCVTIMEO and SO_SNDTIMEO, recomputed from SetReadDeadline and
+// SetWriteDeadline before each call.
+//
+// Threading: Read, Write and the deadline setters may be called from
+// different goroutines (one reader, one writer), Close from any goroutine.
+// Unlike a netpoller connection, a deadline change does not reach a call
+// that is already blocked in the kernel; Close does (it shuts the socket
+// down first, which wakes blocked calls).
+package fdconn
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	stdsync "sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Conn is a connected socket in blocking mode. It implements net.Conn.
+type Conn struct {
+	fd      int
+	network string // "tcp" or "unix"
+	raddr   net.Addr
+
+	laddrOnce stdsync.Once
+	laddr     net.Addr
+
+	// mu guards the descriptor's lifetime: calls in progress hold a
+	// reference so that Close never lets the number be reused under them.
+	mu      stdsync.Mutex
+	refs    int
+	closing bool
+	closed  bool
+
+	rd, wr direction
+}
+
+// direction is the deadline state of one half of the connection. Each half
+// has its own lock so a reader and a writer never wait for each other.
+type direction struct {
+	mu       stdsync.Mutex
+	deadline time.Time     // zero: none
+	opt      int           // unix.SO_RCVTIMEO or unix.SO_SNDTIMEO
+	kernel   time.Duration // the timeout in the socket now; 0: none
+	setAt    time.Time     // when kernel was written to the socket
+	armedFor time.Time     // the deadline kernel was computed for
+}
+
+// Accept accepts one connection from the listening socket lfd and returns it
+// in blocking mode. When no connection is pending it returns an error
+// satisfying errors.Is(err, unix.EAGAIN); other accept(2) errors are
+// returned wrapped, with their errno reachable through errors.Is.
+func Accept(lfd int) (*Conn, error) {
+	for {
+		// accept4 without SOCK_NONBLOCK yields a blocking socket whatever
+		// the listener's mode, so no fcntl is needed.
+		fd, sa, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fdconn: accept: %w", os.NewSyscallError("accept4", err))
+		}
+		return newConn(fd, sa), nil
+	}
+}
+
+// New takes ownership of the connected socket fd, switches it to blocking
+// mode and returns it as a Conn. On error fd is left open for the caller.
+func New(fd int) (*Conn, error) {
+	if err := unix.SetNonblock(fd, false); err != nil {
+		return nil, fmt.Errorf("fdconn: clear O_NONBLOCK on fd %d: %w", fd, err)
+	}
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return nil, fmt.Errorf("fdconn: getpeername fd %d: %w", fd, err)
+	}
+	return newConn(fd, sa), nil
+}
+
+func newConn(fd int, peer unix.Sockaddr) *Conn {
+	c := &Conn{fd: fd, network: "tcp"}
+	c.rd.opt, c.wr.opt = unix.SO_RCVTIMEO, unix.SO_SNDTIMEO
+	switch peer.(type) {
+	case *unix.SockaddrUnix:
+		c.network = "unix"
+	default:
+		// Responses often leave in two writes (head, body): without
+		// TCP_NODELAY, Nagle plus the peer's delayed ACK would add tens of
+		// milliseconds to each. Go's own TCP conns set it too.
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	c.raddr = sockaddrToAddr(peer, c.network)
+	return c
+}
+
+// FD returns the socket descriptor, for registering it with a poller. It
+// stays valid until Close.
+func (c *Conn) FD() int { return c.fd }
+
+// Read reads from the socket with one blocking read(2) (retried on EINTR).
+// It returns io.EOF when the peer has closed its side.
+func (c *Conn) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	if !c.acquire() {
+		return 0, c.opError("read", net.ErrClosed)
+	}
+	defer c.release()
+	for {
+		if err := c.rd.arm(c.fd); err != nil {
+			return 0, c.opError("read", err)
+		}
+		n, err := unix.Read(c.fd, b)
+		switch {
+		case err == nil && n == 0:
+			if err := c.closedOr(io.EOF); err != io.EOF {
+				return 0, c.opError("read", err) // Close's shutdown woke us
+			}
+			return 0, io.EOF
+		case err == nil:
+			return n, nil
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN && !c.rd.expired():
+			continue // woke a little early (see arm's slack); wait the rest
+		case err == unix.EAGAIN:
+			return 0, c.opError("read", os.ErrDeadlineExceeded)
+		default:
+			return 0, c.opError("read", c.closedOr(os.NewSyscallError("read", err)))
+		}
+	}
+}
+
+// Write writes all of b with blocking write(2) calls; it returns fewer bytes
+// only together with an error.
+func (c *Conn) Write(b []byte) (int, error) {
+	if !c.acquire() {
+		return 0, c.opError("write", net.ErrClosed)
+	}
+	defer c.release()
+	done := 0
+	for done < len(b) {
+		if err := c.wr.arm(c.fd); err != nil {
+			return done, c.opError("write", err)
+		}
+		n, err := unix.Write(c.fd, b[done:])
+		if n > 0 {
+			done += n
+		}
+		switch {
+		case err == nil, err == unix.EINTR:
+		case err == unix.EAGAIN && !c.wr.expired():
+		case err == unix.EAGAIN:
+			return done, c.opError("write", os.ErrDeadlineExceeded)
+		default:
+			return done, c.opError("write", c.closedOr(os.NewSyscallError("write", err)))
+		}
+	}
+	return done, nil
+}
+
+// Close closes the socket. It is idempotent; calls blocked in Read or Write
+// return net.ErrClosed.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return nil
+	}
+	c.closing = true
+	if c.refs > 0 {
+		// A thread is blocked in read or write: close(2) would not wake it,
+		// shutdown(2) does. The descriptor is closed by the last release.
+		_ = unix.Shutdown(c.fd, unix.SHUT_RDWR)
+		return nil
+	}
+	return c.closeLocked()
+}
+
+// CloseWrite shuts down the writing side (the peer reads EOF), as
+// net.TCPConn.CloseWrite does.
+func (c *Conn) CloseWrite() error { return c.shutdown(unix.SHUT_WR, "shutdown write") }
+
+// CloseRead shuts down the reading side, as net.TCPConn.CloseRead does.
+func (c *Conn) CloseRead() error { return c.shutdown(unix.SHUT_RD, "shutdown read") }
+
+func (c *Conn) shutdown(how int, op string) error {
+	if !c.acquire() {
+		return c.opError(op, net.ErrClosed)
+	}
+	defer c.release()
+	if err := unix.Shutdown(c.fd, how); err != nil {
+		return c.opError(op, os.NewSyscallError("shutdown", err))
+	}
+	return nil
+}
+
+// LocalAddr returns the local address (getsockname, looked up once, lazily:
+// many connections never ask).
+func (c *Conn) LocalAddr() net.Addr {
+	c.laddrOnce.Do(func() {
+		if !c.acquire() {
+			return
+		}
+		defer c.release()
+		if sa, err := unix.Getsockname(c.fd); err == nil {
+			c.laddr = sockaddrToAddr(sa, c.network)
+		}
+	})
+	if c.laddr == nil {
+		return nilAddr(c.network)
+	}
+	return c.laddr
+}
+
+// RemoteAddr returns the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
+
+// SetDeadline sets both deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.rd.set(t)
+	c.wr.set(t)
+	return nil
+}
+
+// SetReadDeadline sets the deadline for future Read calls; zero means none.
+func (c *Conn) SetReadDeadline(t time.Time) error { c.rd.set(t); return nil }
+
+// SetWriteDeadline sets the deadline for future Write calls; zero means none.
+func (c *Conn) SetWriteDeadline(t time.Time) error { c.wr.set(t); return nil }
+
+func (c *Conn) acquire() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.refs++
+	return true
+}
+
+func (c *Conn) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refs--
+	if c.refs == 0 && c.closing && !c.closed {
+		_ = c.closeLocked()
+	}
+}
+
+func (c *Conn) closeLocked() error {
+	c.closed = true
+	if err := unix.Close(c.fd); err != nil {
+		return c.opError("close", os.NewSyscallError("close", err))
+	}
+	return nil
+}
+
+// closedOr reports net.ErrClosed for a call that failed because Close shut
+// the socket down under it, and err otherwise.
+func (c *Conn) closedOr(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return net.ErrClosed
+	}
+	return err
+}
+
+func (c *Conn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: c.network, Addr: c.raddr, Err: err}
+}
+
+func (d *direction) set(t time.Time) {
+	d.mu.Lock()
+	d.deadline = t
+	d.mu.Unlock()
+}
+
+func (d *direction) expired() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.deadline.IsZero() && !time.Now().Before(d.deadline)
+}
+
+// arm makes the socket's kernel timeout match the deadline before a call.
+// It returns os.ErrDeadlineExceeded when the deadline has passed. A deadline
+// usually spans many calls (a request head read in pieces); to spare a
+// setsockopt(2) per call, the timeout already in the kernel is kept while
+// it was computed for the same deadline less than 1/64 of it ago, so a call
+// overshoots the deadline by under 1/64 of the timeout at worst.
+func (d *direction) arm(fd int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var want time.Duration
+	now := time.Now()
+	if !d.deadline.IsZero() {
+		want = d.deadline.Sub(now)
+		if want <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+	}
+	if want == 0 && d.kernel == 0 {
+		return nil
+	}
+	if want > 0 && d.armedFor.Equal(d.deadline) && now.Sub(d.setAt) < d.kernel/64 {
+		return nil
+	}
+	tv := unix.NsecToTimeval(want.Nanoseconds())
+	if want > 0 && tv.Sec == 0 && tv.Usec == 0 {
+		tv.Usec = 1 // zero would mean "no timeout"
+	}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, d.opt, &tv); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
+	d.kernel, d.setAt, d.armedFor = want, now, d.deadline
+	return nil
+}
+
+func sockaddrToAddr(sa unix.Sockaddr, network string) net.Addr {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: append(net.IP(nil), a.Addr[:]...), Port: a.Port}
+	case *unix.SockaddrInet6:
+		ta := &net.TCPAddr{IP: append(net.IP(nil), a.Addr[:]...), Port: a.Port}
+		if a.ZoneId != 0 {
+			if ifi, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {
+				ta.Zone = ifi.Name
+			}
+		}
+		return ta
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: a.Name, Net: "unix"}
+	}
+	return nilAddr(network)
+}
+
+func nilAddr(network string) net.Addr {
+	if network == "unix" {
+		return &net.UnixAddr{Net: "unix"}
+	}
+	return &net.TCPAddr{}
+}
+
+var _ net.Conn = (*Conn)(nil)

@@ -1,0 +1,214 @@
+package fdconn
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/multiserve/multiserve/internal/fdpoll/fdpolltest"
+)
+
+// pair returns a Conn over one end of a unix socketpair (created
+// non-blocking, so New must switch it) and the raw fd of the other end.
+func pair(t *testing.T) (*Conn, int) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(fds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); unix.Close(fds[1]) })
+	return c, fds[1]
+}
+
+func assertBlocking(t *testing.T, fd int) {
+	t.Helper()
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl&unix.O_NONBLOCK != 0 {
+		t.Fatalf("fd %d still O_NONBLOCK", fd)
+	}
+}
+
+func assertTimeout(t *testing.T, err error) {
+	t.Helper()
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("want a net.Error with Timeout(), got %v", err)
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("want os.ErrDeadlineExceeded, got %v", err)
+	}
+}
+
+func TestReadWriteEOF(t *testing.T) {
+	c, peer := pair(t)
+	assertBlocking(t, c.FD())
+	if _, err := unix.Write(peer, []byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+	if n, err := c.Write([]byte("pong")); n != 4 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	n, _ = unix.Read(peer, buf)
+	if string(buf[:n]) != "pong" {
+		t.Fatalf("peer read %q", buf[:n])
+	}
+	if n, err := c.Read(nil); n != 0 || err != nil {
+		t.Fatalf("empty Read = %d, %v", n, err)
+	}
+	unix.Shutdown(peer, unix.SHUT_WR)
+	if _, err := c.Read(buf); err != io.EOF {
+		t.Fatalf("Read after peer shutdown = %v, want io.EOF", err)
+	}
+}
+
+// A Read blocks in the kernel until the deadline, then reports a timeout;
+// clearing the deadline removes the kernel timeout again.
+func TestReadDeadline(t *testing.T) {
+	c, peer := pair(t)
+	c.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+	start := time.Now()
+	_, err := c.Read(make([]byte, 1))
+	assertTimeout(t, err)
+	if time.Since(start) < 30*time.Millisecond {
+		t.Fatalf("timed out before the deadline (%v)", time.Since(start))
+	}
+	tv, err := unix.GetsockoptTimeval(c.FD(), unix.SOL_SOCKET, unix.SO_RCVTIMEO)
+	if err != nil || tv.Sec != 0 || tv.Usec == 0 {
+		t.Fatalf("SO_RCVTIMEO = %+v, %v; want the sub-second timeout", tv, err)
+	}
+
+	// Past deadline: no syscall wait at all.
+	c.SetReadDeadline(time.Now().Add(-time.Second))
+	_, err = c.Read(make([]byte, 1))
+	assertTimeout(t, err)
+
+	c.SetReadDeadline(time.Time{})
+	unix.Write(peer, []byte("x"))
+	if n, err := c.Read(make([]byte, 1)); n != 1 || err != nil {
+		t.Fatalf("Read after clearing deadline = %d, %v", n, err)
+	}
+	tv, _ = unix.GetsockoptTimeval(c.FD(), unix.SOL_SOCKET, unix.SO_RCVTIMEO)
+	if tv.Sec != 0 || tv.Usec != 0 {
+		t.Fatalf("SO_RCVTIMEO = %+v after clearing the deadline, want 0", tv)
+	}
+}
+
+// A Write the peer never drains stops at the deadline with a partial count.
+func TestWriteDeadline(t *testing.T) {
+	c, _ := pair(t)
+	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	big := make([]byte, 16<<20)
+	n, err := c.Write(big)
+	assertTimeout(t, err)
+	if n == 0 || n == len(big) {
+		t.Fatalf("Write wrote %d of %d, want a partial write", n, len(big))
+	}
+}
+
+func TestCloseIdempotentAndWakesBlockedRead(t *testing.T) {
+	c, _ := pair(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		done <- err
+	}()
+	// Wait until the reader holds a reference (it is in, or about to
+	// enter, read(2)); Close must wake it either way.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		c.mu.Lock()
+		refs := c.refs
+		c.mu.Unlock()
+		if refs > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("reader never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("blocked Read returned %v after Close, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not wake the blocked Read")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close = %v", err)
+	}
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Read after Close = %v, want net.ErrClosed", err)
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Write after Close = %v, want net.ErrClosed", err)
+	}
+	// The descriptor is really closed once the reader left.
+	if _, err := unix.FcntlInt(uintptr(c.FD()), unix.F_GETFD, 0); err != unix.EBADF {
+		// The number may have been reused by a parallel test; only
+		// report when it is certainly still ours.
+		t.Logf("fd %d still valid after Close (reused?): %v", c.FD(), err)
+	}
+}
+
+func TestAcceptLoopback(t *testing.T) {
+	lfd, addr := fdpolltest.ListenTCP(t)
+	if _, err := Accept(lfd); !errors.Is(err, unix.EAGAIN) {
+		t.Fatalf("Accept on an empty queue = %v, want EAGAIN", err)
+	}
+	client, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var c *Conn
+	for deadline := time.Now().Add(5 * time.Second); c == nil; {
+		c, err = Accept(lfd)
+		if err != nil && !errors.Is(err, unix.EAGAIN) || time.Now().After(deadline) {
+			t.Fatalf("Accept: %v", err)
+		}
+	}
+	defer c.Close()
+	assertBlocking(t, c.FD())
+	if c.RemoteAddr().String() != client.LocalAddr().String() {
+		t.Fatalf("RemoteAddr %v, client is %v", c.RemoteAddr(), client.LocalAddr())
+	}
+	if c.LocalAddr().String() != addr || c.LocalAddr().Network() != "tcp" {
+		t.Fatalf("LocalAddr %v/%s, want %s/tcp", c.LocalAddr(), c.LocalAddr().Network(), addr)
+	}
+	nodelay, _ := unix.GetsockoptInt(c.FD(), unix.IPPROTO_TCP, unix.TCP_NODELAY)
+	if nodelay == 0 {
+		t.Fatal("TCP_NODELAY not set")
+	}
+	client.Write([]byte("hello"))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := client.Read(buf); err != io.EOF {
+		t.Fatalf("client Read after CloseWrite = %d, %v; want EOF", n, err)
+	}
+}
