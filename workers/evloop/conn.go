@@ -1,0 +1,392 @@
+package evloop
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/multiserve/multiserve/h1"
+)
+
+const (
+	// inlineBodyMax: in inline mode a request whose Content-Length body is
+	// at most this is run on the loop once the whole body is buffered;
+	// larger and chunked bodies are streamed to a handler off the loop.
+	inlineBodyMax = 64 << 10
+	// flushAt is the response chunk size handed to gnet at a time.
+	flushAt = 64 << 10
+	// pipeMax bounds a streamed request body held between loop and handler.
+	pipeMax = 64 << 10
+	// drainMax is how much of an unread request body is read and dropped
+	// to keep the connection alive; beyond it the connection closes.
+	drainMax = 256 << 10
+)
+
+var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+type phase uint8
+
+const (
+	phIdle phase = iota // between requests, nothing buffered
+	phHead              // a request is arriving (head, or an inline body)
+	phBusy              // a handler runs off the loop for this connection
+)
+
+// hconn is evloop's state for one connection. Every field is touched only
+// on the connection's loop (handlers off the loop get their own copies).
+// Requests on a connection are handled one after another, which is what
+// keeps pipelined responses in order: the next request's bytes wait in
+// gnet's inbound buffer until the current response is written.
+type hconn struct {
+	s      *server
+	ls     *loopState
+	c      gnet.Conn
+	p      *h1.Parser
+	remote string
+	phase  phase
+	since  int64 // coarse time the phase began
+	served int
+	closed bool
+
+	body       *reqBody           // request body streamed to a handler off the loop
+	carry      []byte             // body bytes parsed but not yet taken by the pipe
+	dropped    int                // body bytes dropped after the handler returned
+	bodyFailed bool               // the body was malformed while the handler ran
+	cancel     context.CancelFunc // the off-loop request's context
+
+	pend     *http.Request // inline mode: waiting for its small body
+	pendKeep bool
+}
+
+func (hc *hconn) setPhase(ph phase) {
+	if hc.phase != ph {
+		hc.phase, hc.since = ph, hc.s.now.Load()
+	}
+}
+
+// OnOpen enforces worker_connections: above it, a new connection gets a 503
+// and is closed, and is not counted.
+func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	if wc := s.cfg.WorkerConnections; wc > 0 && s.conns.Load() >= int64(wc) {
+		return h1.AppendErrorResponse(nil, http.StatusServiceUnavailable), gnet.Close
+	}
+	s.conns.Add(1)
+	ls := s.loopOf(c.EventLoop())
+	hc := &hconn{s: s, ls: ls, c: c, p: s.h1.NewParser(), since: s.now.Load()}
+	if ra := c.RemoteAddr(); ra != nil {
+		hc.remote = ra.String()
+	}
+	c.SetContext(hc)
+	ls.conns[hc] = struct{}{}
+	return nil, gnet.None
+}
+
+// OnClose tears the connection's state down; a handler still running off
+// the loop sees its body fail and its context cancelled.
+func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
+	hc, _ := c.Context().(*hconn)
+	if hc == nil {
+		return gnet.None
+	}
+	hc.closed = true
+	delete(hc.ls.conns, hc)
+	if hc.body != nil {
+		hc.body.Fail(io.ErrUnexpectedEOF)
+	}
+	if hc.cancel != nil {
+		hc.cancel()
+	}
+	if s.conns.Add(-1) == 0 && s.draining.Load() {
+		select {
+		case s.drained <- struct{}{}:
+		default:
+		}
+	}
+	return gnet.None
+}
+
+// OnTraffic parses and answers what arrived.
+func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
+	hc, _ := c.Context().(*hconn)
+	if hc == nil {
+		return gnet.Close
+	}
+	return hc.run()
+}
+
+// run processes buffered input and flushes the loop's response buffer, so
+// that all responses produced by one event go out in one write.
+func (hc *hconn) run() gnet.Action {
+	sink := &hc.ls.sink
+	sink.hc = hc
+	act := hc.process()
+	_ = sink.Flush()
+	if hc.closed {
+		return gnet.None
+	}
+	return act
+}
+
+func (hc *hconn) process() gnet.Action {
+	for !hc.closed {
+		if hc.phase == phBusy || hc.body != nil {
+			if act := hc.feed(); act != gnet.None || hc.phase == phBusy || hc.body != nil {
+				return act
+			}
+		}
+		if hc.pend != nil {
+			if act, wait := hc.runPending(); wait || act != gnet.None {
+				return act
+			}
+			continue
+		}
+		buf, _ := hc.c.Peek(-1)
+		if len(buf) == 0 {
+			hc.setPhase(phIdle)
+			return gnet.None
+		}
+		hc.setPhase(phHead)
+		ev, n, _, err := hc.p.Next(buf, 0)
+		if err != nil {
+			return hc.fail(err)
+		}
+		if ev != h1.Head {
+			_, _ = hc.c.Discard(n) // NeedMore: keep the partial head buffered
+			return gnet.None
+		}
+		if act := hc.dispatch(n); act != gnet.None {
+			return act
+		}
+	}
+	return gnet.None
+}
+
+// dispatch starts the request whose head is the first n buffered bytes.
+func (hc *hconn) dispatch(n int) gnet.Action {
+	s := hc.s
+	cl := hc.p.ContentLength()
+	keep := hc.p.KeepAlive() && s.cfg.Keepalive > 0 && !s.draining.Load()
+	expect := hc.p.ExpectContinue()
+	offload := !s.inline || cl < 0 || cl > inlineBodyMax
+	ctx, cancel := requestContext(offload)
+	req, err := hc.p.Request(ctx, hc.remote)
+	_, _ = hc.c.Discard(n)
+	if err != nil {
+		if cancel != nil {
+			cancel()
+		}
+		return hc.fail(err)
+	}
+	hc.served++
+	if cl == 0 {
+		_, _, _, _ = hc.p.Next(nil, 0) // BodyEnd of a request without a body
+	}
+	switch {
+	case offload:
+		hc.offload(req, keep, expect, cancel)
+		return gnet.None
+	case cl == 0:
+		return hc.runInline(req, keep)
+	}
+	if expect && req.ProtoMinor >= 1 {
+		_, _ = hc.ls.sink.Write(continue100) // the client waits for it before sending the body
+	}
+	hc.pend, hc.pendKeep = req, keep
+	return gnet.None
+}
+
+// requestContext returns the context of a new request: cancellable (by
+// OnClose, when the client goes away) for a handler off the loop; an inline
+// handler blocks the loop, so nothing could cancel it anyway.
+func requestContext(offload bool) (context.Context, context.CancelFunc) {
+	if offload {
+		return context.WithCancel(context.Background())
+	}
+	return context.Background(), nil
+}
+
+// runPending runs an inline request once its whole body is buffered.
+func (hc *hconn) runPending() (act gnet.Action, wait bool) {
+	req := hc.pend
+	buf, _ := hc.c.Peek(-1)
+	if int64(len(buf)) < req.ContentLength {
+		return gnet.None, true
+	}
+	ev, n, data, err := hc.p.Next(buf, 0)
+	if err != nil || ev != h1.Body {
+		return hc.fail(err), true
+	}
+	hc.pend = nil
+	req.Body = io.NopCloser(bytes.NewReader(data))
+	act = hc.runInline(req, hc.pendKeep)
+	if !hc.closed {
+		_, _ = hc.c.Discard(n)
+		_, _, _, _ = hc.p.Next(nil, 0) // BodyEnd
+	}
+	return act, false
+}
+
+// runInline runs the handler on the loop, writing into the loop's buffer.
+func (hc *hconn) runInline(req *http.Request, keep bool) gnet.Action {
+	w := h1.NewResponse(req, &hc.ls.sink, keep, false)
+	keepAfter := hc.s.h1.Handle(w, req)
+	w.Release()
+	if !keepAfter || hc.s.draining.Load() {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// fail answers a request the parser refused and closes the connection.
+func (hc *hconn) fail(err error) gnet.Action {
+	status := http.StatusBadRequest
+	var he *h1.Error
+	if errors.As(err, &he) {
+		status = he.Status
+	}
+	hc.ls.sink.buf = h1.AppendErrorResponse(hc.ls.sink.buf, status)
+	return gnet.Close
+}
+
+// offload hands the request to the pool; its body, if any, is streamed.
+func (hc *hconn) offload(req *http.Request, keep, expect bool, cancel context.CancelFunc) {
+	hc.setPhase(phBusy)
+	hc.cancel = cancel
+	sink := &asyncSink{c: hc.c, done: req.Context().Done()}
+	hasBody := req.Body == nil
+	w := h1.NewResponse(req, sink, keep, expect && hasBody)
+	if hasBody {
+		c := hc.c
+		rb := &reqBody{BodyPipe: h1.NewBodyPipe(req, w, pipeMax, func() { _ = c.Wake(nil) })}
+		req.Body = rb
+		hc.body, hc.dropped = rb, 0
+	}
+	hc.s.pool.submit(func() {
+		keepAfter := hc.s.h1.Handle(w, req)
+		w.Release()
+		sink.finish(func() { hc.afterOffload(keepAfter) })
+	})
+}
+
+// afterOffload runs on the loop once an off-loop response is written: the
+// connection closes or goes on with the rest of the request body (dropped,
+// up to drainMax) and its buffered pipelined requests.
+func (hc *hconn) afterOffload(keepAfter bool) {
+	if hc.closed {
+		return
+	}
+	if hc.cancel != nil {
+		hc.cancel()
+		hc.cancel = nil
+	}
+	if !keepAfter || hc.s.draining.Load() || hc.bodyFailed {
+		_ = hc.ls.el.Close(hc.c)
+		return
+	}
+	hc.setPhase(phHead)
+	if hc.run() == gnet.Close && !hc.closed {
+		_ = hc.ls.el.Close(hc.c)
+	}
+}
+
+// feed moves buffered body bytes into the pipe of the request's handler,
+// as much as the pipe takes (the rest waits for the reader's onDrain Wake);
+// once the handler returned, the pipe drops them and feed counts them.
+func (hc *hconn) feed() gnet.Action {
+	b := hc.body
+	if hc.bodyFailed {
+		return gnet.None // the connection closes once the handler returned
+	}
+	if len(hc.carry) > 0 {
+		k := b.Write(hc.carry)
+		hc.carry = hc.carry[:copy(hc.carry, hc.carry[k:])]
+		if len(hc.carry) > 0 {
+			return gnet.None
+		}
+	}
+	for hc.p.InBody() {
+		buf, _ := hc.c.Peek(-1)
+		ev, n, data, err := hc.p.Next(buf, pipeMax)
+		if err != nil {
+			return hc.bodyError(err)
+		}
+		_, _ = hc.c.Discard(n)
+		switch ev {
+		case h1.NeedMore:
+			return gnet.None
+		case h1.Body:
+			if hc.phase != phBusy {
+				if hc.dropped += len(data); hc.dropped > drainMax {
+					return gnet.Close
+				}
+			}
+			if k := b.Write(data); k < len(data) {
+				hc.carry = append(hc.carry[:0], data[k:]...)
+				return gnet.None
+			}
+		case h1.BodyEnd:
+			b.End(hc.p.Trailer())
+		}
+	}
+	if hc.phase != phBusy {
+		hc.body = nil
+	}
+	return gnet.None
+}
+
+// bodyError handles a parser error inside a streamed body: the reader sees
+// it, the handler's response is replaced by the error if still possible
+// (see closeOnUnreadBody), and the connection closes after it.
+func (hc *hconn) bodyError(err error) gnet.Action {
+	var he *h1.Error
+	if errors.As(err, &he) {
+		hc.body.rejected.Store(int32(he.Status)) // before Fail: the handler may return at once
+	}
+	hc.body.Fail(err)
+	if hc.phase != phBusy {
+		return gnet.Close
+	}
+	hc.bodyFailed = true
+	return gnet.None
+}
+
+// reqBody is the body of a request handled off the loop: h1's bounded pipe
+// (which also sends 100 Continue on the first read) plus the status of a
+// framing error the loop found in it.
+type reqBody struct {
+	*h1.BodyPipe
+	rejected atomic.Int32
+}
+
+// loopSink is the h1.Sink of handlers run on the loop: it batches the
+// responses of one event into a single gnet write.
+type loopSink struct {
+	hc  *hconn
+	buf []byte
+}
+
+func (k *loopSink) Write(p []byte) (int, error) {
+	k.buf = append(k.buf, p...)
+	if len(k.buf) >= flushAt {
+		return len(p), k.Flush()
+	}
+	return len(p), nil
+}
+
+func (k *loopSink) Flush() error {
+	if len(k.buf) == 0 {
+		return nil
+	}
+	defer func() { k.buf = k.buf[:0] }()
+	if k.hc.closed {
+		return net.ErrClosed
+	}
+	_, err := k.hc.c.Write(k.buf)
+	return err
+}

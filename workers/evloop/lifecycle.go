@@ -1,0 +1,192 @@
+package evloop
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// startRegistered starts the Engine.Register fallback: a Go accept loop for
+// every listener whose fd swap failed. Engine.Register needs running loops,
+// so this waits for the first OnTick.
+func (s *server) startRegistered() {
+	for i, slot := range s.slots {
+		if slot >= 0 {
+			continue
+		}
+		l := s.env.Listeners[i]
+		ln, err := l.NetListener()
+		if err != nil {
+			s.log.Error("evloop: listener unusable", "listener", l.Name, "err", err)
+			continue
+		}
+		s.regLns = append(s.regLns, ln)
+		s.regWG.Add(1)
+		go s.acceptLoop(ln)
+	}
+}
+
+// acceptLoop hands each Go-accepted connection to gnet. gnet dups the fd
+// and closes nc itself once Register succeeded; on error nc is still ours.
+func (s *server) acceptLoop(ln net.Listener) {
+	defer s.regWG.Done()
+	for {
+		nc, err := ln.Accept()
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			s.log.Warn("evloop: accept", "err", err)
+			time.Sleep(10 * time.Millisecond) // EMFILE and friends: do not spin
+			continue
+		}
+		s.regMu.Lock()
+		_, err = s.eng.Register(gnet.NewNetConnContext(context.Background(), nc))
+		s.regMu.Unlock()
+		if err != nil {
+			_ = nc.Close()
+			if s.draining.Load() {
+				return
+			}
+		}
+	}
+}
+
+func (s *server) stopRegistered() {
+	for _, ln := range s.regLns {
+		_ = ln.Close()
+	}
+	s.regWG.Wait()
+}
+
+// stopAccepting parks every listener slot so gnet accepts nothing more,
+// leaving the shared sockets open for the arbiter and sibling workers.
+func (s *server) stopAccepting() {
+	s.stopRegistered()
+	slots := s.slots
+	if s.reusePort() {
+		slots = reusePortSlots(s.cfg.Bind)
+	}
+	for _, slot := range slots {
+		if slot < 0 {
+			continue
+		}
+		if err := park(slot); err != nil {
+			s.log.Error("evloop: stop accepting", "err", err)
+		}
+	}
+}
+
+// reusePortSlots finds the per-loop SO_REUSEPORT listeners gnet bound for
+// the binds (gnet exposes only the first loop's). Parking one closes it in
+// this process, which removes it from the kernel's reuseport group; any
+// connection still in its own accept queue is reset (unless
+// net.ipv4.tcp_migrate_req is set), which is the reuse_port trade-off.
+func reusePortSlots(binds []string) []int {
+	ports := map[int]bool{}
+	for _, b := range binds {
+		if _, p, err := net.SplitHostPort(b); err == nil {
+			if n, err := strconv.Atoi(p); err == nil {
+				ports[n] = true
+			}
+		}
+	}
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var slots []int
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		acc, err1 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+		rp, err2 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT)
+		if err1 != nil || err2 != nil || acc != 1 || rp != 1 {
+			continue
+		}
+		if ports[sockPort(fd)] {
+			slots = append(slots, fd)
+		}
+	}
+	return slots
+}
+
+func sockPort(fd int) int {
+	switch a := must(unix.Getsockname(fd)).(type) {
+	case *unix.SockaddrInet4:
+		return a.Port
+	case *unix.SockaddrInet6:
+		return a.Port
+	}
+	return -1
+}
+
+func must(sa unix.Sockaddr, err error) unix.Sockaddr {
+	if err != nil {
+		return nil
+	}
+	return sa
+}
+
+// stop is the graceful stop: stop accepting, close idle connections, let
+// in-flight requests finish (their responses carry Connection: close),
+// then stop gnet, all within graceful_timeout.
+func (s *server) stop(done <-chan error) error {
+	deadline := time.Now().Add(s.cfg.GracefulTimeout)
+	s.draining.Store(true)
+	s.stopAccepting()
+	for _, ls := range s.loopList() {
+		s.postSweep(ls) // close idle connections now, not at the next tick
+	}
+	if s.conns.Load() > 0 {
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-s.drained:
+		case <-t.C:
+			s.log.Warn("evloop: graceful timeout, closing remaining connections", "open", s.conns.Load())
+		}
+		t.Stop()
+	}
+	return s.stopEngine(done, deadline)
+}
+
+// stopEngine stops gnet and waits for Rotate to return. Engine.Stop polls
+// for completion every 500 ms; Rotate returning is the earlier signal, so
+// the Stop call is abandoned (its context cancelled) as soon as it does.
+func (s *server) stopEngine(done <-chan error, deadline time.Time) error {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(time.Second))
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		_ = s.eng.Stop(ctx)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = errors.New("evloop: engine did not stop in time")
+	}
+	cancel()
+	<-stopped
+	s.waitPool(deadline)
+	return err
+}
+
+// waitPool waits for handlers still running off the loop (their writes
+// fail harmlessly once the engine is gone), bounded by the deadline.
+func (s *server) waitPool(deadline time.Time) {
+	idle := make(chan struct{})
+	go func() { s.pool.wait(); close(idle) }()
+	t := time.NewTimer(time.Until(deadline) + time.Second)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+		s.log.Warn("evloop: handlers still running at exit")
+	}
+}

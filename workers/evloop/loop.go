@@ -1,0 +1,108 @@
+package evloop
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// loopState is evloop's bookkeeping for one gnet event loop. conns is only
+// touched on that loop; the probe counters are shared with the ticker.
+type loopState struct {
+	el    gnet.EventLoop
+	conns map[*hconn]struct{}
+	sink  loopSink // response buffer of handlers run on this loop
+
+	// The ticker posts probe sent+1 to the loop and the loop stores it in
+	// seen when it runs it, so seen < sent means the loop has not come
+	// round to a task posted a tick ago: it is blocked (or very busy).
+	sent, seen atomic.Uint64
+}
+
+// loopOf returns the state of the loop owning c, creating it on the loop's
+// first connection. A loop that never had a connection runs no handler and
+// cannot be wedged by one, so it need not be probed.
+func (s *server) loopOf(el gnet.EventLoop) *loopState {
+	s.loopsMu.Lock()
+	defer s.loopsMu.Unlock()
+	ls := s.loopMap[el]
+	if ls == nil {
+		ls = &loopState{el: el, conns: map[*hconn]struct{}{}}
+		s.loopMap[el] = ls
+	}
+	return ls
+}
+
+func (s *server) loopList() []*loopState {
+	s.loopsMu.Lock()
+	defer s.loopsMu.Unlock()
+	out := make([]*loopState, 0, len(s.loopMap))
+	for _, ls := range s.loopMap {
+		out = append(out, ls)
+	}
+	return out
+}
+
+// probeLoops posts a sweep to every known loop and reports whether each
+// answered its previous one. gnet's OnTick runs on a ticker goroutine of
+// its own, so beating there unconditionally would prove nothing about the
+// loops; a loop stuck in a handler never runs its probe, the heartbeat
+// stops, and the arbiter replaces the worker after `timeout`.
+func (s *server) probeLoops() bool {
+	healthy := true
+	for _, ls := range s.loopList() {
+		if ls.seen.Load() != ls.sent.Load() {
+			healthy = false
+			continue // do not pile probes onto a stuck loop
+		}
+		s.postSweep(ls)
+	}
+	return healthy
+}
+
+// postSweep runs a sweep on ls's loop and marks the probe seen.
+func (s *server) postSweep(ls *loopState) {
+	n := ls.sent.Add(1)
+	err := ls.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		s.sweep(ls)
+		ls.seen.Store(n)
+		return nil
+	}))
+	if err != nil { // engine shutting down: nothing to probe
+		ls.seen.Store(n)
+	}
+}
+
+// sweep closes connections past their keep-alive idle timeout or header
+// timeout, and idle ones when draining. Runs on ls's loop.
+func (s *server) sweep(ls *loopState) {
+	now := s.now.Load()
+	for hc := range ls.conns {
+		if s.expired(hc, now) {
+			_ = ls.el.Close(hc.c)
+		}
+	}
+}
+
+// expired decides whether sweep closes hc. A connection that never sent a
+// request is held to header_timeout, like one whose head is arriving
+// (slowloris); a kept-alive one to keepalive. Requests whose handler runs
+// or whose body is streaming are left alone (request_timeout is h1's).
+func (s *server) expired(hc *hconn, now int64) bool {
+	age := time.Duration(now - hc.since)
+	switch hc.phase {
+	case phIdle:
+		if s.draining.Load() && (hc.served > 0 || age > time.Second) {
+			return true
+		}
+		if hc.served == 0 {
+			return s.cfg.HeaderTimeout > 0 && age > s.cfg.HeaderTimeout
+		}
+		return s.cfg.Keepalive > 0 && age > s.cfg.Keepalive
+	case phHead:
+		return hc.body == nil && s.cfg.HeaderTimeout > 0 && age > s.cfg.HeaderTimeout
+	}
+	return false
+}

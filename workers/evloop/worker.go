@@ -1,0 +1,292 @@
+package evloop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	stdsync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/h1"
+	"github.com/multiserve/multiserve/workers"
+)
+
+func init() {
+	workers.Register(workers.Class{
+		Name:    "evloop",
+		Summary: "epoll event loop (gnet v2), non-blocking IO",
+		New:     func() workers.Worker { return &Worker{} },
+	})
+}
+
+// Worker is the evloop class. New has no side effects; all state lives in
+// the server Serve builds.
+type Worker struct{}
+
+var (
+	_ workers.Worker        = (*Worker)(nil)
+	_ workers.ConfigChecker = (*Worker)(nil)
+)
+
+// tickEvery is the OnTick period: the heartbeat (at most one loop-probe
+// round trip late), the coarse clock and the idle/header timeout sweeps.
+const tickEvery = 250 * time.Millisecond
+
+// CheckConfig rejects settings evloop cannot honour, in the arbiter, before
+// anything is bound.
+func (*Worker) CheckConfig(cfg *config.Config) error {
+	var errs []error
+	if cfg.Threads < 0 {
+		errs = append(errs, fmt.Errorf("evloop: threads %d: must be >= 0 (0 runs handlers inline on the loop)", cfg.Threads))
+	}
+	if cfg.EvloopLoops < 0 {
+		errs = append(errs, fmt.Errorf("evloop: evloop_loops %d: must be >= 0 (0 = one per CPU)", cfg.EvloopLoops))
+	}
+	if cfg.Certfile != "" || cfg.Keyfile != "" {
+		errs = append(errs, errors.New("evloop: TLS (certfile/keyfile) is not supported by the evloop class; use goroutine"))
+	}
+	if len(cfg.Bind) > maxListeners {
+		errs = append(errs, fmt.Errorf("evloop: %d binds: at most %d", len(cfg.Bind), maxListeners))
+	}
+	if cfg.ReusePort {
+		for _, b := range cfg.Bind {
+			if strings.HasPrefix(b, "unix:") || strings.HasPrefix(b, "fd://") {
+				errs = append(errs, fmt.Errorf("evloop: bind %q with reuse_port: only TCP binds can be per-worker SO_REUSEPORT sockets (gnet would also delete a unix socket path)", b))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Serve runs gnet until ctx is cancelled, then stops gracefully.
+func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
+	if err := w.CheckConfig(env.Config); err != nil {
+		return err
+	}
+	s := newServer(env)
+	return s.serve(ctx)
+}
+
+// server is the gnet.EventHandler of one worker process.
+//
+// Threading: OnBoot runs once on the goroutine gnet.Rotate was called on,
+// before any loop exists; OnOpen/OnTraffic/OnClose run on the loop owning
+// the connection; OnTick runs on gnet's ticker goroutine (not on a loop,
+// which is why the heartbeat probes every loop, see tick).
+type server struct {
+	gnet.BuiltinEventEngine
+
+	env    *workers.Env
+	cfg    *config.Config
+	log    *slog.Logger
+	h1     *h1.Server
+	inline bool  // threads == 0: handlers run on the loop
+	pool   *pool // handlers off the loop: all of them (threads > 0) or streaming-body ones
+	loops  int
+
+	// Written in OnBoot, read after started is closed.
+	eng     gnet.Engine
+	slots   []int // per env listener: the gnet fd it was swapped onto, -1 if served by Register
+	bootErr error
+
+	started   chan struct{} // closed by the first OnTick: the loops run
+	startOnce stdsync.Once
+
+	loopsMu stdsync.Mutex
+	loopMap map[gnet.EventLoop]*loopState
+
+	conns    atomic.Int64 // open connections, all loops
+	draining atomic.Bool
+	drained  chan struct{} // signalled when conns drops to 0 while draining
+	now      atomic.Int64  // coarse clock (unix ns), advanced by OnTick
+
+	regMu  stdsync.Mutex // serialises Engine.Register: RoundRobin is not concurrency-safe
+	regLns []net.Listener
+	regWG  stdsync.WaitGroup
+}
+
+func newServer(env *workers.Env) *server {
+	cfg := env.Config
+	s := &server{
+		env: env, cfg: cfg, log: env.Log.With("class", "evloop"),
+		inline:  cfg.Threads == 0,
+		loops:   cfg.EvloopLoops,
+		started: make(chan struct{}),
+		drained: make(chan struct{}, 1),
+		loopMap: map[gnet.EventLoop]*loopState{},
+	}
+	if s.loops == 0 {
+		// One loop per CPU this process may use: the arbiter sets
+		// GOMAXPROCS per worker, and NumCPU would ignore it.
+		s.loops = runtime.GOMAXPROCS(0)
+	}
+	s.h1 = &h1.Server{Handler: closeOnUnreadBody(env.Handler), Config: cfg, Log: s.log}
+	size := cfg.Threads
+	if s.inline {
+		// Inline mode still runs requests with a streaming body off the
+		// loop; they are bounded by the connection cap.
+		size = max(cfg.WorkerConnections, 1)
+	}
+	s.pool = newPool(size)
+	s.now.Store(time.Now().UnixNano())
+	return s
+}
+
+// reusePort reports whether gnet binds its own SO_REUSEPORT listeners.
+func (s *server) reusePort() bool { return s.cfg.ReusePort }
+
+func (s *server) addrs() []string {
+	var a []string
+	if s.reusePort() {
+		for _, b := range s.cfg.Bind {
+			a = append(a, "tcp://"+b)
+		}
+		return a
+	}
+	for i := range s.env.Listeners {
+		a = append(a, "tcp://"+dummyAddr(i))
+	}
+	return a
+}
+
+func (s *server) options() []gnet.Option {
+	return []gnet.Option{
+		gnet.WithMulticore(true),
+		gnet.WithNumEventLoop(s.loops),
+		gnet.WithTicker(true),
+		gnet.WithReusePort(s.reusePort()),
+		gnet.WithLogger(gnetLogger{s.log}),
+	}
+}
+
+func (s *server) serve(ctx context.Context) error {
+	if !s.reusePort() && len(s.env.Listeners) == 0 {
+		return errors.New("evloop: no listeners")
+	}
+	done := make(chan error, 1)
+	go func() { done <- gnet.Rotate(s, s.addrs(), s.options()...) }()
+	select {
+	case <-s.started:
+	case err := <-done:
+		if s.bootErr != nil {
+			err = s.bootErr
+		}
+		if err == nil {
+			err = errors.New("engine stopped before it started")
+		}
+		return fmt.Errorf("evloop: start: %w", err)
+	}
+	s.startRegistered()
+	s.log.Info("evloop serving", "loops", s.loops, "threads", s.cfg.Threads,
+		"listeners", len(s.slots), "mode", s.mode())
+	s.env.Ready()
+	select {
+	case <-ctx.Done():
+		return s.stop(done)
+	case err := <-done:
+		s.stopRegistered()
+		if err == nil {
+			err = errors.New("engine stopped unexpectedly")
+		}
+		return fmt.Errorf("evloop: %w", err)
+	}
+}
+
+func (s *server) mode() string {
+	if s.reusePort() {
+		return "reuse_port"
+	}
+	for _, sl := range s.slots {
+		if sl < 0 {
+			return "register-fallback"
+		}
+	}
+	return "fd-swap"
+}
+
+// OnBoot swaps the inherited sockets into gnet's listener slots. gnet calls
+// it after binding its (dummy) listeners and before adding them to epoll.
+func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
+	s.eng = eng
+	if s.reusePort() {
+		return gnet.None
+	}
+	s.slots = make([]int, len(s.env.Listeners))
+	for i, l := range s.env.Listeners {
+		s.slots[i] = s.swapOne(eng, i, l)
+	}
+	return gnet.None
+}
+
+// swapOne returns the slot listener l now lives in, or -1 when the swap or
+// its self-test failed and l will be served through Engine.Register.
+func (s *server) swapOne(eng gnet.Engine, i int, l *workers.Listener) int {
+	if forceRegister {
+		return -1
+	}
+	slot, err := locateSlot(eng, dummyAddr(i))
+	if err == nil {
+		if err = swapInto(slot, l.FD); err != nil {
+			if perr := park(slot); perr != nil {
+				s.log.Error("evloop: cannot park listener slot", "err", perr)
+			}
+		}
+	}
+	if err != nil {
+		s.log.Warn("evloop: fd swap failed, serving this listener through Engine.Register (slower per connection)",
+			"listener", l.Name, "err", err)
+		return -1
+	}
+	if l.Network != "unix" {
+		setNoDelay(slot)
+	}
+	return slot
+}
+
+// forceRegister makes tests exercise the Engine.Register fallback.
+var forceRegister = false
+
+// OnTick marks the engine started, advances the coarse clock, and beats the
+// heartbeat only if every loop answered the previous probe (see tick).
+func (s *server) OnTick() (time.Duration, gnet.Action) {
+	s.startOnce.Do(func() { close(s.started) })
+	s.now.Store(time.Now().UnixNano())
+	if s.probeLoops() {
+		s.env.Beat()
+	}
+	return tickEvery, gnet.None
+}
+
+// closeOnUnreadBody finishes a streamed request body before h1 completes
+// the response: a framing error the loop found in it replaces the response
+// by the error if nothing was committed, and a client still waiting for a
+// 100 Continue that was never sent gets Connection: close (its body may
+// never come, so it cannot be drained). Runs on the handler's goroutine.
+func closeOnUnreadBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r)
+		rb, ok := r.Body.(*reqBody)
+		if !ok {
+			return
+		}
+		_ = rb.Close() // later body bytes are dropped by the pipe
+		hw, ok := w.(*h1.Response)
+		if !ok {
+			return
+		}
+		if st := rb.rejected.Load(); st != 0 {
+			hw.Reject(int(st))
+		} else if !rb.Complete() && hw.AwaitingContinue() {
+			hw.SetClose()
+		}
+	})
+}
