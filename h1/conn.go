@@ -240,9 +240,7 @@ func (c *Conn) serveRequest() bool {
 	keep := c.p.KeepAlive() && c.srv.keepAliveAllowed()
 	w := NewResponse(req, c.bw, keep, c.p.ExpectContinue())
 	defer w.Release()
-	if c.stopping.Load() {
-		w.SetClose()
-	}
+	w.stopping = &c.stopping
 	var body *bodyReader
 	if req.Body == nil {
 		body = &bodyReader{c: c, w: w, req: req}

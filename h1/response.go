@@ -47,6 +47,7 @@ type Response struct {
 	written     int64
 	buf         []byte
 	scratch     []byte
+	stopping    *atomic.Bool // the connection's graceful-stop flag, if any
 	mu          sync.Mutex
 	timedOut    bool
 	finished    bool
@@ -266,6 +267,9 @@ func (w *Response) commit(final bool) {
 	}
 	if w.hdr.Get("Connection") != "" && hasToken(w.hdr["Connection"], "close") {
 		w.disableKeep = true
+	}
+	if w.stopping != nil && w.stopping.Load() {
+		w.disableKeep = true // graceful stop began while the handler ran
 	}
 	w.keepAlive = w.reqKeep && !w.disableKeep
 	b := appendStatusLine(w.scratch[:0], w.status)
