@@ -1,0 +1,138 @@
+package goroutine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/multiserve/multiserve/workers"
+)
+
+// beatEvery is the ticker's period: well inside any sensible timeout.
+const beatEvery = 250 * time.Millisecond
+
+// serveNetHTTP serves every inherited listener with one http.Server.
+func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
+	cfg := env.Config
+	srv := &http.Server{
+		Handler:           env.Handler,
+		IdleTimeout:       cfg.Keepalive,
+		ReadHeaderTimeout: cfg.HeaderTimeout,
+		ErrorLog:          slog.NewLogLogger(env.Log.Handler(), slog.LevelWarn),
+	}
+	lns, err := netListeners(env.Listeners, cfg.WorkerConnections)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	stopBeat := beatLoop(env.Beat)
+	defer stopBeat()
+	env.Ready()
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		// A listener failed on its own: stop the rest and report it.
+		srv.Close()
+		return fmt.Errorf("goroutine: serve: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.GracefulTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		env.Log.Warn("graceful shutdown incomplete, closing connections", "err", err)
+		srv.Close()
+	}
+	return nil
+}
+
+func netListeners(ls []*workers.Listener, maxConns int) ([]net.Listener, error) {
+	var out []net.Listener
+	var sem chan struct{}
+	if maxConns > 0 {
+		sem = make(chan struct{}, maxConns) // shared: the cap is per worker
+	}
+	for _, l := range ls {
+		ln, err := l.NetListener()
+		if err != nil {
+			for _, o := range out {
+				o.Close()
+			}
+			return nil, err
+		}
+		if sem != nil {
+			ln = &limitListener{Listener: ln, sem: sem, done: make(chan struct{})}
+		}
+		out = append(out, ln)
+	}
+	return out, nil
+}
+
+// beatLoop beats from a ticker goroutine until the returned func is called.
+func beatLoop(beat func()) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(beatEvery)
+		defer t.Stop()
+		beat()
+		for {
+			select {
+			case <-t.C:
+				beat()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// limitListener caps open connections (worker_connections): Accept waits
+// for a free slot, so excess connections wait in the kernel's backlog
+// where a sibling worker may take them.
+type limitListener struct {
+	net.Listener
+	sem       chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
