@@ -1,0 +1,130 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// UsageError is a bad flag, setting, value or config file: the process
+// reports it on one line and exits with status 2 before binding anything.
+type UsageError struct {
+	Setting string // the setting, flag or key as the user wrote it ("workers", "--worker", "worker")
+	Value   string // the offending value; "" for an unknown name
+	Source  string // where it came from: "--workers", "MULTISERVE_WORKERS", a file path, "default"; may be ""
+	Reason  string // what is wrong and what is allowed: "must be at least 1"
+	Suggest string // the nearest valid name, when the name or value is a misspelling
+	unknown string // "setting" or "flag" when the name itself is unknown
+}
+
+// Error renders the error on one line, for example
+//
+//	invalid value "0" for workers (from --workers): must be at least 1
+//	unknown setting "worker" in app.toml; did you mean "workers"?
+func (e *UsageError) Error() string {
+	var b strings.Builder
+	switch {
+	case e.unknown != "":
+		fmt.Fprintf(&b, "unknown %s %q", e.unknown, e.Setting)
+		if e.Source != "" {
+			fmt.Fprintf(&b, " in %s", e.Source)
+		}
+	case e.Setting != "":
+		fmt.Fprintf(&b, "invalid value %q for %s", e.Value, e.Setting)
+		if e.Source != "" && e.Source != "default" {
+			fmt.Fprintf(&b, " (from %s)", e.Source)
+		}
+	}
+	if e.Reason != "" {
+		if b.Len() > 0 {
+			b.WriteString(": ")
+		}
+		b.WriteString(e.Reason)
+	}
+	if e.Suggest != "" {
+		fmt.Fprintf(&b, "; did you mean %q?", e.Suggest)
+	}
+	return oneLine(b.String())
+}
+
+// IsUsage reports whether err (or any error it wraps or joins) is a
+// *UsageError, that is whether the process should exit with status 2.
+func IsUsage(err error) bool {
+	var u *UsageError
+	return errors.As(err, &u)
+}
+
+// usagef is a UsageError that is only a message (bad syntax, too many
+// arguments, an unreadable config file).
+func usagef(format string, args ...any) *UsageError {
+	return &UsageError{Reason: fmt.Sprintf(format, args...)}
+}
+
+func unknownName(kind, name, source string, candidates []string) *UsageError {
+	return &UsageError{Setting: name, Source: source, unknown: kind, Suggest: nearest(name, candidates)}
+}
+
+// oneLine folds parser messages that span lines (TOML and YAML errors do)
+// into one line, as SPEC §2 promises.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// usageErrors walks a tree of joined and wrapped errors and calls fn for
+// every *UsageError in it.
+func usageErrors(err error, fn func(*UsageError)) {
+	switch e := err.(type) {
+	case nil:
+	case *UsageError:
+		fn(e)
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			usageErrors(inner, fn)
+		}
+	case interface{ Unwrap() error }:
+		usageErrors(e.Unwrap(), fn)
+	}
+}
+
+// nearest returns the candidate closest to name by edit distance, ignoring
+// case and treating '-' and '_' alike, or "" when none is close enough to be
+// a plausible misspelling.
+func nearest(name string, candidates []string) string {
+	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
+	n := norm(name)
+	best, bestDist := "", -1
+	for _, c := range candidates {
+		d := editDistance(n, norm(c))
+		if len(n) >= 3 && (strings.HasPrefix(norm(c), n) || strings.HasPrefix(n, norm(c))) {
+			d = min(d, 2) // "work" → "workers", "threads2" → "threads"
+		}
+		if bestDist < 0 || d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	if bestDist < 0 || bestDist > max(2, len(n)/3) {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

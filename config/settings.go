@@ -1,0 +1,270 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Setting describes one option. The table returned by Settings is the only
+// place an option is declared; flags, MULTISERVE_* environment variables,
+// config-file keys, Default, Validate, --print-config and docs/settings.md
+// all derive from it.
+type Setting struct {
+	Key       string          // file key, viper key and Config's mapstructure tag: "graceful_timeout"
+	Flag      string          // long flag without dashes, "" when the setting has no flag
+	Shorthand string          // gunicorn's one-letter flag: "w", "k", "b", "t", ...
+	Section   string          // heading in --help and docs/settings.md
+	Default   any             // its Go type is the setting's type: int, int64, bool, string, []string, map[string]string, time.Duration
+	Help      string          // first line: short help for --help; the rest goes to the docs only
+	Classes   []string        // worker classes the setting affects; empty means all
+	Check     func(any) error // validates a value of the Default's type; nil means any value of the type
+}
+
+// Section names, in the order --help and the docs show them.
+const (
+	SectionApp       = "Application"
+	SectionSocket    = "Server Socket"
+	SectionWorkers   = "Worker Processes"
+	SectionSecurity  = "Security and Limits"
+	SectionMechanics = "Server Mechanics"
+	SectionLogging   = "Logging"
+)
+
+var sections = []string{SectionApp, SectionSocket, SectionWorkers, SectionSecurity, SectionMechanics, SectionLogging}
+
+// WorkerClasses are the worker class names multiserve ships. config never
+// imports the workers packages, so the names are listed here; the workers
+// registry test checks that the two agree.
+var WorkerClasses = []string{"sync", "threaded", "evloop", "goroutine"}
+
+// notYetImplemented lists the settings that are accepted and validated but
+// whose behaviour arrives in a later issue. It is the one place to flip when
+// a setting starts doing something: its help text, --help and the docs
+// follow.
+var notYetImplemented = map[string]bool{
+	"reuse_port":            true,
+	"shutdown_delay":        true,
+	"user":                  true,
+	"group":                 true,
+	"umask":                 true,
+	"stats_bind":            true,
+	"control_socket":        true,
+	"forwarded_allow_ips":   true,
+	"secure_scheme_headers": true,
+	"proxy_protocol":        true,
+	"proxy_allow_ips":       true,
+	"certfile":              true,
+	"keyfile":               true,
+	"ca_certs":              true,
+}
+
+const pendingNote = " (not yet implemented)"
+
+// Settings returns the settings table in declaration order. The returned
+// slice is a copy; Defaults that are slices or maps are shared, so treat
+// them as read-only.
+func Settings() []Setting {
+	out := make([]Setting, len(table))
+	copy(out, table)
+	for i := range out {
+		if notYetImplemented[out[i].Key] {
+			short, rest, _ := strings.Cut(out[i].Help, "\n")
+			out[i].Help = short + pendingNote
+			if rest != "" {
+				out[i].Help += "\n" + rest
+			}
+		}
+	}
+	return out
+}
+
+// lookup returns the table entry for key.
+func lookup(key string) (Setting, bool) {
+	for _, s := range table {
+		if s.Key == key {
+			return s, true
+		}
+	}
+	return Setting{}, false
+}
+
+const defaultAccessLogFormat = `%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"`
+
+var table = []Setting{
+	// Application
+	{Key: "app", Section: SectionApp, Default: "hello",
+		Help: "The application to serve, given as the positional APP argument.\n" +
+			"Built in: `hello`, `echo`, `sim`, `static:DIR`; a Go program that embeds multiserve can register its own names.",
+		Check: checkApp},
+	{Key: "config", Flag: "config", Shorthand: "c", Section: SectionApp, Default: "",
+		Help: "Config file to read (TOML, YAML or JSON, chosen by the extension).\n" +
+			"Its keys are the setting names below. The environment variable is `MULTISERVE_CONFIG_FILE` " +
+			"(`MULTISERVE_CONFIG` carries the resolved config to workers). A config file cannot name another one."},
+
+	// Server socket
+	{Key: "bind", Flag: "bind", Shorthand: "b", Section: SectionSocket, Default: []string{"127.0.0.1:8000"},
+		Help: "Address to listen on; repeat the flag for several.\n" +
+			"`HOST:PORT`, `[IPv6]:PORT`, `unix:PATH` (a stale socket file is removed) or `fd://N` (an inherited fd). " +
+			"In `MULTISERVE_BIND`, separate several with commas.",
+		Check: checkBinds},
+	{Key: "backlog", Flag: "backlog", Section: SectionSocket, Default: 2048,
+		Help:  "listen(2) backlog: connections the kernel queues before the workers accept them.",
+		Check: atLeast(1)},
+	{Key: "reuse_port", Flag: "reuse-port", Section: SectionSocket, Default: false,
+		Help: "Each worker opens its own SO_REUSEPORT socket per TCP bind.\n" +
+			"The kernel then spreads connections evenly across workers (no thundering herd)."},
+
+	// Worker processes
+	{Key: "workers", Flag: "workers", Shorthand: "w", Section: SectionWorkers, Default: 1,
+		Help:  "Number of worker processes.\nA good start is one or two per CPU core; the arbiter itself serves nothing.",
+		Check: atLeast(1)},
+	{Key: "worker_class", Flag: "worker-class", Shorthand: "k", Section: SectionWorkers, Default: "sync",
+		Help: "Worker class: sync, threaded, evloop or goroutine.\n" +
+			"`sync`: one request at a time per process, blocking IO. " +
+			"`threaded`: a pool of `threads` OS threads per process, blocking IO per thread. " +
+			"`evloop`: event loops with non-blocking IO (gnet). " +
+			"`goroutine`: a goroutine per connection, non-blocking IO under blocking-looking code.",
+		Check: oneOf(WorkerClasses...)},
+	{Key: "threads", Flag: "threads", Section: SectionWorkers, Default: 1, Classes: []string{"threaded", "evloop"},
+		Help: "Threads per worker: threaded's pool size; evloop's handler pool size (0 = handlers run inline on the loop).\n" +
+			"The threaded class needs at least 1.",
+		Check: atLeast(0)},
+	{Key: "worker_connections", Flag: "worker-connections", Section: SectionWorkers, Default: 1000,
+		Classes: []string{"threaded", "evloop", "goroutine"},
+		Help:    "Maximum open connections per worker.",
+		Check:   atLeast(1)},
+	{Key: "max_requests", Flag: "max-requests", Section: SectionWorkers, Default: 0,
+		Help:  "Recycle a worker gracefully after this many requests (0 = never).\nA cheap guard against memory leaks in the application.",
+		Check: atLeast(0)},
+	{Key: "max_requests_jitter", Flag: "max-requests-jitter", Section: SectionWorkers, Default: 0,
+		Help:  "Random 0..N added to max_requests per worker, so workers do not all recycle at once.",
+		Check: atLeast(0)},
+	{Key: "timeout", Flag: "timeout", Shorthand: "t", Section: SectionWorkers, Default: 30 * time.Second,
+		Help: "A worker silent this long is killed (SIGABRT, then SIGKILL) and replaced; 0 disables.\n" +
+			"Workers beat from the loop that does the work, so a stuck `sync` request or a blocked event loop stops the beat. " +
+			"Plain numbers are seconds, as in gunicorn.",
+		Check: nonNegative},
+	{Key: "graceful_timeout", Flag: "graceful-timeout", Section: SectionWorkers, Default: 30 * time.Second,
+		Help:  "How long in-flight requests get to finish on TERM, HUP or a max_requests recycle.",
+		Check: nonNegative},
+	{Key: "keepalive", Flag: "keep-alive", Section: SectionWorkers, Default: 65 * time.Second,
+		Classes: []string{"threaded", "evloop", "goroutine"},
+		Help: "Idle time a kept-alive connection may wait for its next request.\n" +
+			"Longer than a load balancer's usual 60 s idle timeout, which avoids the classic 502s. `sync` never keeps connections alive.",
+		Check: nonNegative},
+	{Key: "header_timeout", Flag: "header-timeout", Section: SectionWorkers, Default: 10 * time.Second,
+		Help:  "A client must send its whole request head within this (slowloris guard); 0 disables.",
+		Check: nonNegative},
+	{Key: "request_timeout", Flag: "request-timeout", Section: SectionWorkers, Default: time.Duration(0),
+		Help:  "Per-request limit (0 = none): the handler's context is cancelled, and the client gets 503 if nothing was sent.",
+		Check: nonNegative},
+	{Key: "boot_timeout", Flag: "boot-timeout", Section: SectionWorkers, Default: 30 * time.Second,
+		Help:  "A worker not ready this long after it was started is replaced.",
+		Check: nonNegative},
+	{Key: "shutdown_delay", Flag: "shutdown-delay", Section: SectionWorkers, Default: time.Duration(0),
+		Help:  "On TERM keep serving (reporting not-ready) this long before stopping accepting.\nGives a load balancer time to take the server out of rotation.",
+		Check: nonNegative},
+	{Key: "evloop_loops", Flag: "evloop-loops", Section: SectionWorkers, Default: 0, Classes: []string{"evloop"},
+		Help:  "Event loops per evloop worker (0 = one per CPU the worker may use).",
+		Check: atLeast(0)},
+	{Key: "http_engine", Flag: "http-engine", Section: SectionWorkers, Default: "native", Classes: []string{"goroutine"},
+		Help: "HTTP engine of the goroutine class: native or net/http.\n" +
+			"`native` is the strict engine every class shares; `net/http` gives HTTP/2 over TLS at the cost of looser HTTP/1.1 parsing.",
+		Check: oneOf("native", "net/http")},
+
+	// Security and limits
+	{Key: "limit_request_line", Flag: "limit-request-line", Section: SectionSecurity, Default: 4094,
+		Help:  "Maximum bytes of the request line; longer gets 414 (0 = up to 8190).",
+		Check: between(0, 8190)},
+	{Key: "limit_request_fields", Flag: "limit-request-fields", Section: SectionSecurity, Default: 100,
+		Help:  "Maximum number of header fields; more gets 431.",
+		Check: between(0, 32768)},
+	{Key: "limit_request_field_size", Flag: "limit-request-field-size", Section: SectionSecurity, Default: 8190,
+		Help:  "Maximum bytes of one header field; larger gets 431 (0 = unlimited).",
+		Check: atLeast(0)},
+	{Key: "limit_request_body", Flag: "limit-request-body", Section: SectionSecurity, Default: int64(0),
+		Help:  "Maximum request body bytes; larger gets 413 (0 = unlimited).",
+		Check: atLeast(0)},
+	{Key: "forwarded_allow_ips", Flag: "forwarded-allow-ips", Section: SectionSecurity,
+		Default: []string{"127.0.0.1", "::1"},
+		Help:    "Peers trusted to set X-Forwarded-* headers: IPs, CIDRs or `*`.\nFrom other peers those headers are stripped.",
+		Check:   checkIPList},
+	{Key: "secure_scheme_headers", Section: SectionSecurity,
+		Default: map[string]string{"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"},
+		Help: "Headers (and values) that mark a request from a trusted peer as https.\n" +
+			"Config file only, as a table of header = value; the environment takes `HEADER=value,HEADER=value`. Header names are upper-cased.",
+		Check: checkHeaderTable},
+	{Key: "proxy_protocol", Flag: "proxy-protocol", Section: SectionSecurity, Default: false,
+		Help: "Expect a PROXY protocol v1/v2 header on every accepted connection."},
+	{Key: "proxy_allow_ips", Flag: "proxy-allow-ips", Section: SectionSecurity, Default: []string{"127.0.0.1", "::1"},
+		Help:  "Peers allowed to send a PROXY header: IPs, CIDRs or `*`.",
+		Check: checkIPList},
+	{Key: "header_map", Flag: "header-map", Section: SectionSecurity, Default: "drop",
+		Help: "What to do with header names containing underscores: drop, refuse or dangerous.\n" +
+			"`drop` removes them (like nginx), `refuse` answers 400, `dangerous` passes them to the app.",
+		Check: oneOf("drop", "refuse", "dangerous")},
+	{Key: "certfile", Flag: "certfile", Section: SectionSecurity, Default: "",
+		Help: "TLS certificate file (PEM); needs keyfile."},
+	{Key: "keyfile", Flag: "keyfile", Section: SectionSecurity, Default: "",
+		Help: "TLS private key file (PEM); needs certfile."},
+	{Key: "ca_certs", Flag: "ca-certs", Section: SectionSecurity, Default: "",
+		Help: "CA bundle for verifying client certificates; needs certfile."},
+
+	// Server mechanics
+	{Key: "pidfile", Flag: "pid", Shorthand: "p", Section: SectionMechanics, Default: "",
+		Help: "File the arbiter writes its pid to (none by default)."},
+	{Key: "worker_tmp_dir", Flag: "worker-tmp-dir", Section: SectionMechanics, Default: "",
+		Help: "Directory for the workers' heartbeat files (empty = /dev/shm if present, else the OS temp dir).\n" +
+			"A disk-backed directory makes every heartbeat a disk write; keep it on tmpfs.",
+		Check: checkDir},
+	{Key: "user", Flag: "user", Shorthand: "u", Section: SectionMechanics, Default: "",
+		Help:  "User (name or uid) the workers run as; the arbiter binds first, so privileged ports work.",
+		Check: checkUser},
+	{Key: "group", Flag: "group", Shorthand: "g", Section: SectionMechanics, Default: "",
+		Help:  "Group (name or gid) the workers run as.",
+		Check: checkGroup},
+	{Key: "umask", Flag: "umask", Shorthand: "m", Section: SectionMechanics, Default: "",
+		Help:  "Octal umask for the workers, such as 0022 (empty = unchanged).\nIn a config file write it as a string: `umask = \"0022\"`.",
+		Check: checkUmask},
+	{Key: "stats_bind", Flag: "stats-bind", Section: SectionMechanics, Default: "",
+		Help:  "Address of the arbiter's status and metrics endpoint (`HOST:PORT` or `unix:PATH`; off when empty).",
+		Check: checkStatsBind},
+	{Key: "control_socket", Flag: "control-socket", Section: SectionMechanics, Default: "",
+		Help: "Unix socket (mode 0600) for `multiserve ctl` (off when empty)."},
+
+	// Logging
+	{Key: "accesslog", Flag: "access-logfile", Section: SectionLogging, Default: "",
+		Help: "Access log file; `-` is stdout (off when empty)."},
+	{Key: "access_log_format", Flag: "access-logformat", Section: SectionLogging, Default: defaultAccessLogFormat,
+		Help: "Access log line in gunicorn's atoms: %(h)s remote address, %(t)s time, %(r)s request line, " +
+			"%(s)s status, %(b)s body bytes, %(f)s referer, %(a)s user agent, %(D)s microseconds, ...",
+		Check: nonEmpty},
+	{Key: "errorlog", Flag: "error-logfile", Section: SectionLogging, Default: "-",
+		Help:  "Error log file; `-` is stderr.",
+		Check: nonEmpty},
+	{Key: "loglevel", Flag: "log-level", Section: SectionLogging, Default: "info",
+		Help:  "Error log level: debug, info, warning, error or critical.",
+		Check: oneOf("debug", "info", "warning", "error", "critical")},
+}
+
+// envName is the environment variable for key. `config` is the exception:
+// MULTISERVE_CONFIG already carries the resolved config to the workers.
+func envName(key string) string {
+	if key == "config" {
+		return "MULTISERVE_CONFIG_FILE"
+	}
+	return "MULTISERVE_" + strings.ToUpper(key)
+}
+
+// flagDisplay renders a setting's flags for messages and docs: "-w, --workers".
+func flagDisplay(s Setting) string {
+	switch {
+	case s.Flag == "":
+		return ""
+	case s.Shorthand != "":
+		return fmt.Sprintf("-%s, --%s", s.Shorthand, s.Flag)
+	default:
+		return "--" + s.Flag
+	}
+}
