@@ -342,7 +342,7 @@ func (hc *hconn) feed() gnet.Action {
 
 // bodyError handles a parser error inside a streamed body: the reader sees
 // it, the handler's response is replaced by the error if still possible
-// (see closeOnUnreadBody), and the connection closes after it.
+// (see finishRequest), and the connection closes after it.
 func (hc *hconn) bodyError(err error) gnet.Action {
 	var he *h1.Error
 	if errors.As(err, &he) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -332,5 +333,250 @@ func TestReusePort(t *testing.T) {
 		if got := body(c.read()); got != "path=/rp" {
 			t.Fatalf("got %q", got)
 		}
+	}
+}
+
+// orderLog records handler events in the order they happen.
+type orderLog struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (o *orderLog) add(e string) {
+	o.mu.Lock()
+	o.events = append(o.events, e)
+	o.mu.Unlock()
+}
+
+func (o *orderLog) has(e string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Contains(o.events, e)
+}
+
+func (o *orderLog) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return strings.Join(o.events, ",")
+}
+
+// blockingHandler: /block waits for release, anything else answers at once.
+func blockingHandler(log *orderLog, release <-chan struct{}) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		log.add(name + "-enter")
+		if name == "block" {
+			<-release
+		}
+		log.add(name + "-exit")
+		_, _ = io.WriteString(w, name)
+	})
+}
+
+// waitFor polls cond until it holds or 10 s pass; the poll interval only
+// bounds latency, nothing is decided by elapsed time.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestInlineHandlerBlocksLoop: with threads=0 and one loop, a handler that
+// blocks stalls every connection of the loop, and the heartbeat stops.
+func TestInlineHandlerBlocksLoop(t *testing.T) {
+	var log orderLog
+	release := make(chan struct{})
+	hs := startServer(t, testConfig(), blockingHandler(&log, release))
+	a := dial(t, hs.addrs[0])
+	a.send(get("/block"))
+	waitFor(t, "block-enter", func() bool { return log.has("block-enter") })
+
+	b := dial(t, hs.addrs[0])
+	b.send(get("/fast"))
+	// Two ticks without a beat after b's request was sent prove the loop
+	// has been stuck all along, so b cannot have been served meanwhile.
+	m0 := hs.s.missed.Load()
+	waitFor(t, "two missed beats", func() bool { return hs.s.missed.Load() >= m0+2 })
+	beats := hs.beats.Load()
+	if log.has("fast-enter") {
+		t.Fatalf("second connection served while the loop was blocked: %s", &log)
+	}
+	close(release)
+	if got := body(a.read()); got != "block" {
+		t.Fatalf("a: %q", got)
+	}
+	if got := body(b.read()); got != "fast" {
+		t.Fatalf("b: %q", got)
+	}
+	if got, want := log.String(), "block-enter,block-exit,fast-enter,fast-exit"; got != want {
+		t.Fatalf("order %s, want %s", got, want)
+	}
+	waitFor(t, "beats to resume", func() bool { return hs.beats.Load() > beats })
+}
+
+// TestPoolHandlerDoesNotBlockLoop: with threads=4 the second connection is
+// answered while the first handler is still blocked, and beats go on.
+func TestPoolHandlerDoesNotBlockLoop(t *testing.T) {
+	var log orderLog
+	release := make(chan struct{})
+	cfg := testConfig()
+	cfg.Threads = 4
+	hs := startServer(t, cfg, blockingHandler(&log, release))
+	a := dial(t, hs.addrs[0])
+	a.send(get("/block"))
+	waitFor(t, "block-enter", func() bool { return log.has("block-enter") })
+	beats := hs.beats.Load()
+
+	b := dial(t, hs.addrs[0])
+	b.send(get("/fast"))
+	if got := body(b.read()); got != "fast" {
+		t.Fatalf("b: %q", got)
+	}
+	waitFor(t, "beats while a handler blocks", func() bool { return hs.beats.Load() >= beats+2 })
+	if log.has("block-exit") {
+		t.Fatal("block returned before release")
+	}
+	close(release)
+	if got := body(a.read()); got != "block" {
+		t.Fatalf("a: %q", got)
+	}
+	if got, want := log.String(), "block-enter,fast-enter,fast-exit,block-exit"; got != want {
+		t.Fatalf("order %s, want %s", got, want)
+	}
+}
+
+// TestConnectionCap: above worker_connections a new connection gets a 503
+// and is closed; once a slot frees up, connections are served again.
+func TestConnectionCap(t *testing.T) {
+	cfg := testConfig()
+	cfg.WorkerConnections = 1
+	hs := startServer(t, cfg, pathHandler)
+	a := dial(t, hs.addrs[0])
+	a.send(get("/a"))
+	if got := body(a.read()); got != "path=/a" {
+		t.Fatalf("a: %q", got)
+	}
+	b := dial(t, hs.addrs[0])
+	if r := b.read(); r.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("over the cap: status %d, want 503", r.StatusCode)
+	}
+	b.expectEOF()
+	_ = a.nc.Close()
+	waitFor(t, "the slot to free", func() bool { return hs.s.conns.Load() == 0 })
+	c := dial(t, hs.addrs[0])
+	c.send(get("/c"))
+	if got := body(c.read()); got != "path=/c" {
+		t.Fatalf("c: %q", got)
+	}
+}
+
+// TestTimeouts: the tick closes a kept-alive connection idle past
+// keepalive, one whose head stalls past header_timeout, and one that never
+// sends anything past header_timeout.
+func TestTimeouts(t *testing.T) {
+	cfg := testConfig()
+	cfg.Keepalive = 300 * time.Millisecond
+	cfg.HeaderTimeout = 300 * time.Millisecond
+	hs := startServer(t, cfg, pathHandler)
+	idle := dial(t, hs.addrs[0])
+	idle.send(get("/i"))
+	if r := idle.read(); r.Close {
+		t.Fatal("first response closes")
+	}
+	partial := dial(t, hs.addrs[0])
+	partial.send("GET / HTTP/1.1\r\nHost: x\r\n")
+	silent := dial(t, hs.addrs[0])
+	for name, c := range map[string]*conn{"idle": idle, "partial head": partial, "silent": silent} {
+		t.Run(name, func(t *testing.T) { c.t = t; c.expectEOF() })
+	}
+}
+
+// TestGracefulStop: on cancel, idle connections close at once, the
+// in-flight request finishes with Connection: close, and serve returns nil.
+func TestGracefulStop(t *testing.T) {
+	for _, threads := range []int{0, 2} {
+		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
+			var log orderLog
+			release := make(chan struct{})
+			cfg := testConfig()
+			cfg.Threads = threads
+			cfg.EvloopLoops = 2
+			hs := startServer(t, cfg, blockingHandler(&log, release))
+			idle := dial(t, hs.addrs[0])
+			idle.send(get("/i"))
+			idle.read()
+			busy := dial(t, hs.addrs[0])
+			busy.send(get("/block"))
+			waitFor(t, "block-enter", func() bool { return log.has("block-enter") })
+			hs.cancel()
+			waitFor(t, "draining", hs.s.draining.Load)
+			if threads > 0 {
+				idle.expectEOF() // with threads=0 the blocked loop may own it
+			}
+			close(release)
+			r := busy.read()
+			if body(r) != "block" || !r.Close {
+				t.Fatalf("in-flight response: close=%v", r.Close)
+			}
+			busy.expectEOF()
+			idle.expectEOF()
+			if err := hs.stop(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestBodies streams a 10 MiB chunked upload and a 1 MiB response, inline
+// and on the pool, plus a small body sent after 100 Continue.
+func TestBodies(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/count":
+			n, err := io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, "%d %v %s", n, err, r.Trailer.Get("X-Sum"))
+		case "/big":
+			chunk := strings.Repeat("x", 1024)
+			for range 1024 {
+				_, _ = io.WriteString(w, chunk)
+			}
+		}
+	})
+	for _, threads := range []int{0, 2} {
+		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Threads = threads
+			hs := startServer(t, cfg, h)
+			c := dial(t, hs.addrs[0])
+			c.send("POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+			chunk := fmt.Sprintf("%x\r\n%s\r\n", 64<<10, strings.Repeat("y", 64<<10))
+			for range 160 {
+				c.send(chunk)
+			}
+			c.send("0\r\nX-Sum: ok\r\n\r\n")
+			if got, want := body(c.read()), fmt.Sprintf("%d <nil> ok", 160*64<<10); got != want {
+				t.Fatalf("upload: %q, want %q", got, want)
+			}
+			c.send(get("/big"))
+			if r := c.read(); r.ContentLength != 1<<20 {
+				t.Fatalf("download: %d bytes", r.ContentLength)
+			}
+			c.send("POST /count HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+			line, err := c.br.ReadString('\n')
+			if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+				t.Fatalf("want 100 Continue, got %q %v", line, err)
+			}
+			if _, err := c.br.ReadString('\n'); err != nil {
+				t.Fatal(err)
+			}
+			c.send("hello")
+			if got := body(c.read()); got != "5 <nil> " {
+				t.Fatalf("expect-continue body: %q", got)
+			}
+		})
 	}
 }

@@ -108,6 +108,7 @@ type server struct {
 	draining atomic.Bool
 	drained  chan struct{} // signalled when conns drops to 0 while draining
 	now      atomic.Int64  // coarse clock (unix ns), advanced by OnTick
+	missed   atomic.Int64  // ticks without a beat because a loop was stuck
 
 	regMu  stdsync.Mutex // serialises Engine.Register: RoundRobin is not concurrency-safe
 	regLns []net.Listener
@@ -129,7 +130,7 @@ func newServer(env *workers.Env) *server {
 		// GOMAXPROCS per worker, and NumCPU would ignore it.
 		s.loops = runtime.GOMAXPROCS(0)
 	}
-	s.h1 = &h1.Server{Handler: closeOnUnreadBody(env.Handler), Config: cfg, Log: s.log}
+	s.h1 = &h1.Server{Handler: s.finishRequest(env.Handler), Config: cfg, Log: s.log}
 	size := cfg.Threads
 	if s.inline {
 		// Inline mode still runs requests with a streaming body off the
@@ -262,25 +263,32 @@ func (s *server) OnTick() (time.Duration, gnet.Action) {
 	s.now.Store(time.Now().UnixNano())
 	if s.probeLoops() {
 		s.env.Beat()
+	} else {
+		s.missed.Add(1)
 	}
 	return tickEvery, gnet.None
 }
 
-// closeOnUnreadBody finishes a streamed request body before h1 completes
-// the response: a framing error the loop found in it replaces the response
-// by the error if nothing was committed, and a client still waiting for a
-// 100 Continue that was never sent gets Connection: close (its body may
-// never come, so it cannot be drained). Runs on the handler's goroutine.
-func closeOnUnreadBody(next http.Handler) http.Handler {
+// finishRequest runs after the application's handler, on the handler's
+// goroutine, before h1 completes the response:
+//   - while the worker drains, the response carries Connection: close;
+//   - a streamed request body is closed; a framing error the loop found in
+//     it replaces the response by the error if nothing was committed; and a
+//     client still waiting for a 100 Continue that was never sent gets
+//     Connection: close (its body may never come, so it cannot be drained).
+func (s *server) finishRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(w, r)
+		hw, _ := w.(*h1.Response)
+		if hw != nil && s.draining.Load() {
+			hw.SetClose()
+		}
 		rb, ok := r.Body.(*reqBody)
 		if !ok {
 			return
 		}
 		_ = rb.Close() // later body bytes are dropped by the pipe
-		hw, ok := w.(*h1.Response)
-		if !ok {
+		if hw == nil {
 			return
 		}
 		if st := rb.rejected.Load(); st != 0 {
