@@ -7,13 +7,14 @@
 // kernel makes it wait, exactly like a thread in a C or Python server. Go's
 // netpoller is never involved. Deadlines are carried out by the kernel through
 // SO_RCVTIMEO and SO_SNDTIMEO, recomputed from SetReadDeadline and
-// SetWriteDeadline before each call.
+// SetWriteDeadline before each call. As with a netpoller connection, moving
+// a deadline earlier also reaches a call already blocked in the kernel (the
+// engine relies on this to stop waiting on an idle connection at shutdown):
+// see deadline.go.
 //
 // Threading: Read, Write and the deadline setters may be called from
 // different goroutines (one reader, one writer), Close from any goroutine.
-// Unlike a netpoller connection, a deadline change does not reach a call
-// that is already blocked in the kernel; Close does (it shuts the socket
-// down first, which wakes blocked calls).
+// Close wakes blocked calls (it shuts the socket down first).
 package fdconn
 
 import (
@@ -21,6 +22,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	stdsync "sync"
 	"time"
 
@@ -44,17 +46,6 @@ type Conn struct {
 	closed  bool
 
 	rd, wr direction
-}
-
-// direction is the deadline state of one half of the connection. Each half
-// has its own lock so a reader and a writer never wait for each other.
-type direction struct {
-	mu       stdsync.Mutex
-	deadline time.Time     // zero: none
-	opt      int           // unix.SO_RCVTIMEO or unix.SO_SNDTIMEO
-	kernel   time.Duration // the timeout in the socket now; 0: none
-	setAt    time.Time     // when kernel was written to the socket
-	armedFor time.Time     // the deadline kernel was computed for
 }
 
 // Accept accepts one connection from the listening socket lfd and returns it
@@ -119,11 +110,14 @@ func (c *Conn) Read(b []byte) (int, error) {
 		return 0, c.opError("read", net.ErrClosed)
 	}
 	defer c.release()
+	tid := lockThread()
+	defer runtime.UnlockOSThread()
 	for {
-		if err := c.rd.arm(c.fd); err != nil {
+		if err := c.rd.enter(c.fd, tid); err != nil {
 			return 0, c.opError("read", err)
 		}
 		n, err := unix.Read(c.fd, b)
+		c.rd.leave()
 		switch {
 		case err == nil && n == 0:
 			if err := c.closedOr(io.EOF); err != io.EOF {
@@ -135,7 +129,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN && !c.rd.expired():
-			continue // woke a little early (see arm's slack); wait the rest
+			continue // no deadline, or woke a little early: wait the rest
 		case err == unix.EAGAIN:
 			return 0, c.opError("read", os.ErrDeadlineExceeded)
 		default:
@@ -151,12 +145,15 @@ func (c *Conn) Write(b []byte) (int, error) {
 		return 0, c.opError("write", net.ErrClosed)
 	}
 	defer c.release()
+	tid := lockThread()
+	defer runtime.UnlockOSThread()
 	done := 0
 	for done < len(b) {
-		if err := c.wr.arm(c.fd); err != nil {
+		if err := c.wr.enter(c.fd, tid); err != nil {
 			return done, c.opError("write", err)
 		}
 		n, err := unix.Write(c.fd, b[done:])
+		c.wr.leave()
 		if n > 0 {
 			done += n
 		}
@@ -282,52 +279,6 @@ func (c *Conn) closedOr(err error) error {
 
 func (c *Conn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: c.network, Addr: c.raddr, Err: err}
-}
-
-func (d *direction) set(t time.Time) {
-	d.mu.Lock()
-	d.deadline = t
-	d.mu.Unlock()
-}
-
-func (d *direction) expired() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return !d.deadline.IsZero() && !time.Now().Before(d.deadline)
-}
-
-// arm makes the socket's kernel timeout match the deadline before a call.
-// It returns os.ErrDeadlineExceeded when the deadline has passed. A deadline
-// usually spans many calls (a request head read in pieces); to spare a
-// setsockopt(2) per call, the timeout already in the kernel is kept while
-// it was computed for the same deadline less than 1/64 of it ago, so a call
-// overshoots the deadline by under 1/64 of the timeout at worst.
-func (d *direction) arm(fd int) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var want time.Duration
-	now := time.Now()
-	if !d.deadline.IsZero() {
-		want = d.deadline.Sub(now)
-		if want <= 0 {
-			return os.ErrDeadlineExceeded
-		}
-	}
-	if want == 0 && d.kernel == 0 {
-		return nil
-	}
-	if want > 0 && d.armedFor.Equal(d.deadline) && now.Sub(d.setAt) < d.kernel/64 {
-		return nil
-	}
-	tv := unix.NsecToTimeval(want.Nanoseconds())
-	if want > 0 && tv.Sec == 0 && tv.Usec == 0 {
-		tv.Usec = 1 // zero would mean "no timeout"
-	}
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, d.opt, &tv); err != nil {
-		return os.NewSyscallError("setsockopt", err)
-	}
-	d.kernel, d.setAt, d.armedFor = want, now, d.deadline
-	return nil
 }
 
 func sockaddrToAddr(sa unix.Sockaddr, network string) net.Addr {

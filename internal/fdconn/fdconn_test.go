@@ -105,9 +105,49 @@ func TestReadDeadline(t *testing.T) {
 		t.Fatalf("Read after clearing deadline = %d, %v", n, err)
 	}
 	tv, _ = unix.GetsockoptTimeval(c.FD(), unix.SOL_SOCKET, unix.SO_RCVTIMEO)
-	if tv.Sec != 0 || tv.Usec != 0 {
-		t.Fatalf("SO_RCVTIMEO = %+v after clearing the deadline, want 0", tv)
+	if time.Duration(tv.Nano()) != forever {
+		t.Fatalf("SO_RCVTIMEO = %+v after clearing the deadline, want %v", tv, forever)
 	}
+}
+
+// Moving the deadline earlier reaches a Read already blocked in the kernel
+// (with no deadline, or a far one), as with a netpoller conn; the Conn
+// stays usable afterwards.
+func TestDeadlineInterruptsBlockedRead(t *testing.T) {
+	for _, far := range []time.Duration{0, time.Hour} {
+		c, peer := pair(t)
+		if far > 0 {
+			c.SetReadDeadline(time.Now().Add(far))
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Read(make([]byte, 1))
+			done <- err
+		}()
+		waitBlocked(t, &c.rd)
+		c.SetReadDeadline(time.Now())
+		select {
+		case err := <-done:
+			assertTimeout(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("far=%v: SetReadDeadline(now) did not interrupt the blocked Read", far)
+		}
+		c.SetReadDeadline(time.Time{})
+		unix.Write(peer, []byte("y"))
+		if n, err := c.Read(make([]byte, 1)); n != 1 || err != nil {
+			t.Fatalf("Read after the interrupt = %d, %v", n, err)
+		}
+	}
+}
+
+// waitBlocked waits until a call has entered the kernel side of d.
+func waitBlocked(t *testing.T, d *direction) {
+	t.Helper()
+	fdpolltest.Eventually(t, 5*time.Second, "a blocked call", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.tid != 0
+	})
 }
 
 // A Write the peer never drains stops at the deadline with a partial count.
@@ -129,20 +169,7 @@ func TestCloseIdempotentAndWakesBlockedRead(t *testing.T) {
 		_, err := c.Read(make([]byte, 1))
 		done <- err
 	}()
-	// Wait until the reader holds a reference (it is in, or about to
-	// enter, read(2)); Close must wake it either way.
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		c.mu.Lock()
-		refs := c.refs
-		c.mu.Unlock()
-		if refs > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("reader never started")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitBlocked(t, &c.rd)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}

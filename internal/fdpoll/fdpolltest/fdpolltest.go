@@ -5,11 +5,15 @@
 package fdpolltest
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	stdsync "sync"
 	"sync/atomic"
 	"testing"
@@ -85,36 +89,113 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Running is a Worker serving in a goroutine.
+type Running struct {
+	cancel   context.CancelFunc
+	finished chan struct{} // closed when Serve returned
+	err      error         // Serve's result, set before finished closes
+}
+
 // Start runs w.Serve(ctx, env) in a goroutine and waits (up to 10 s) for it
-// to report ready. stop cancels the worker and returns Serve's result; it
-// also runs at the end of the test if the test did not call it.
-func Start(t testing.TB, w workers.Worker, env *workers.Env, h *Heart) (stop func() error) {
+// to report ready. The worker is stopped at the end of the test if the test
+// did not stop it.
+func Start(t testing.TB, w workers.Worker, env *workers.Env, h *Heart) *Running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Serve(ctx, env) }()
-	var once stdsync.Once
-	var result error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case result = <-done:
-			case <-time.After(20 * time.Second):
-				t.Errorf("worker did not return within 20s of cancel")
-			}
-		})
-		return result
-	}
-	t.Cleanup(func() { _ = stop() })
+	r := &Running{cancel: cancel, finished: make(chan struct{})}
+	go func() {
+		r.err = w.Serve(ctx, env)
+		close(r.finished)
+	}()
+	t.Cleanup(func() {
+		r.Cancel()
+		if _, ok := r.WaitTimeout(20 * time.Second); !ok {
+			t.Errorf("worker did not return within 20s of cancel")
+		}
+	})
 	select {
 	case <-h.Ready():
-	case err := <-done:
-		t.Fatalf("Serve returned before ready: %v", err)
+	case <-r.finished:
+		t.Fatalf("Serve returned before ready: %v", r.err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("worker not ready within 10s")
 	}
-	return stop
+	return r
+}
+
+// Cancel asks for a graceful stop (ctx cancellation).
+func (r *Running) Cancel() { r.cancel() }
+
+// WaitTimeout waits up to d for Serve to return and gives its result; ok is
+// false if it had not returned.
+func (r *Running) WaitTimeout(d time.Duration) (err error, ok bool) {
+	select {
+	case <-r.finished:
+		return r.err, true
+	case <-time.After(d):
+		return nil, false
+	}
+}
+
+// Stop cancels the worker and fails the test unless Serve returns nil
+// within 20 s.
+func (r *Running) Stop(t testing.TB) {
+	t.Helper()
+	r.Cancel()
+	err, ok := r.WaitTimeout(20 * time.Second)
+	if !ok {
+		t.Fatal("worker did not return within 20s of cancel")
+	}
+	if err != nil {
+		t.Fatalf("Serve returned %v, want nil", err)
+	}
+}
+
+// Eventually polls cond until it holds, failing the test after d.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// Get sends "GET path" on a new connection and returns the response with
+// its body read. Connection: close is not requested; the caller sees what
+// the server chose.
+func Get(t testing.TB, addr, path string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Errorf("dial %s: %v", addr, err)
+		return nil, ""
+	}
+	defer c.Close()
+	return Do(t, c, bufio.NewReader(c), "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+}
+
+// Do writes a raw request on c and reads one response from br (deadline
+// 20 s). Errors are reported with t.Errorf, so it may run in goroutines.
+func Do(t testing.TB, c net.Conn, br *bufio.Reader, raw string) (*http.Response, string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Errorf("write request: %v", err)
+		return nil, ""
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Errorf("read response: %v", err)
+		return nil, ""
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Errorf("read body: %v", err)
+	}
+	return resp, string(body)
 }
 
 // Gauge is a handler that records how many requests it runs at once. Each
@@ -176,4 +257,41 @@ func (g *Gauge) Current() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.cur
+}
+
+// Accepted reports whether the server side of client (a connection dialled
+// to a listener in this process) has been accept(2)ed: in /proc/net/tcp a
+// connection still in the accept queue has inode 0, an accepted one has
+// its socket's inode. It lets a test wait for "the worker took this
+// connection" without a hook in the worker.
+func Accepted(t testing.TB, client net.Conn) bool {
+	t.Helper()
+	data, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatalf("read /proc/net/tcp: %v", err)
+	}
+	srv := client.RemoteAddr().(*net.TCPAddr).Port
+	cli := client.LocalAddr().(*net.TCPAddr).Port
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 10 {
+			continue
+		}
+		if hexPort(f[1]) == srv && hexPort(f[2]) == cli {
+			return f[9] != "0"
+		}
+	}
+	return false
+}
+
+func hexPort(addr string) int {
+	_, p, ok := strings.Cut(addr, ":")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.ParseUint(p, 16, 16)
+	if err != nil {
+		return -1
+	}
+	return int(n)
 }

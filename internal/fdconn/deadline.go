@@ -1,0 +1,110 @@
+package fdconn
+
+import (
+	"os"
+	"runtime"
+	stdsync "sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// forever is the kernel timeout that stands for "no deadline". It is not 0
+// (the kernel's "never") because only a socket call with a timeout fails
+// with EINTR when a signal arrives; without one the kernel restarts it
+// (SA_RESTART), and kick could not reach it.
+const forever = 24 * time.Hour
+
+// direction is the deadline state of one half of the connection. Each half
+// has its own lock so a reader and a writer never wait for each other.
+type direction struct {
+	mu       stdsync.Mutex
+	deadline time.Time // zero: none
+	opt      int       // unix.SO_RCVTIMEO or unix.SO_SNDTIMEO
+	kernel   time.Duration
+	setAt    time.Time // when kernel was written to the socket
+	armedFor time.Time // the deadline kernel was computed for
+	tid      int       // thread in the system call now, 0 if none
+}
+
+// lockThread pins the calling goroutine to its thread for one call, so
+// that the thread id a deadline change signals is the one in the kernel.
+func lockThread() int {
+	runtime.LockOSThread()
+	return unix.Gettid()
+}
+
+// enter makes the socket's kernel timeout match the deadline, then records
+// that thread tid is about to block. It returns os.ErrDeadlineExceeded
+// when the deadline has passed.
+//
+// A deadline usually spans many calls (a request head read in pieces); to
+// spare a setsockopt(2) per call, the timeout already in the kernel is kept
+// while it was computed for the same deadline less than 1/64 of it ago, so
+// a call overshoots its deadline by under 1/64 of the timeout at worst.
+func (d *direction) enter(fd, tid int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	want := forever
+	now := time.Now()
+	if !d.deadline.IsZero() {
+		want = d.deadline.Sub(now)
+		if want <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+	}
+	keep := d.kernel == forever && d.deadline.IsZero() ||
+		d.kernel > 0 && d.armedFor.Equal(d.deadline) && now.Sub(d.setAt) < d.kernel/64
+	if !keep {
+		tv := unix.NsecToTimeval(want.Nanoseconds())
+		if tv.Sec == 0 && tv.Usec == 0 {
+			tv.Usec = 1 // zero would mean "no timeout"
+		}
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, d.opt, &tv); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+		d.kernel, d.setAt, d.armedFor = want, now, d.deadline
+	}
+	d.tid = tid
+	return nil
+}
+
+// leave records that the system call returned.
+func (d *direction) leave() {
+	d.mu.Lock()
+	d.tid = 0
+	d.mu.Unlock()
+}
+
+func (d *direction) expired() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.deadline.IsZero() && !time.Now().Before(d.deadline)
+}
+
+// set changes the deadline. If a call is blocked in the kernel with a
+// timeout that ends later than t, set interrupts it with SIGURG (the Go
+// runtime's own preemption signal, which every Go program tolerates): the
+// call fails with EINTR, and the caller's loop re-arms with t. A signal
+// that lands just before the thread enters the kernel is lost, so set
+// repeats it, backing off, until the call has re-armed or left.
+func (d *direction) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.deadline = t
+	wait := 10 * time.Microsecond
+	for try := 0; try < 200 && d.stale(); try++ {
+		tid := d.tid
+		d.mu.Unlock()
+		_ = unix.Tgkill(os.Getpid(), tid, unix.SIGURG)
+		time.Sleep(wait)
+		wait = min(2*wait, 5*time.Millisecond)
+		d.mu.Lock()
+	}
+}
+
+// stale reports whether a call is in the kernel with a timeout that ends
+// after the current deadline.
+func (d *direction) stale() bool {
+	return d.tid != 0 && !d.deadline.IsZero() && d.setAt.Add(d.kernel).After(d.deadline)
+}

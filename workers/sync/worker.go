@@ -1,0 +1,181 @@
+// Package sync is the sync worker class: gunicorn's sync worker in Go. One
+// OS thread per worker process handles one request at a time with blocking
+// system calls:
+//
+//	loop: beat → poll(listeners, timeout) → accept → read request (blocking,
+//	      header_timeout) → handle → write response (blocking) → close
+//
+// There is no keep-alive (every response carries Connection: close) and no
+// other goroutine serves connections, so a worker's concurrency is exactly
+// one request; scale with --workers. The heartbeat comes from this loop and
+// from nothing else: a request that runs longer than --timeout stops the
+// beats and the arbiter kills and replaces the worker, as gunicorn does.
+// That is the class's contract, not a defect: use threaded, evloop or
+// goroutine for slow requests.
+//
+// The package clause is sync to match the class name; the standard
+// library's sync is imported as stdsync where needed.
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/multiserve/multiserve/h1"
+	"github.com/multiserve/multiserve/internal/fdconn"
+	"github.com/multiserve/multiserve/internal/fdpoll"
+	"github.com/multiserve/multiserve/workers"
+)
+
+func init() {
+	workers.Register(workers.Class{
+		Name:    "sync",
+		Summary: "one request at a time per process, blocking IO",
+		New:     func() workers.Worker { return &Worker{} },
+	})
+}
+
+// Worker is the sync class. The zero value is ready to Serve once.
+type Worker struct{}
+
+// Serve runs the accept loop on the calling goroutine, locked to its OS
+// thread, until ctx is done (the request in flight, if any, is finished
+// first) or a listener fails.
+func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
+	// The model is "one OS thread blocks in the kernel": pin it, so the
+	// blocking calls below really are this worker's only thread of work.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	if len(env.Listeners) == 0 {
+		return errors.New("sync: no listeners")
+	}
+	waker, err := fdpoll.NewWaker()
+	if err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	defer waker.Close()
+	stop := waker.WakeOnDone(ctx)
+	defer stop()
+
+	l := &loop{
+		env:   env,
+		srv:   &h1.Server{Handler: env.Handler, Config: env.Config, Log: env.Log, DisableKeepAlive: true},
+		beat:  fdpoll.BeatInterval(env.Config.Timeout),
+		waker: waker,
+		fds:   make([]unix.PollFd, 1+len(env.Listeners)),
+	}
+	l.fds[0] = unix.PollFd{Fd: int32(waker.FD()), Events: unix.POLLIN}
+	for i, ln := range env.Listeners {
+		l.fds[1+i] = unix.PollFd{Fd: int32(ln.FD), Events: unix.POLLIN}
+	}
+	return l.run(ctx)
+}
+
+type loop struct {
+	env     *workers.Env
+	srv     *h1.Server
+	beat    time.Duration
+	waker   *fdpoll.Waker
+	fds     []unix.PollFd // [0] is the waker, then the listeners in Env order
+	pauseTo time.Time     // accepting paused (out of descriptors) until then
+}
+
+func (l *loop) run(ctx context.Context) error {
+	ready := false
+	for {
+		l.env.Beat()
+		if ctx.Err() != nil {
+			return nil
+		}
+		fds := l.fds
+		wait := l.beat
+		if now := time.Now(); now.Before(l.pauseTo) {
+			fds, wait = l.fds[:1], min(wait, l.pauseTo.Sub(now))
+		}
+		if !ready {
+			// The listeners are already listening: from here on the
+			// kernel queues connections for this poll.
+			l.env.Ready()
+			ready = true
+		}
+		n, err := unix.Poll(fds, fdpoll.Millis(wait))
+		if err == unix.EINTR || n == 0 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("sync: poll: %w", err)
+		}
+		if fds[0].Revents != 0 {
+			l.waker.Drain()
+		}
+		if err := l.acceptReady(ctx, fds[1:]); err != nil {
+			return err
+		}
+	}
+}
+
+// acceptReady takes one connection from each readable listener and serves
+// it to completion, one after the other.
+func (l *loop) acceptReady(ctx context.Context, fds []unix.PollFd) error {
+	for i, pfd := range fds {
+		if pfd.Revents == 0 || ctx.Err() != nil {
+			continue
+		}
+		ln := l.env.Listeners[i]
+		if pfd.Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
+			return fmt.Errorf("sync: listener %s: poll revents %#x", ln.Name, pfd.Revents)
+		}
+		c, err := fdconn.Accept(ln.FD)
+		if err != nil {
+			if err := l.acceptFailed(ln, err); err != nil {
+				return err
+			}
+			continue
+		}
+		l.serve(ctx, c)
+		l.env.Beat()
+	}
+	return nil
+}
+
+func (l *loop) acceptFailed(ln *workers.Listener, err error) error {
+	switch fdpoll.ClassifyAccept(err) {
+	case fdpoll.AcceptDrained, fdpoll.AcceptRetry:
+		// A sibling worker won the race, or that one connection died.
+	case fdpoll.AcceptBackoff:
+		l.env.Log.Warn("sync: accept: out of resources, pausing", "listener", ln.Name, "err", err)
+		l.pauseTo = time.Now().Add(fdpoll.AcceptBackoffDelay)
+	default:
+		return fmt.Errorf("sync: listener %s: %w", ln.Name, err)
+	}
+	return nil
+}
+
+// serve answers the one request of a connection and closes it. The read
+// deadline set here bounds how long a silent client can hold the worker;
+// the engine refines it per request (header_timeout) but this guarantees it
+// even before the engine's first read.
+func (l *loop) serve(ctx context.Context, c *fdconn.Conn) {
+	if ht := l.env.Config.HeaderTimeout; ht > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(ht))
+	}
+	hc := l.srv.NewConn(c)
+	defer func() {
+		// The engine recovers handler panics itself; this keeps an engine
+		// bug from killing the worker with the connection open.
+		if v := recover(); v != nil {
+			l.env.Log.Error("sync: panic serving connection", "remote", c.RemoteAddr().String(), "panic", v, "stack", string(debug.Stack()))
+		}
+		_ = hc.Close()
+	}()
+	hc.Serve(ctx, false)
+}
+
+var _ workers.Worker = (*Worker)(nil)
