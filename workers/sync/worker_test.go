@@ -11,6 +11,7 @@ import (
 
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/internal/fdpoll/fdpolltest"
+	"github.com/multiserve/multiserve/workers/workerstest"
 )
 
 func start(t *testing.T, h http.Handler, cfg *config.Config) (string, *fdpolltest.Heart, *fdpolltest.Running) {
@@ -149,5 +150,5 @@ func TestGracefulStopDropsSilentClient(t *testing.T) {
 }
 
 func TestConformance(t *testing.T) {
-	t.Skip("workerstest not landed yet")
+	workerstest.Run(t, "sync", workerstest.Options{NoKeepAlive: true})
 }
