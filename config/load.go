@@ -301,13 +301,14 @@ func flagError(err error) error {
 		return unknownName("flag", "--"+notExist.GetSpecifiedName(), "", flagNames())
 	case errors.As(err, &invalid):
 		f := invalid.GetFlag()
-		reason := invalid.Unwrap().Error()
+		u := &UsageError{Setting: f.Name, Value: invalid.GetValue(), Source: "--" + f.Name, Reason: invalid.Unwrap().Error()}
 		if s, ok := settingOfFlag(f.Name); ok {
+			u.Setting = s.Key
 			if _, cerr := convert(s.Default, invalid.GetValue()); cerr != nil {
-				reason = cerr.Error()
+				u.Reason = cerr.Error() // "want an integer" rather than strconv's wording
 			}
 		}
-		return &UsageError{Setting: "--" + f.Name, Value: invalid.GetValue(), Reason: reason}
+		return u
 	case errors.As(err, &needs):
 		return usagef("flag --%s needs a value", needs.GetFlag().Name)
 	}

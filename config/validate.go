@@ -42,13 +42,13 @@ func (c *Config) crossChecks() []error {
 		bad("http_engine", fmt.Sprintf("net/http is only available with worker_class goroutine, not %s", c.WorkerClass))
 	}
 	if c.Certfile != "" && c.Keyfile == "" {
-		bad("keyfile", "certfile needs a keyfile")
+		bad("certfile", "needs keyfile as well")
 	}
 	if c.Keyfile != "" && c.Certfile == "" {
-		bad("certfile", "keyfile needs a certfile")
+		bad("keyfile", "needs certfile as well")
 	}
 	if c.CACerts != "" && c.Certfile == "" {
-		bad("certfile", "ca_certs needs a certfile")
+		bad("ca_certs", "needs certfile and keyfile as well")
 	}
 	return errs
 }
