@@ -157,11 +157,11 @@ func (s *headScanner) scanTrailer(b []byte, lim *limits) (int, error) {
 		if i < 0 {
 			return 0, s.checkOpenLine(len(rest), lim)
 		}
-		if i == 0 || rest[i-1] != '\r' {
-			return 0, errBadRequest("bare LF in trailer section")
-		}
 		if err := s.checkLine(i-1, lim); err != nil {
 			return 0, err
+		}
+		if i == 0 || rest[i-1] != '\r' {
+			return 0, errBadRequest("bare LF in trailer section")
 		}
 		s.pos += i + 1
 		if i == 1 {

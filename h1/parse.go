@@ -77,13 +77,15 @@ func (s *headScanner) scan(b []byte, lim *limits) (int, error) {
 		if i < 0 {
 			return 0, s.checkOpenLine(len(rest), lim)
 		}
+		// Limits first, as checkOpenLine would have seen them had the line
+		// arrived in pieces: the verdict must not depend on packet sizes.
+		if err := s.checkLine(i-1, lim); err != nil {
+			return 0, err
+		}
 		if i == 0 || rest[i-1] != '\r' {
 			return 0, errBadRequest("bare LF")
 		}
 		lineLen := i - 1
-		if err := s.checkLine(lineLen, lim); err != nil {
-			return 0, err
-		}
 		s.pos += i + 1
 		if lineLen == 0 {
 			if s.lines == 0 {

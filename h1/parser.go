@@ -62,6 +62,8 @@ type Parser struct {
 	total int64 // body bytes so far (limit_request_body)
 	ck    chunkedDecoder
 	err   error
+	// skipped: the one empty line allowed before this request line was seen.
+	skipped bool
 }
 
 // NewParser returns a parser enforcing the server's limits.
@@ -134,8 +136,8 @@ func (p *Parser) nextHead(b []byte) (Event, int, []byte, error) {
 	skip := 0
 	// RFC 9112 2.2: ignore at least one empty line before a request line
 	// (clients that send CRLF after a POST body).
-	if p.sc.pos == 0 && len(b) >= 2 && b[0] == '\r' && b[1] == '\n' {
-		skip = 2
+	if p.sc.pos == 0 && !p.skipped && len(b) >= 2 && b[0] == '\r' && b[1] == '\n' {
+		skip, p.skipped = 2, true
 		b = b[2:]
 	}
 	end, err := p.sc.scan(b, &p.lim)
@@ -151,7 +153,7 @@ func (p *Parser) nextHead(b []byte) (Event, int, []byte, error) {
 	if err := parseHead(b[:end], &p.h, &p.lim); err != nil {
 		return p.fail(err)
 	}
-	p.total = 0
+	p.total, p.skipped = 0, false
 	switch {
 	case p.h.chunked:
 		p.st = stBodyChunked
@@ -248,7 +250,7 @@ func (p *Parser) Trailer() http.Header {
 
 // reset makes the parser ready for a new connection.
 func (p *Parser) reset() {
-	p.st, p.sc, p.left, p.total, p.err = stHead, headScanner{}, 0, 0, nil
+	p.st, p.sc, p.left, p.total, p.err, p.skipped = stHead, headScanner{}, 0, 0, nil, false
 	p.h.reset()
 	p.ck.reset()
 }
