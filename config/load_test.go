@@ -2,9 +2,11 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,6 +135,15 @@ secure_scheme_headers:
 				}
 			}
 		})
+	}
+}
+
+// A key with no value in YAML (null) means the default.
+func TestNullMeansDefault(t *testing.T) {
+	cleanEnv(t)
+	l := mustLoad(t, "-c", writeFile(t, "app.yaml", "pidfile:\nworkers: 2\ntimeout:\n"))
+	if l.Config.Pidfile != "" || l.Config.Timeout != 30*time.Second || l.Config.Workers != 2 {
+		t.Errorf("got %+v", l.Config)
 	}
 }
 
@@ -381,6 +392,27 @@ func TestPrint(t *testing.T) {
 		}
 		if strings.LastIndex(line, " ")+1 != col {
 			t.Errorf("source column not aligned: %q", line)
+		}
+	}
+}
+
+// Load shares no state between calls, so concurrent calls are safe.
+func TestLoadConcurrent(t *testing.T) {
+	cleanEnv(t)
+	path := writeFile(t, "app.json", `{"workers": 2}`)
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			l, err := Load([]string{"-c", path, "--threads", "3", "-w", strconv.Itoa(i + 1)})
+			if err == nil && (l.Config.Workers != i+1 || l.Config.Threads != 3) {
+				err = fmt.Errorf("call %d got workers %d threads %d", i, l.Config.Workers, l.Config.Threads)
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }

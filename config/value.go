@@ -12,9 +12,13 @@ import (
 
 // convert turns a raw value from a flag, the environment or a config file
 // into the Go type of want (a setting's Default). Strings come from flags and
-// the environment; numbers, bools, lists and tables from files. The error
-// says what was expected, for a UsageError's reason.
+// the environment; numbers, bools, lists and tables from files; a null from
+// a file means the default. The error says what was expected, for a
+// UsageError's reason.
 func convert(want, raw any) (any, error) {
+	if raw == nil { // "pidfile:" with no value in YAML, null in JSON
+		return cloneValue(want), nil
+	}
 	switch want.(type) {
 	case int:
 		n, err := toInteger(raw)
