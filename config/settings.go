@@ -193,7 +193,8 @@ var table = []Setting{
 	{Key: "secure_scheme_headers", Section: SectionSecurity,
 		Default: map[string]string{"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"},
 		Help: "Headers (and values) that mark a request from a trusted peer as https.\n" +
-			"Config file only, as a table of header = value; the environment takes `HEADER=value,HEADER=value`. Header names are upper-cased.",
+			"No flag: set it in the config file as a table of header = value, or in the environment as `HEADER=value,HEADER=value`. " +
+			"A table given replaces the default one. Header names are upper-cased.",
 		Check: checkHeaderTable},
 	{Key: "proxy_protocol", Flag: "proxy-protocol", Section: SectionSecurity, Default: false,
 		Help: "Expect a PROXY protocol v1/v2 header on every accepted connection."},
