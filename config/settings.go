@@ -34,8 +34,8 @@ const (
 var sections = []string{SectionApp, SectionSocket, SectionWorkers, SectionSecurity, SectionMechanics, SectionLogging}
 
 // WorkerClasses are the worker class names multiserve ships. config never
-// imports the workers packages, so the names are listed here; the workers
-// registry test checks that the two agree.
+// imports the workers packages, so the names are listed here (a test on the
+// workers side can compare them with workers.Classes()).
 var WorkerClasses = []string{"sync", "threaded", "evloop", "goroutine"}
 
 // notYetImplemented lists the settings that are accepted and validated but
