@@ -18,11 +18,13 @@ const beatEvery = 250 * time.Millisecond
 // serveNetHTTP serves every inherited listener with one http.Server.
 func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 	cfg := env.Config
+	conns := newConnCounter()
 	srv := &http.Server{
 		Handler:           env.Handler,
 		IdleTimeout:       cfg.Keepalive,
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(env.Log.Handler(), slog.LevelWarn),
+		ConnState:         conns.hook,
 	}
 	lns, err := netListeners(env.Listeners, cfg.WorkerConnections)
 	if err != nil {
@@ -43,13 +45,73 @@ func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 		srv.Close()
 		return fmt.Errorf("goroutine: serve: %w", err)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.GracefulTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		env.Log.Warn("graceful shutdown incomplete, closing connections", "err", err)
-		srv.Close()
-	}
+	drain(srv, lns, errc, conns, cfg.GracefulTimeout, env)
 	return nil
+}
+
+// drain is the graceful stop. http.Server.Shutdown is not used: a
+// connection it finds still waiting for its first request is dropped
+// without an answer once that request arrives (net/http checks
+// shuttingDown after reading it), so a client that connected just before
+// a reload would see EOF. Instead: stop accepting, turn keep-alive off (idle
+// connections close now, busy ones after their response) and wait for every
+// connection to close, up to graceful_timeout.
+func drain(srv *http.Server, lns []net.Listener, errc <-chan error, conns *connCounter, grace time.Duration, env *workers.Env) {
+	srv.SetKeepAlivesEnabled(false)
+	for _, ln := range lns {
+		ln.Close()
+	}
+	for range lns {
+		<-errc // Serve returns once its Accept fails: no new connections
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if !conns.waitZero(dctx) {
+		env.Log.Warn("graceful_timeout expired, closing connections", "open", conns.open())
+	}
+	srv.Close()
+}
+
+// connCounter counts open connections through http.Server.ConnState.
+type connCounter struct {
+	mu      sync.Mutex
+	n       int
+	changed chan struct{}
+}
+
+func newConnCounter() *connCounter { return &connCounter{changed: make(chan struct{}, 1)} }
+
+func (c *connCounter) hook(_ net.Conn, st http.ConnState) {
+	c.mu.Lock()
+	switch st {
+	case http.StateNew:
+		c.n++
+	case http.StateClosed, http.StateHijacked:
+		c.n--
+	}
+	c.mu.Unlock()
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (c *connCounter) open() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// waitZero waits until no connection is open; false if ctx ended first.
+func (c *connCounter) waitZero(ctx context.Context) bool {
+	for c.open() > 0 {
+		select {
+		case <-c.changed:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }
 
 func netListeners(ls []*workers.Listener, maxConns int) ([]net.Listener, error) {

@@ -1,0 +1,333 @@
+package arbiter_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// forClasses runs an end-to-end scenario once per worker class.
+func forClasses(t *testing.T, f func(t *testing.T, class string)) {
+	for _, class := range e2eClasses {
+		t.Run(class, func(t *testing.T) {
+			t.Parallel()
+			f(t, class)
+		})
+	}
+}
+
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-process test")
+	}
+}
+
+// N workers serve, each a child of the arbiter, each answering requests.
+func TestWorkersServe(t *testing.T) {
+	skipShort(t)
+	forClasses(t, func(t *testing.T, class string) {
+		m := startMaster(t, testConfig(class, 3), true)
+		for pid := range m.servingPids(3) {
+			if !m.children()[pid] {
+				t.Errorf("pid %d answered but is not a child of the arbiter %d", pid, m.pid())
+			}
+		}
+		if n := len(m.children()); n != 3 {
+			t.Errorf("arbiter has %d children, want 3", n)
+		}
+		log := m.logText()
+		for _, want := range []string{"booting worker pid=", "listening at: http://" + m.addrs[0], "using worker class: " + class, "3 workers"} {
+			if !strings.Contains(log, want) {
+				t.Errorf("log lacks %q", want)
+			}
+		}
+	})
+}
+
+// kill -9 of a worker: a replacement is spawned and serves; the other
+// worker keeps its pid.
+func TestKilledWorkerIsReplaced(t *testing.T) {
+	skipShort(t)
+	forClasses(t, func(t *testing.T, class string) {
+		m := startMaster(t, testConfig(class, 2), true)
+		var before map[int]bool
+		eventually(t, "2 children", func() bool { before = m.children(); return len(before) == 2 })
+		var victim, other int
+		for pid := range before {
+			if victim == 0 {
+				victim = pid
+			} else {
+				other = pid
+			}
+		}
+		syscall.Kill(victim, syscall.SIGKILL)
+		m.waitLog(fmt.Sprintf("worker pid=%d exited signal=SIGKILL", victim))
+		var fresh int
+		eventually(t, "a replacement worker serving", func() bool {
+			pid, err := m.getPid()
+			if err != nil {
+				t.Logf("request during respawn: %v", err)
+			}
+			if pid != victim && pid != other && pid != 0 {
+				fresh = pid
+			}
+			return fresh != 0
+		})
+		if kids := m.children(); !kids[other] || !kids[fresh] || kids[victim] || len(kids) != 2 {
+			t.Fatalf("children %v, want {%d (untouched), %d (replacement)}", kids, other, fresh)
+		}
+	})
+}
+
+// A worker whose serving loop is stuck stops beating; the arbiter SIGABRTs
+// it after timeout and a replacement serves. stallbeat stands in for a
+// class whose heartbeat comes from its serving loop.
+func TestSilentWorkerIsKilled(t *testing.T) {
+	skipShort(t)
+	cfg := testConfig("stallbeat", 1)
+	cfg.Timeout = 2 * time.Second
+	m := startMaster(t, cfg, true)
+	old, err := m.getPid()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		resp, err := client.Get("http://" + m.addrs[0] + "/hang")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	m.waitLog(fmt.Sprintf("worker %d timed out (was silent for", old))
+	m.waitLog(fmt.Sprintf("worker pid=%d exited", old))
+	eventually(t, "a new worker serving", func() bool {
+		pid, err := m.getPid()
+		return err == nil && pid != old
+	})
+}
+
+// TERM with a slow request in flight: the request completes, the arbiter
+// exits 0 and no process of the group is left.
+func TestGracefulStop(t *testing.T) {
+	skipShort(t)
+	forClasses(t, func(t *testing.T, class string) {
+		m := startMaster(t, testConfig(class, 2), true)
+		resp, err := client.Get("http://" + m.addrs[0] + "/sleep?d=1s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		// Headers arrived: the request is in flight.
+		m.signal(syscall.SIGTERM)
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("in-flight request cut: %v", err)
+		}
+		if _, err := strconv.Atoi(string(body)); err != nil {
+			t.Fatalf("in-flight request body %q", body)
+		}
+		if code := m.wait(); code != 0 {
+			t.Fatalf("exit code %d, want 0", code)
+		}
+		eventually(t, "process group empty", func() bool { return len(m.group()) == 0 })
+	})
+}
+
+// INT is a quick stop: exit 0, nothing left.
+func TestQuickStop(t *testing.T) {
+	skipShort(t)
+	m := startMaster(t, testConfig("goroutine", 2), true)
+	m.signal(syscall.SIGINT)
+	if code := m.wait(); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	eventually(t, "process group empty", func() bool { return len(m.group()) == 0 })
+}
+
+// HUP after editing the config: a whole new generation (new count) replaces
+// the old one while a client running throughout sees no failed request.
+// An invalid config on a later HUP changes nothing.
+func TestReload(t *testing.T) {
+	skipShort(t)
+	forClasses(t, func(t *testing.T, class string) {
+		cfg := testConfig(class, 2)
+		m := startMaster(t, cfg, true)
+		var old map[int]bool
+		eventually(t, "2 children", func() bool { old = m.children(); return len(old) == 2 })
+
+		var ok, failed atomic.Int64
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := m.getPid(); err != nil {
+						failed.Add(1)
+						t.Logf("%s request failed during reload: %v", time.Now().UTC().Format("15:04:05.000000"), err)
+					} else {
+						ok.Add(1)
+					}
+				}
+			}()
+		}
+
+		cfg.Workers = 3
+		m.writeConfig(cfg)
+		m.signal(syscall.SIGHUP)
+		var now map[int]bool
+		eventually(t, "3 new workers, old ones gone", func() bool {
+			now = m.children()
+			for pid := range now {
+				if old[pid] {
+					return false
+				}
+			}
+			return len(now) == 3
+		})
+		m.servingPids(3)
+		close(stop)
+		wg.Wait()
+		if failed.Load() != 0 || ok.Load() == 0 {
+			t.Fatalf("during reload: %d ok, %d failed requests", ok.Load(), failed.Load())
+		}
+
+		// A broken config is logged and changes nothing.
+		if err := writeFile(m.cfgPath, "{not json"); err != nil {
+			t.Fatal(err)
+		}
+		m.signal(syscall.SIGHUP)
+		m.waitLog("reload: invalid configuration, nothing changed")
+		if kids := m.children(); len(kids) != 3 {
+			t.Fatalf("after invalid reload: children %v, want the same 3 %v", kids, now)
+		}
+	})
+}
+
+// TTIN adds a worker, TTOU retires the oldest.
+func TestScale(t *testing.T) {
+	skipShort(t)
+	forClasses(t, func(t *testing.T, class string) {
+		m := startMaster(t, testConfig(class, 2), true)
+		var start map[int]bool
+		eventually(t, "2 children", func() bool { start = m.children(); return len(start) == 2 })
+		m.signal(syscall.SIGTTIN)
+		eventually(t, "3 children", func() bool { return len(m.children()) == 3 })
+		m.servingPids(3)
+		m.signal(syscall.SIGTTOU)
+		m.waitLog("scaling to 2 workers")
+		m.signal(syscall.SIGTTOU)
+		m.waitLog("scaling to 1 workers")
+		var left map[int]bool
+		eventually(t, "1 child", func() bool { left = m.children(); return len(left) == 1 })
+		for pid := range left {
+			if start[pid] {
+				t.Fatalf("TTOU kept an original worker %d; the oldest should go first", pid)
+			}
+		}
+		if _, err := m.getPid(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// max_requests: a worker recycles itself after N requests and is replaced,
+// with no request failing.
+func TestMaxRequests(t *testing.T) {
+	skipShort(t)
+	forClasses(t, func(t *testing.T, class string) {
+		cfg := testConfig(class, 1)
+		cfg.MaxRequests = 5
+		m := startMaster(t, cfg, true)
+		seen := map[int]int{}
+		for range 16 {
+			pid, err := m.getPid()
+			if err != nil {
+				t.Fatalf("request failed across a recycle: %v", err)
+			}
+			seen[pid]++
+		}
+		if len(seen) < 3 {
+			t.Fatalf("16 requests with max_requests=5 saw workers %v, want at least 3", seen)
+		}
+		for pid, n := range seen {
+			if n > 5 {
+				t.Errorf("worker %d answered %d requests, max_requests=5", pid, n)
+			}
+		}
+		m.waitLog("max_requests reached (5)")
+	})
+}
+
+// arbiter SIGKILLed: the workers notice (parent pipe EOF) and exit, and the
+// port can be bound again.
+func TestArbiterKilled(t *testing.T) {
+	skipShort(t)
+	forClasses(t, func(t *testing.T, class string) {
+		m := startMaster(t, testConfig(class, 2), true)
+		eventually(t, "2 children", func() bool { return len(m.children()) == 2 })
+		killed := time.Now()
+		m.signal(syscall.SIGKILL)
+		m.wait()
+		for len(m.group()) != 0 {
+			if time.Since(killed) > 2*time.Second {
+				t.Fatalf("workers %v still running 2s after the arbiter was killed", m.group())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		ln, err := net.Listen("tcp", m.addrs[0])
+		if err != nil {
+			t.Fatalf("port not free after the arbiter died: %v", err)
+		}
+		ln.Close()
+	})
+}
+
+// Start-up failures: the exit code and message SPEC §4 gives, nothing left.
+func TestStartupFailures(t *testing.T) {
+	skipShort(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+	for _, tc := range []struct {
+		name string
+		edit func(cfg *testConfigT)
+		code int
+		want string
+	}{
+		{"port in use", func(c *testConfigT) { c.Bind = []string{taken.Addr().String()} }, 1,
+			"bind " + taken.Addr().String() + ": address already in use"},
+		{"unknown class", func(c *testConfigT) { c.WorkerClass = "nosuch" }, 2, `unknown worker class "nosuch"`},
+		{"app load error", func(c *testConfigT) { c.App = "failload" }, 4, "boom: cannot load the app"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig("goroutine", 2)
+			tc.edit(cfg)
+			m := startMaster(t, cfg, false)
+			if code := m.wait(); code != tc.code {
+				t.Fatalf("exit code %d, want %d", code, tc.code)
+			}
+			if log := m.logText(); !strings.Contains(log, tc.want) {
+				t.Fatalf("log lacks %q:\n%s", tc.want, log)
+			}
+			eventually(t, "process group empty", func() bool { return len(m.group()) == 0 })
+		})
+	}
+}
