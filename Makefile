@@ -30,3 +30,22 @@ docs: build
 
 clean:
 	rm -rf bin
+
+# Bench (owned by bench/; see bench/README.md). `bench` is the full matrix
+# (~15 min) into bench/results/<UTC time>/; `bench-quick` is bounded (< 2 min,
+# hard timeout) and exits 0 even when some worker classes are unavailable.
+BENCH_BIN  := bin/bench
+BENCH_ARGS ?=
+BENCH_OUT  ?= $(or $(TMPDIR),/tmp)/multiserve-bench-quick
+
+bench:
+	$(GO) build -o $(BENCH_BIN) ./bench
+	./$(BENCH_BIN) $(BENCH_ARGS)
+
+bench-quick:
+	$(GO) build -o $(BENCH_BIN) ./bench
+	timeout -k 10 170 ./$(BENCH_BIN) --quick --out $(BENCH_OUT) $(BENCH_ARGS)
+
+bench-deps:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y wrk nginx gunicorn python3-gevent

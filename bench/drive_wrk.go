@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// loadSpec is one closed-loop measurement to make.
+type loadSpec struct {
+	addr        string
+	paths       []string
+	close       bool
+	concurrency int
+	duration    time.Duration
+	timeout     time.Duration // a request slower than this counts as an error
+}
+
+// loadResult is what a closed-loop driver measured.
+type loadResult struct {
+	Requests int64         `json:"requests"` // completed requests (any status)
+	Errors   int64         `json:"errors"`   // socket errors, timeouts, non-2xx/3xx
+	Elapsed  time.Duration `json:"elapsed"`
+	RPS      float64       `json:"rps"`
+	P50      time.Duration `json:"p50"`
+	P99      time.Duration `json:"p99"`
+	Max      time.Duration `json:"max"`
+}
+
+// wrkDriver drives load with wrk, pinned to the load CPUs.
+type wrkDriver struct {
+	bin     string
+	cpus    cpuList
+	threads int
+	tmp     string
+}
+
+func (d *wrkDriver) name() string { return "wrk" }
+
+func (d *wrkDriver) run(ctx context.Context, s loadSpec) (loadResult, error) {
+	secs := max(1, int(math.Ceil(s.duration.Seconds()))) // wrk takes whole seconds
+	threads := min(d.threads, s.concurrency)
+	args := []string{"-t", strconv.Itoa(threads), "-c", strconv.Itoa(s.concurrency),
+		"-d", fmt.Sprintf("%ds", secs), "--timeout", fmt.Sprintf("%ds", max(1, int(s.timeout.Seconds()))), "--latency"}
+	if s.close {
+		args = append(args, "-H", "Connection: close")
+	}
+	url := "http://" + s.addr + s.paths[0]
+	if len(s.paths) > 1 {
+		script, err := d.roundRobinScript(s.paths)
+		if err != nil {
+			return loadResult{}, err
+		}
+		args = append(args, "-s", script)
+		url = "http://" + s.addr + "/"
+	}
+	args = append(args, url)
+
+	cmd := exec.Command(d.bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	done, err := startPinned(d.cpus, cmd)
+	if err != nil {
+		return loadResult{}, fmt.Errorf("bench: start wrk: %w", err)
+	}
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		return loadResult{}, ctx.Err()
+	case <-time.After(time.Duration(secs)*time.Second + s.timeout + 30*time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		return loadResult{}, fmt.Errorf("bench: wrk did not finish")
+	}
+	if err != nil {
+		return loadResult{}, fmt.Errorf("bench: wrk: %w: %s", err, strings.TrimSpace(errb.String()))
+	}
+	return parseWrk(out.String())
+}
+
+// roundRobinScript writes a wrk Lua script that cycles through paths.
+func (d *wrkDriver) roundRobinScript(paths []string) (string, error) {
+	var b strings.Builder
+	b.WriteString("local paths = {")
+	for i, p := range paths {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Quote(p)) // Go and Lua agree on these escapes for ASCII
+	}
+	b.WriteString("}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\nend\n")
+	path := filepath.Join(d.tmp, "roundrobin.lua")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return "", fmt.Errorf("bench: write wrk script: %w", err)
+	}
+	return path, nil
+}
+
+var (
+	wrkTotal   = regexp.MustCompile(`(\d+) requests in ([\d.]+\w+)`)
+	wrkRPS     = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	wrkPct     = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.0+)?%\s+([\d.]+\w+)`)
+	wrkLatency = regexp.MustCompile(`(?m)^\s+Latency\s+\S+\s+\S+\s+(\S+)`)
+	wrkSock    = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+	wrkNon2xx  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+)
+
+// parseWrk reads wrk's text report (with --latency).
+func parseWrk(out string) (loadResult, error) {
+	var r loadResult
+	m := wrkTotal.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("bench: wrk output has no request count: %q", lastLines(out, 3))
+	}
+	r.Requests, _ = strconv.ParseInt(m[1], 10, 64)
+	r.Elapsed, _ = parseWrkDuration(m[2])
+	if m := wrkRPS.FindStringSubmatch(out); m != nil {
+		r.RPS, _ = strconv.ParseFloat(m[1], 64)
+	}
+	for _, m := range wrkPct.FindAllStringSubmatch(out, -1) {
+		d, _ := parseWrkDuration(m[2])
+		if m[1] == "50" {
+			r.P50 = d
+		} else {
+			r.P99 = d
+		}
+	}
+	if m := wrkLatency.FindStringSubmatch(out); m != nil {
+		r.Max, _ = parseWrkDuration(m[1])
+	}
+	if m := wrkSock.FindStringSubmatch(out); m != nil {
+		for _, s := range m[1:] {
+			n, _ := strconv.ParseInt(s, 10, 64)
+			r.Errors += n
+		}
+	}
+	if m := wrkNon2xx.FindStringSubmatch(out); m != nil {
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		r.Errors += n
+	}
+	return r, nil
+}
+
+// parseWrkDuration reads wrk's "625.00us", "1.23ms", "2.00s", "1.00m", "1.00h".
+func parseWrkDuration(s string) (time.Duration, error) {
+	units := []struct {
+		suffix string
+		unit   time.Duration
+	}{{"us", time.Microsecond}, {"ms", time.Millisecond}, {"s", time.Second}, {"m", time.Minute}, {"h", time.Hour}}
+	for _, u := range units {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, fmt.Errorf("bench: wrk duration %q: %w", s, err)
+			}
+			return time.Duration(f * float64(u.unit)), nil
+		}
+	}
+	return 0, fmt.Errorf("bench: wrk duration %q: unknown unit", s)
+}

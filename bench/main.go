@@ -1,0 +1,134 @@
+// Command bench compares multiserve's worker classes (and peer servers)
+// per workload and writes bench/results/<UTC time>/report.md with SVG
+// charts. See bench/README.md.
+//
+//	go run ./bench --quick                    # < 2 minutes, a few workloads
+//	go run ./bench                            # the full matrix, ~15 minutes
+//	go run ./bench --app myapp --path /api/x  # bench your own handler
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if o.budget > 0 {
+		var cancel context.CancelFunc
+		// The budget stops measuring; the report still gets written.
+		ctx, cancel = context.WithTimeout(ctx, o.budget)
+		defer cancel()
+	}
+	path, err := runBench(ctx, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("bench: report:", path)
+}
+
+func parseFlags(args []string) (options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	o := options{logw: os.Stdout, commandLine: "go run ./bench " + strings.Join(args, " ")}
+	var conc string
+	var dur, openDur, budget time.Duration
+	fs.BoolVar(&o.quick, "quick", false, "small run (< 2 min): hello, io, slow-clients, idle; short durations; 2 concurrency levels; 500 idle conns")
+	fs.StringVar(&o.classes, "classes", "all", "multiserve rows: all, none, or a list of sync,threaded,evloop,evloop-pool,goroutine")
+	fs.StringVar(&o.peers, "peers", "", "peer rows: all, none, or a list of nethttp,gnetbare,nginx,gunicorn-sync,gunicorn-gthread,gunicorn-gevent (default: all; with --quick: nethttp,gnetbare)")
+	fs.StringVar(&o.workloads, "workloads", "", "workloads: all or a list of hello,io,cpu,mixed,large,conn-per-request,slow-clients,idle (and custom with --path)")
+	fs.DurationVar(&dur, "duration", 0, "closed-loop time per concurrency level (default 3s; quick 1s)")
+	fs.DurationVar(&openDur, "open-duration", -1, "open-loop (constant rate) run per workload; 0 disables (default = --duration)")
+	fs.StringVar(&conc, "concurrency", "", "closed-loop connection counts (default 16,64,256; quick 8,64)")
+	fs.IntVar(&o.workers, "workers", 1, "worker processes for every configuration (same CPU budget)")
+	fs.IntVar(&o.threads, "threads", 16, "threaded class and gunicorn gthread pool size")
+	fs.StringVar(&o.app, "app", "", "multiserve APP to bench instead of the built-in ones (with --path)")
+	fs.StringVar(&o.path, "path", "", "request path to bench (adds the 'custom' workload; e.g. /api/users?id=1)")
+	fs.IntVar(&o.rate, "rate", 0, "open-loop requests per second for every workload (default: per workload)")
+	fs.StringVar(&o.bin, "bin", "", "use this multiserve-compatible binary instead of building ./cmd/multiserve (e.g. your program built on the library)")
+	fs.StringVar(&o.pkg, "pkg", "", "build this package instead of ./cmd/multiserve (e.g. ./examples/myapp)")
+	fs.StringVar(&o.out, "out", "", "output directory (default bench/results/<UTC time>)")
+	fs.IntVar(&o.slowK, "slow", 0, "slow clients in slow-clients (default 500; quick 50)")
+	fs.IntVar(&o.idleN, "idle", 0, "connections in idle (default 10000; quick 500)")
+	fs.StringVar(&o.driver, "driver", "auto", "closed-loop driver: auto (wrk if installed), wrk, go")
+	fs.DurationVar(&budget, "budget", 0, "stop measuring after this long and write the report (default none; quick 100s)")
+	fs.DurationVar(&o.startTimeout, "start-timeout", 15*time.Second, "how long a server may take to serve after start")
+	fs.DurationVar(&o.reqTimeout, "timeout", 5*time.Second, "a request slower than this is an error")
+	fs.StringVar(&o.serverCPUs, "server-cpus", "", "CPUs for the server (default: the first usable CPU)")
+	fs.StringVar(&o.loadCPUs, "load-cpus", "", "CPUs for the load generators (default: the other usable CPUs)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
+	}
+	applyDefaults(&o, dur, openDur, budget)
+	var err error
+	if conc != "" {
+		if o.concurrency, err = parseInts(conc); err != nil {
+			return o, err
+		}
+	}
+	if o.workers < 1 {
+		return o, fmt.Errorf("bench: --workers must be at least 1")
+	}
+	return o, nil
+}
+
+// applyDefaults fills what the flags left unset, by mode.
+func applyDefaults(o *options, dur, openDur, budget time.Duration) {
+	full := options{duration: 3 * time.Second, concurrency: []int{16, 64, 256}, slowK: 500, idleN: 10000, peers: "all"}
+	if o.quick {
+		full = options{duration: time.Second, concurrency: []int{8, 64}, slowK: 50, idleN: 500,
+			peers: "nethttp,gnetbare", budget: 100 * time.Second, openFor: []string{"hello"}}
+		if o.workloads == "" && o.path == "" {
+			o.workloads = "hello,io,slow-clients,idle"
+		}
+	}
+	o.duration = pick(dur, full.duration)
+	o.openDuration = o.duration
+	if openDur >= 0 {
+		o.openDuration = openDur
+	}
+	o.concurrency = full.concurrency
+	o.slowK = pick(o.slowK, full.slowK)
+	o.idleN = pick(o.idleN, full.idleN)
+	if o.peers == "" {
+		o.peers = full.peers
+	}
+	o.budget = pick(budget, full.budget)
+	o.openFor = full.openFor
+}
+
+func pick[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bench: bad concurrency %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

@@ -1,0 +1,532 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// options are the runner's flags, resolved.
+type options struct {
+	quick         bool
+	classes       string // comma list of class rows, "all" or "none"
+	peers         string // comma list of peers, "all" or "none"
+	workloads     string
+	duration      time.Duration // per closed-loop point
+	openDuration  time.Duration // open-loop run; 0: none
+	openFor       []string      // workloads that get an open-loop run; nil: all closed ones
+	concurrency   []int
+	workers       int
+	threads       int // threaded class (and gunicorn gthread) pool size
+	app, path     string
+	rate          int // open-loop rate override
+	bin, pkg      string
+	out           string
+	slowK, idleN  int
+	driver        string // auto, wrk, go
+	budget        time.Duration
+	startTimeout  time.Duration
+	reqTimeout    time.Duration
+	serverCPUs    string
+	loadCPUs      string
+	commandLine   string
+	logw          io.Writer // progress lines
+	skipBuildInfo bool      // tests: no git/go version lookups
+}
+
+// closedDriver drives a closed-loop load.
+type closedDriver interface {
+	name() string
+	run(ctx context.Context, s loadSpec) (loadResult, error)
+}
+
+// point is one closed-loop measurement of one configuration.
+type point struct {
+	Concurrency int `json:"concurrency"`
+	loadResult
+	CPU       time.Duration `json:"cpu"`           // server CPU (utime+stime, all processes)
+	ReqPerCPU float64       `json:"req_per_cpu_s"` // requests per server CPU-second
+}
+
+// Result statuses.
+const (
+	statusOK          = "ok"
+	statusUnavailable = "unavailable" // the server could not be built or started
+	statusUnsupported = "unsupported" // the server cannot serve this workload (a peer without /sim)
+	statusFailed      = "failed"      // it started but the measurement failed
+	statusSkipped     = "skipped"     // the time budget ran out
+)
+
+// result is what one configuration did under one workload.
+type result struct {
+	Workload string      `json:"workload"`
+	Target   string      `json:"target"`
+	Peer     bool        `json:"peer"`
+	Status   string      `json:"status"`
+	Reason   string      `json:"reason,omitempty"`
+	CPUs     string      `json:"cpus,omitempty"` // Cpus_allowed_list of the server's processes
+	Procs    int         `json:"procs,omitempty"`
+	Points   []point     `json:"points,omitempty"`
+	Open     *openResult `json:"open,omitempty"`
+	Slow     *slowStats  `json:"slow,omitempty"`
+	SlowLoad *point      `json:"slow_load,omitempty"` // the normal load during slow-clients
+	Idle     *idleResult `json:"idle,omitempty"`
+}
+
+// bench is one run of the runner.
+type bench struct {
+	opts       options
+	split      cpuSplit
+	driver     closedDriver
+	notes      []string // caveats for the report (driver fallback, missing peers...)
+	targets    []*target
+	workloads  []*workload
+	results    []*result
+	outDir     string
+	rawDir     string
+	tmp        string
+	started    time.Time
+	deadline   time.Time
+	info       buildInfo
+	step, cost int
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.opts.logw, format+"\n", args...)
+}
+
+// runBench executes the whole bench and writes the report. It returns the
+// report's path. A configuration that cannot run is a row in the report,
+// not an error; errors are for a runner that cannot work at all.
+func runBench(ctx context.Context, o options) (string, error) {
+	b := &bench{opts: o, started: time.Now()}
+	if o.budget > 0 {
+		b.deadline = b.started.Add(o.budget)
+	}
+	if err := b.setup(ctx); err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(b.tmp)
+	b.runAll(ctx)
+	return b.writeReport()
+}
+
+func (b *bench) setup(ctx context.Context) error {
+	var err error
+	if b.split, err = defaultSplit(b.opts.serverCPUs, b.opts.loadCPUs); err != nil {
+		return err
+	}
+	if err := b.split.pinSelf(); err != nil {
+		return err
+	}
+	if lim, err := raiseNoFile(); err != nil {
+		b.notes = append(b.notes, fmt.Sprintf("could not raise RLIMIT_NOFILE (%v); it is %d", err, lim))
+	}
+	b.logf("bench: CPU split: %s", b.split)
+	if b.tmp, err = os.MkdirTemp("", "multiserve-bench-"); err != nil {
+		return fmt.Errorf("bench: temp dir: %w", err)
+	}
+	b.outDir = b.opts.out
+	if b.outDir == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			return err
+		}
+		b.outDir = filepath.Join(root, "bench", "results", b.started.UTC().Format("2006-01-02T150405Z"))
+	}
+	b.rawDir = filepath.Join(b.outDir, "raw")
+	clearOutputs(b.outDir)
+	if err := os.MkdirAll(b.rawDir, 0o755); err != nil {
+		return fmt.Errorf("bench: create %s: %w", b.rawDir, err)
+	}
+	b.chooseDriver()
+	if err := b.buildTargets(ctx); err != nil {
+		return err
+	}
+	return b.chooseWorkloads()
+}
+
+// chooseDriver picks wrk when installed, else the Go closed-loop driver.
+func (b *bench) chooseDriver() {
+	bin, err := exec.LookPath("wrk")
+	switch {
+	case b.opts.driver == "go" || (b.opts.driver == "auto" && err != nil):
+		b.driver = goDriver{}
+		if err != nil {
+			b.notes = append(b.notes, "wrk is not installed (`make bench-deps`): closed-loop numbers come from the runner's Go driver, which costs more CPU per request than wrk, so absolute req/s are lower.")
+		}
+	default:
+		b.driver = &wrkDriver{bin: bin, cpus: b.split.load, threads: max(1, len(b.split.load)), tmp: b.tmp}
+	}
+	b.logf("bench: closed-loop driver: %s; open-loop driver: vegeta (library)", b.driver.name())
+}
+
+func (b *bench) chooseWorkloads() error {
+	all := allWorkloads()
+	if b.opts.path != "" {
+		app := b.opts.app
+		if app == "" {
+			app = "hello"
+		}
+		all = append(all, customWorkload(app, b.opts.path, b.opts.rate))
+		if b.opts.workloads == "" {
+			b.opts.workloads = "custom"
+		}
+	}
+	ws, err := selectWorkloads(b.opts.workloads, all)
+	if err != nil {
+		return err
+	}
+	b.workloads = ws
+	return nil
+}
+
+// buildTargets builds multiserve and the Go peers and lists every row.
+func (b *bench) buildTargets(ctx context.Context) error {
+	wantClass, err := nameFilter(b.opts.classes, specNames(classSpecs(0)))
+	if err != nil {
+		return err
+	}
+	wantPeer, err := nameFilter(b.opts.peers, []string{"nethttp", "gnetbare", "nginx", "gunicorn-sync", "gunicorn-gthread", "gunicorn-gevent"})
+	if err != nil {
+		return err
+	}
+	root, rootErr := moduleRoot()
+	builds := map[string]string{} // name → package to build
+	needClasses := slices.ContainsFunc(specNames(classSpecs(0)), wantClass)
+	if needClasses && b.opts.bin == "" {
+		pkg := b.opts.pkg
+		if pkg == "" {
+			pkg = "./cmd/multiserve"
+		}
+		builds["multiserve"] = pkg
+	}
+	if wantPeer("nethttp") {
+		builds["nethttp"] = "./bench/peers/nethttp"
+	}
+	if wantPeer("gnetbare") {
+		builds["gnetbare"] = "./bench/baseline/gnetbare"
+	}
+	bins, buildErr := map[string]string{}, map[string]string{}
+	if len(builds) > 0 && rootErr != nil {
+		for name := range builds {
+			buildErr[name] = rootErr.Error()
+		}
+	} else if len(builds) > 0 {
+		b.logf("bench: building %s", strings.Join(sortedKeys(builds), ", "))
+		bins, buildErr = goBuild(ctx, root, b.tmp, builds)
+	}
+	if !b.opts.skipBuildInfo {
+		b.info = collectBuildInfo(root)
+	}
+	msBin := b.opts.bin
+	if msBin == "" {
+		msBin = bins["multiserve"]
+	}
+	for _, cs := range classSpecs(b.opts.threads) {
+		if !wantClass(cs.name) {
+			continue
+		}
+		t := multiserveTarget(msBin, cs, b.opts.workers, b.opts.app)
+		if msBin == "" {
+			t.unavailable = "multiserve did not build: " + buildErr["multiserve"]
+		}
+		b.targets = append(b.targets, t)
+	}
+	b.targets = append(b.targets, peerTargets(peerEnv{
+		workers: b.opts.workers, threads: b.opts.threads, tmp: b.tmp,
+		nethttpBin: bins["nethttp"], gnetbareBin: bins["gnetbare"], buildErr: buildErr,
+	}, wantPeer)...)
+	for _, t := range b.targets {
+		if t.unavailable != "" {
+			b.logf("bench: %-16s unavailable: %s", t.name, t.unavailable)
+		}
+	}
+	return nil
+}
+
+func specNames(cs []classSpec) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.name
+	}
+	return out
+}
+
+// nameFilter turns "all", "none" or "a,b" into a predicate, rejecting
+// unknown names so a typo does not silently bench nothing.
+func nameFilter(list string, known []string) (func(string) bool, error) {
+	switch list {
+	case "", "all":
+		return func(string) bool { return true }, nil
+	case "none":
+		return func(string) bool { return false }, nil
+	}
+	set := map[string]bool{}
+	for n := range strings.SplitSeq(list, ",") {
+		n = strings.TrimSpace(n)
+		if !slices.Contains(known, n) {
+			return nil, fmt.Errorf("bench: unknown name %q (known: %s)", n, strings.Join(known, ", "))
+		}
+		set[n] = true
+	}
+	return func(n string) bool { return set[n] }, nil
+}
+
+// runAll runs every workload against every configuration, in that order.
+func (b *bench) runAll(ctx context.Context) {
+	for _, wl := range b.workloads {
+		for _, t := range b.targets {
+			if t.supports(wl) && t.unavailable == "" {
+				b.cost++
+			}
+		}
+	}
+	for _, wl := range b.workloads {
+		b.logf("bench: workload %s: %s", wl.name, wl.desc)
+		for _, t := range b.targets {
+			r := &result{Workload: wl.name, Target: t.name, Peer: t.peer}
+			b.results = append(b.results, r)
+			switch {
+			case !t.supports(wl):
+				r.Status, r.Reason = statusUnsupported, "does not serve this workload"
+				continue
+			case t.unavailable != "":
+				r.Status, r.Reason = statusUnavailable, t.unavailable
+				continue
+			}
+			b.step++
+			if ctx.Err() != nil || !b.fits(wl) {
+				r.Status, r.Reason = statusSkipped, "time budget exhausted"
+				b.logf("[%2d/%d] %-16s %-16s skipped: time budget", b.step, b.cost, wl.name, t.name)
+				continue
+			}
+			b.runOne(ctx, wl, t, r)
+		}
+	}
+	b.saveRaw()
+}
+
+// fits tells whether a workload's estimated cost still fits the budget.
+func (b *bench) fits(wl *workload) bool {
+	if b.deadline.IsZero() {
+		return true
+	}
+	est := 2 * time.Second // start + stop
+	switch wl.kind {
+	case kindClosed:
+		est += time.Duration(len(b.opts.concurrency)) * (b.opts.duration + 200*time.Millisecond)
+		if b.openFor(wl) {
+			est += b.opts.openDuration
+		}
+	case kindSlow:
+		est += b.opts.duration + 2*time.Second
+	case kindIdle:
+		est += 2 * time.Second
+	}
+	return time.Until(b.deadline) > est
+}
+
+func (b *bench) openFor(wl *workload) bool {
+	return b.opts.openDuration > 0 && (b.opts.openFor == nil || slices.Contains(b.opts.openFor, wl.name))
+}
+
+// runOne starts the server for one (workload, configuration), measures,
+// and stops it.
+func (b *bench) runOne(ctx context.Context, wl *workload, t *target, r *result) {
+	srv, err := b.start(ctx, wl, t)
+	if err != nil {
+		// A configuration that cannot start will not start for the next
+		// workload either: say so once and stop trying.
+		r.Status, r.Reason = statusUnavailable, err.Error()
+		t.unavailable = err.Error()
+		b.logf("[%2d/%d] %-16s %-16s unavailable: %s", b.step, b.cost, wl.name, t.name, err)
+		return
+	}
+	defer srv.stop(5 * time.Second)
+	r.CPUs, r.Procs = treeCPUsAllowed(srv.pid), len(tree(srv.pid))
+	for _, p := range uniq(wl.paths) {
+		if err := checkPath(ctx, srv.addr, p, nil); err != nil {
+			r.Status, r.Reason = statusFailed, err.Error()
+			b.logf("[%2d/%d] %-16s %-16s failed: %s", b.step, b.cost, wl.name, t.name, err)
+			return
+		}
+	}
+	r.Status = statusOK
+	switch wl.kind {
+	case kindClosed:
+		b.measureClosed(ctx, wl, t, srv, r)
+	case kindSlow:
+		b.measureSlow(ctx, wl, t, srv, r)
+	case kindIdle:
+		b.measureIdle(ctx, wl, t, srv, r)
+	}
+	if srv.exited() {
+		r.Status, r.Reason = statusFailed, "server exited during the run: "+srv.tail(2)
+	}
+}
+
+// start launches a configuration on a fresh port and waits until it serves,
+// retrying when another process took the port first.
+func (b *bench) start(ctx context.Context, wl *workload, t *target) (*serverProc, error) {
+	var lastErr error
+	for attempt := range 3 {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		logPath := filepath.Join(b.rawDir, fmt.Sprintf("%s.%s.log", wl.name, t.name))
+		srv, err := startServer(t.argv(addr, wl), nil, b.tmp, b.split.server, addr, logPath)
+		if err != nil {
+			return nil, err
+		}
+		probe := "/"
+		if wl.name == "custom" {
+			probe = wl.paths[0]
+		}
+		err = srv.waitReady(ctx, probe, t.procs, b.opts.startTimeout)
+		if err == nil {
+			return srv, nil
+		}
+		srv.stop(2 * time.Second)
+		lastErr = err
+		if !isBindError(err) {
+			break
+		}
+		b.logf("bench: %s lost the port race (attempt %d), retrying", t.name, attempt+1)
+	}
+	return nil, lastErr
+}
+
+func (b *bench) spec(srv *serverProc, wl *workload, c int, d time.Duration) loadSpec {
+	return loadSpec{addr: srv.addr, paths: wl.paths, close: wl.close, concurrency: c, duration: d, timeout: b.opts.reqTimeout}
+}
+
+// measure runs one closed-loop load and charges it the server's CPU.
+func (b *bench) measure(ctx context.Context, srv *serverProc, s loadSpec) (point, error) {
+	cpu0 := treeCPU(srv.pid)
+	lr, err := b.driver.run(ctx, s)
+	cpu := treeCPU(srv.pid) - cpu0
+	p := point{Concurrency: s.concurrency, loadResult: lr, CPU: cpu}
+	if cpu > 0 {
+		p.ReqPerCPU = float64(lr.Requests) / cpu.Seconds()
+	}
+	return p, err
+}
+
+func (b *bench) measureClosed(ctx context.Context, wl *workload, t *target, srv *serverProc, r *result) {
+	for _, c := range b.opts.concurrency {
+		p, err := b.measure(ctx, srv, b.spec(srv, wl, c, b.opts.duration))
+		if err != nil {
+			r.Status, r.Reason = statusFailed, err.Error()
+			b.logf("[%2d/%d] %-16s %-16s c=%-4d failed: %v", b.step, b.cost, wl.name, t.name, c, err)
+			return
+		}
+		r.Points = append(r.Points, p)
+		b.logf("[%2d/%d] %-16s %-16s c=%-4d %s", b.step, b.cost, wl.name, t.name, c, pointLine(p))
+	}
+	if !b.openFor(wl) {
+		return
+	}
+	rate := wl.rate
+	if b.opts.rate > 0 {
+		rate = b.opts.rate
+	}
+	cpu0 := treeCPU(srv.pid)
+	o := runOpen(ctx, b.spec(srv, wl, 0, b.opts.openDuration), rate)
+	o.CPU = treeCPU(srv.pid) - cpu0
+	r.Open = &o
+	b.logf("[%2d/%d] %-16s %-16s open %d/s: %.0f ok/s, success %.1f%%, p50 %s, p99 %s", b.step, b.cost, wl.name, t.name,
+		rate, o.Throughput, 100*o.Success, fmtDur(o.P50), fmtDur(o.P99))
+}
+
+// measureSlow runs the normal load at the lowest concurrency level while
+// slowK clients dribble their requests.
+func (b *bench) measureSlow(ctx context.Context, wl *workload, t *target, srv *serverProc, r *result) {
+	stopSlow := slowClients(ctx, srv.addr, b.opts.slowK)
+	sleepCtx(ctx, 1200*time.Millisecond) // every slow client has connected and sent a byte
+	p, err := b.measure(ctx, srv, b.spec(srv, wl, b.opts.concurrency[0], b.opts.duration))
+	st := stopSlow()
+	r.Slow = &st
+	if err != nil {
+		r.Status, r.Reason = statusFailed, err.Error()
+		b.logf("[%2d/%d] %-16s %-16s failed: %v", b.step, b.cost, wl.name, t.name, err)
+		return
+	}
+	r.SlowLoad = &p
+	b.logf("[%2d/%d] %-16s %-16s c=%-4d %s | %d slow: %d kicked, %d open at end", b.step, b.cost, wl.name, t.name,
+		p.Concurrency, pointLine(p), st.Clients, st.Kicked, st.OpenAtEnd)
+}
+
+// measureIdle opens idleN keep-alive connections and charges the growth
+// of the server's RSS to those still open.
+func (b *bench) measureIdle(ctx context.Context, wl *workload, t *target, srv *serverProc, r *result) {
+	before := treeRSS(srv.pid)
+	conns, failed, closed := idleConns(ctx, srv.addr, wl.paths[0], b.opts.idleN)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	sleepCtx(ctx, 500*time.Millisecond) // let the server finish its bookkeeping
+	ir := idleResult{Conns: b.opts.idleN, Opened: len(conns), Failed: failed, Closed: closed,
+		RSSBefore: before, RSSAfter: treeRSS(srv.pid), OpenAtEnd: stillOpen(conns)}
+	if ir.OpenAtEnd > 0 {
+		ir.PerConnKB = float64(ir.RSSAfter-ir.RSSBefore) / float64(ir.OpenAtEnd)
+	}
+	r.Idle = &ir
+	b.logf("[%2d/%d] %-16s %-16s %d/%d open, RSS %d → %d KiB: %.1f KiB/conn (closed by server %d, failed %d)",
+		b.step, b.cost, wl.name, t.name, ir.OpenAtEnd, ir.Conns, ir.RSSBefore, ir.RSSAfter, ir.PerConnKB, closed, failed)
+}
+
+func pointLine(p point) string {
+	return fmt.Sprintf("%9.0f req/s  p50 %-8s p99 %-8s err %-5d cpu %5.2fs  %8.0f req/cpu-s",
+		p.RPS, fmtDur(p.P50), fmtDur(p.P99), p.Errors, p.CPU.Seconds(), p.ReqPerCPU)
+}
+
+// saveRaw writes every result as JSON next to the logs (not committed).
+func (b *bench) saveRaw() {
+	data, err := json.MarshalIndent(b.results, "", "  ")
+	if err == nil {
+		err = os.WriteFile(filepath.Join(b.rawDir, "results.json"), data, 0o644)
+	}
+	if err != nil {
+		b.logf("bench: save raw results: %v", err)
+	}
+}
+
+// clearOutputs removes a previous report from a reused --out directory, so
+// no stale chart survives next to the new report.
+func clearOutputs(dir string) {
+	old, _ := filepath.Glob(filepath.Join(dir, "*.svg"))
+	for _, f := range append(old, filepath.Join(dir, "report.md")) {
+		_ = os.Remove(f)
+	}
+	_ = os.RemoveAll(filepath.Join(dir, "raw"))
+}
+
+func uniq(s []string) []string {
+	var out []string
+	for _, v := range s {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

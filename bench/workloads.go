@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Workload kinds: how a workload is driven.
+const (
+	kindClosed = "closed" // wrk sweep over concurrency + one open-loop run
+	kindSlow   = "slow"   // slow clients while a normal closed-loop load runs
+	kindIdle   = "idle"   // many idle keep-alive connections; memory per connection
+)
+
+// workload is one traffic shape.
+type workload struct {
+	name     string
+	kind     string
+	app      string   // the multiserve app that serves it
+	paths    []string // request targets; several are sent round-robin
+	close    bool     // send Connection: close (a new connection per request)
+	rate     int      // open-loop requests per second
+	needsSim bool     // needs /sim (cpu, io, size), which not every peer has
+	desc     string   // what it is, for the report
+	question string   // the user's situation it answers, for "how to choose"
+}
+
+// mixedPaths is 70 % tiny, 20 % 20 ms waits, 10 % 2 ms of CPU.
+var mixedPaths = []string{
+	"/sim?size=13", "/sim?io=20ms", "/sim?size=13", "/sim?size=13", "/sim?cpu=2ms",
+	"/sim?size=13", "/sim?io=20ms", "/sim?size=13", "/sim?size=13", "/sim?size=13",
+}
+
+// allWorkloads lists the built-in workloads in the order they run.
+func allWorkloads() []*workload {
+	return []*workload{
+		{name: "hello", kind: kindClosed, app: "hello", paths: []string{"/"}, rate: 2000,
+			desc:     "`hello`: a 13-byte response on kept-alive connections; measures the server's own overhead.",
+			question: "Tiny, fast handlers (cached JSON, health checks, redirects)"},
+		{name: "io", kind: kindClosed, app: "sim", paths: []string{"/sim?io=20ms"}, rate: 1000, needsSim: true,
+			desc:     "`sim?io=20ms`: each request waits 20 ms (a database or upstream call) and uses almost no CPU.",
+			question: "Handlers that mostly wait on a database or another service"},
+		{name: "cpu", kind: kindClosed, app: "sim", paths: []string{"/sim?cpu=2ms"}, rate: 200, needsSim: true,
+			desc:     "`sim?cpu=2ms`: each request burns 2 ms of CPU; one server CPU caps everyone near 500 req/s.",
+			question: "CPU-heavy handlers (templating, compression, crypto)"},
+		{name: "mixed", kind: kindClosed, app: "sim", paths: mixedPaths, rate: 500, needsSim: true,
+			desc:     "70 % tiny (`sim?size=13`), 20 % 20 ms waits (`sim?io=20ms`), 10 % 2 ms of CPU (`sim?cpu=2ms`), round-robin.",
+			question: "A typical web app: mostly fast, some slow queries, some CPU"},
+		{name: "large", kind: kindClosed, app: "sim", paths: []string{"/sim?size=1048576"}, rate: 200, needsSim: true,
+			desc:     "`sim?size=1048576`: a 1 MiB response per request.",
+			question: "Large responses (downloads, reports, images)"},
+		{name: "conn-per-request", kind: kindClosed, app: "hello", paths: []string{"/"}, close: true, rate: 1000,
+			desc:     "`hello` with `Connection: close`: a new TCP connection for every request (clients without keep-alive).",
+			question: "Clients that do not keep connections alive"},
+		{name: "slow-clients", kind: kindSlow, app: "hello", paths: []string{"/"},
+			desc:     "slow clients each send their request one byte per second while a normal keep-alive `hello` load runs: does slow IO starve everyone else? The table is the normal load's.",
+			question: "Slow clients reaching the server directly (no buffering proxy in front)"},
+		{name: "idle", kind: kindIdle, app: "hello", paths: []string{"/"},
+			desc:     "idle keep-alive connections (each made one `hello` request, then stays open): memory per connection from the server processes' RSS.",
+			question: "Many idle keep-alive connections (long polling, chatty clients behind no proxy)"},
+	}
+}
+
+// customWorkload benches the user's own app at path.
+func customWorkload(app, path string, rate int) *workload {
+	if rate <= 0 {
+		rate = 500
+	}
+	return &workload{name: "custom", kind: kindClosed, app: app, paths: []string{path}, rate: rate,
+		desc:     fmt.Sprintf("your app `%s` at `%s`.", app, path),
+		question: fmt.Sprintf("Your own handler (%s %s)", app, path)}
+}
+
+// selectWorkloads resolves the --workloads list ("" or "all": every one).
+func selectWorkloads(list string, all []*workload) ([]*workload, error) {
+	if list == "" || list == "all" {
+		return all, nil
+	}
+	var out []*workload
+	for name := range strings.SplitSeq(list, ",") {
+		name = strings.TrimSpace(name)
+		i := slices.IndexFunc(all, func(w *workload) bool { return w.name == name })
+		if i < 0 {
+			names := make([]string, len(all))
+			for j, w := range all {
+				names[j] = w.name
+			}
+			return nil, fmt.Errorf("bench: unknown workload %q (known: %s)", name, strings.Join(names, ", "))
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
