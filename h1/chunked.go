@@ -135,12 +135,12 @@ func (d *chunkedDecoder) trailerSection(b []byte, lim *limits) (int, []byte, boo
 	rest := b[:end-2]
 	for len(rest) > 0 {
 		eol := bytes.IndexByte(rest, '\n')
-		name, value, err := parseFieldLine(rest[:eol-1])
+		name, value, under, err := parseFieldLine(rest[:eol-1])
 		if err != nil {
 			return 0, nil, false, err
 		}
 		rest = rest[eol+1:]
-		if forbiddenTrailer(name) || (lim.headerMap != headerPass && bytes.IndexByte(name, '_') >= 0) {
+		if forbiddenTrailer(name) || (lim.headerMap != headerPass && under) {
 			continue // must not be merged into the request (RFC 9110 6.5.1); dropping is safe
 		}
 		d.trailers = append(d.trailers, field{name, value})

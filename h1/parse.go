@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bytes"
+	"encoding/binary"
 )
 
 // field is one header (or trailer) field; name and value are slices into the
@@ -133,11 +134,11 @@ func parseHead(b []byte, h *head, lim *limits) error {
 		eol = bytes.IndexByte(b, '\n')
 		line := b[:eol-1]
 		b = b[eol+1:]
-		name, value, err := parseFieldLine(line)
+		name, value, under, err := parseFieldLine(line)
 		if err != nil {
 			return err
 		}
-		if bytes.IndexByte(name, '_') >= 0 {
+		if under {
 			switch lim.headerMap {
 			case headerDrop:
 				continue
@@ -290,28 +291,61 @@ func validAuthority(a []byte, needPort bool) bool {
 // parseFieldLine splits "name: value" enforcing RFC 9112 5: token name, no
 // whitespace before the colon, no leading whitespace (obs-fold), and a value
 // of VCHAR / obs-text / SP / HTAB only (no NUL, bare CR or other CTLs).
-func parseFieldLine(line []byte) (name, value []byte, err error) {
-	colon := bytes.IndexByte(line, ':')
-	if colon <= 0 {
-		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
-			return nil, nil, errBadRequest("obs-fold")
+// under reports an underscore in the name (header_map).
+func parseFieldLine(line []byte) (name, value []byte, under bool, err error) {
+	i := 0
+	for ; i < len(line); i++ {
+		c := line[i]
+		if c == ':' {
+			break
 		}
-		return nil, nil, errBadRequest("malformed header field")
-	}
-	name = line[:colon]
-	if !isToken(name) {
-		if line[0] == ' ' || line[0] == '\t' {
-			return nil, nil, errBadRequest("obs-fold")
+		if !tokenChar[c] {
+			if i == 0 && (c == ' ' || c == '\t') {
+				return nil, nil, false, errBadRequest("obs-fold")
+			}
+			return nil, nil, false, errBadRequest("invalid header field name")
 		}
-		return nil, nil, errBadRequest("invalid header field name")
+		under = under || c == '_'
 	}
-	v := line[colon+1:]
+	if i == 0 || i == len(line) {
+		return nil, nil, false, errBadRequest("malformed header field")
+	}
+	v := line[i+1:]
+	if !validValue(v) {
+		return nil, nil, false, errBadRequest("invalid character in header field value")
+	}
+	return line[:i], trimOWS(v), under, nil
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// validValue checks field-value bytes eight at a time: a word with no byte
+// below 0x20 and no DEL is fine (obs-text >= 0x80 is allowed); a suspect
+// word is checked bytewise (HTAB is allowed).
+func validValue(v []byte) bool {
+	for len(v) >= 8 {
+		x := binary.LittleEndian.Uint64(v)
+		lt20 := (x - ones*0x20) & ^x & highs
+		d := x ^ (ones * 0x7f)
+		del := (d - ones) & ^d & highs
+		if lt20|del != 0 {
+			for _, c := range v[:8] {
+				if !valueChar[c] {
+					return false
+				}
+			}
+		}
+		v = v[8:]
+	}
 	for _, c := range v {
 		if !valueChar[c] {
-			return nil, nil, errBadRequest("invalid character in header field value")
+			return false
 		}
 	}
-	return name, trimOWS(v), nil
+	return true
 }
 
 func trimOWS(v []byte) []byte {
