@@ -2,13 +2,153 @@ package goroutine
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
 
+	"github.com/multiserve/multiserve/h1"
 	"github.com/multiserve/multiserve/workers"
 )
 
-// serveNative serves with the shared HTTP/1.1 engine, one goroutine per
-// connection.
-// TODO(h1): placeholder until the engine lands; serves with net/http.
+// serveNative serves with the shared HTTP/1.1 engine (package h1), one
+// goroutine per connection reading through Go's netpoller: the same parser
+// and semantics as every other class. worker_connections caps open
+// connections (netListeners' semaphore), the ticker beats. Graceful stop:
+// stop accepting, idle keep-alive connections close at once, busy ones
+// finish their request with Connection: close; connections still open
+// after graceful_timeout are closed.
 func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
-	return w.serveNetHTTP(ctx, env)
+	cfg := env.Config
+	lns, err := netListeners(env.Listeners, cfg.WorkerConnections)
+	if err != nil {
+		return err
+	}
+	srv := &h1.Server{Handler: env.Handler, Config: cfg, Log: env.Log}
+	// stop ends accepting and tells every connection to wind down: the
+	// worker's ctx, or an accept loop that failed on its own.
+	stopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	conns := &connSet{m: map[*h1.Conn]struct{}{}}
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { errc <- acceptNative(stopCtx, ln, srv, conns, env) }()
+	}
+	stopBeat := beatLoop(env.Beat)
+	defer stopBeat()
+	env.Ready()
+
+	var serveErr error
+	pending := len(lns)
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		pending--
+		if err != nil {
+			serveErr = fmt.Errorf("goroutine: accept: %w", err)
+		}
+	}
+	stop()
+	for _, ln := range lns {
+		ln.Close()
+	}
+	for ; pending > 0; pending-- {
+		<-errc
+	}
+	if !conns.wait(cfg.GracefulTimeout) {
+		env.Log.Warn("graceful_timeout expired, closing connections", "open", conns.len())
+		conns.closeAll()
+		conns.wg.Wait()
+	}
+	return serveErr
+}
+
+// acceptNative accepts until ln is closed; every connection gets its own
+// goroutine running the engine. Temporary accept errors (EMFILE...) back
+// off instead of spinning or failing the worker.
+func acceptNative(ctx context.Context, ln net.Listener, srv *h1.Server, conns *connSet, env *workers.Env) error {
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				env.Log.Warn("accept failed, retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := srv.NewConn(nc)
+		conns.add(c)
+		go func() {
+			defer conns.done(c)
+			c.Serve(ctx, false)
+		}()
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// connSet tracks open engine connections so a graceful stop can wait for
+// them and, past graceful_timeout, close the stragglers.
+type connSet struct {
+	mu sync.Mutex
+	m  map[*h1.Conn]struct{}
+	wg sync.WaitGroup
+}
+
+func (s *connSet) add(c *h1.Conn) {
+	s.mu.Lock()
+	s.m[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+}
+
+func (s *connSet) done(c *h1.Conn) {
+	s.mu.Lock()
+	delete(s.m, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+func (s *connSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}
+
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.m {
+		c.Close()
+	}
+}
+
+// wait reports whether every connection closed within grace (0: no limit).
+func (s *connSet) wait(grace time.Duration) bool {
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	if grace <= 0 {
+		<-done
+		return true
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
