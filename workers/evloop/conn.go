@@ -28,8 +28,6 @@ const (
 	drainMax = 256 << 10
 )
 
-var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
-
 type phase uint8
 
 const (
@@ -62,6 +60,15 @@ type hconn struct {
 
 	pend     *http.Request // inline mode: waiting for its small body
 	pendKeep bool
+}
+
+// discard drops the first n inbound bytes. gnet's Discard treats n <= 0
+// as "everything", which would lose pipelined bytes after an event that
+// consumed nothing (BodyEnd, NeedMore).
+func (hc *hconn) discard(n int) {
+	if n > 0 {
+		_, _ = hc.c.Discard(n)
+	}
 }
 
 func (hc *hconn) setPhase(ph phase) {
@@ -157,7 +164,7 @@ func (hc *hconn) process() gnet.Action {
 			return hc.fail(err)
 		}
 		if ev != h1.Head {
-			_, _ = hc.c.Discard(n) // NeedMore: keep the partial head buffered
+			hc.discard(n) // NeedMore: keep the partial head buffered
 			return gnet.None
 		}
 		if act := hc.dispatch(n); act != gnet.None {
@@ -173,10 +180,13 @@ func (hc *hconn) dispatch(n int) gnet.Action {
 	cl := hc.p.ContentLength()
 	keep := hc.p.KeepAlive() && s.cfg.Keepalive > 0 && !s.draining.Load()
 	expect := hc.p.ExpectContinue()
-	offload := !s.inline || cl < 0 || cl > inlineBodyMax
+	// Off the loop: everything with a pool; inline, bodies that are large,
+	// chunked, or wait for a 100 Continue that only the handler's first
+	// read may send.
+	offload := !s.inline || cl < 0 || cl > inlineBodyMax || (expect && cl > 0)
 	ctx, cancel := requestContext(offload)
 	req, err := hc.p.Request(ctx, hc.remote)
-	_, _ = hc.c.Discard(n)
+	hc.discard(n)
 	if err != nil {
 		if cancel != nil {
 			cancel()
@@ -193,9 +203,6 @@ func (hc *hconn) dispatch(n int) gnet.Action {
 		return gnet.None
 	case cl == 0:
 		return hc.runInline(req, keep)
-	}
-	if expect && req.ProtoMinor >= 1 {
-		_, _ = hc.ls.sink.Write(continue100) // the client waits for it before sending the body
 	}
 	hc.pend, hc.pendKeep = req, keep
 	return gnet.None
@@ -226,7 +233,7 @@ func (hc *hconn) runPending() (act gnet.Action, wait bool) {
 	req.Body = io.NopCloser(bytes.NewReader(data))
 	act = hc.runInline(req, hc.pendKeep)
 	if !hc.closed {
-		_, _ = hc.c.Discard(n)
+		hc.discard(n)
 		_, _, _, _ = hc.p.Next(nil, 0) // BodyEnd
 	}
 	return act, false
@@ -316,7 +323,7 @@ func (hc *hconn) feed() gnet.Action {
 		if err != nil {
 			return hc.bodyError(err)
 		}
-		_, _ = hc.c.Discard(n)
+		hc.discard(n)
 		switch ev {
 		case h1.NeedMore:
 			return gnet.None

@@ -248,6 +248,14 @@ func TestKeepAliveAndPipelining(t *testing.T) {
 					t.Fatalf("pipelined: got %q, want path=%s", got, want)
 				}
 			}
+			// A head arriving a byte at a time (separate segments, so
+			// usually separate events) is kept buffered until complete.
+			for _, b := range []byte(get("/split")) {
+				c.send(string(b))
+			}
+			if got := body(c.read()); got != "path=/split" {
+				t.Fatalf("byte-wise head: %q", got)
+			}
 			c.send("GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 			if r := c.read(); !r.Close {
 				t.Fatal("Connection: close request: response does not close")
