@@ -85,8 +85,13 @@ func (s *Server) runHandler(w *Response, req *http.Request) (ok bool) {
 		defer func() {
 			if !stop() {
 				<-fired // the timeout response is being written: let it finish
+			} else if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				w.timeout() // the handler saw the deadline before the timer func ran
 			}
 			cancel()
+			w.mu.Lock()
+			ok = ok && !w.timedOut
+			w.mu.Unlock()
 		}()
 		req = req.WithContext(ctx)
 	}
@@ -103,8 +108,5 @@ func (s *Server) runHandler(w *Response, req *http.Request) (ok bool) {
 		}
 	}()
 	s.Handler.ServeHTTP(w, req)
-	w.mu.Lock()
-	ok = !w.timedOut
-	w.mu.Unlock()
-	return ok
+	return true
 }
