@@ -43,6 +43,7 @@ type Conn struct {
 	headStart time.Time
 	bodyErr   error // protocol error found while reading a body
 
+	watch     clientWatch
 	mu        sync.Mutex // idle, with interrupt
 	idle      bool
 	stopping  atomic.Bool
@@ -232,6 +233,12 @@ func (c *Conn) serveRequest() bool {
 		c.reject(err)
 		return false
 	}
+	// Watch for the client going away only when nothing else can arrive
+	// meanwhile: no body to read, no pipelined bytes buffered.
+	if c.srv.WatchClient && c.p.ContentLength() == 0 && c.r == c.w {
+		c.startWatch()
+		defer c.stopWatch()
+	}
 	c.served++
 	if c.bw == nil {
 		c.bw = writerPool.Get().(*bufio.Writer)
@@ -265,6 +272,72 @@ func (c *Conn) serveRequest() bool {
 	}
 	keep = w.Finish()
 	return ok && keep && !c.stopping.Load()
+}
+
+// aLongTimeAgo is a deadline that makes a pending Read return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// watchDelay: handlers that finish sooner are never watched, so the
+// common fast request pays only for resetting and stopping a timer.
+const watchDelay = 50 * time.Millisecond
+
+// clientWatch is Server.WatchClient's state, reused across requests.
+type clientWatch struct {
+	mu    sync.Mutex
+	t     *time.Timer
+	armed bool
+	done  chan struct{} // non-nil once the background read started
+}
+
+// startWatch arms the timer that, after watchDelay, starts a one-byte read
+// in the background: EOF or a reset means the client is gone and cancels
+// the connection's context, which every request context derives from.
+func (c *Conn) startWatch() {
+	c.r, c.w = 0, 0
+	c.watch.mu.Lock()
+	c.watch.armed, c.watch.done = true, nil
+	c.watch.mu.Unlock()
+	if c.watch.t == nil {
+		c.watch.t = time.AfterFunc(watchDelay, c.watchFire)
+	} else {
+		c.watch.t.Reset(watchDelay)
+	}
+}
+
+func (c *Conn) watchFire() {
+	c.watch.mu.Lock()
+	defer c.watch.mu.Unlock()
+	if !c.watch.armed {
+		return
+	}
+	done := make(chan struct{})
+	c.watch.done = done
+	_ = c.nc.SetReadDeadline(time.Time{})
+	go func() {
+		defer close(done)
+		n, err := c.nc.Read(c.buf[c.w : c.w+1])
+		c.w += n
+		var ne net.Error
+		if n == 0 && err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			c.cancel()
+		}
+	}()
+}
+
+// stopWatch ends the watch; a byte the background read got stays buffered
+// as the start of the next request.
+func (c *Conn) stopWatch() {
+	c.watch.t.Stop()
+	c.watch.mu.Lock()
+	c.watch.armed = false
+	d := c.watch.done
+	if d != nil {
+		_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+	c.watch.mu.Unlock()
+	if d != nil {
+		<-d
+	}
 }
 
 // finishBody drains a body the handler left unread, within drainLimit;

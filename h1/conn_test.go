@@ -372,3 +372,38 @@ func TestParkMode(t *testing.T) {
 		t.Fatalf("after client close: %v", st)
 	}
 }
+
+func TestWatchClientCancelsContext(t *testing.T) {
+	started := make(chan struct{})
+	cancelled := make(chan struct{})
+	addr, _ := testServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/wait" {
+			close(started)
+			select {
+			case <-r.Context().Done():
+				close(cancelled)
+			case <-time.After(10 * time.Second):
+			}
+		}
+		io.WriteString(w, "ok")
+	}), func(_ *config.Config, s *h1.Server) { s.WatchClient = true })
+	c := dialRaw(t, addr)
+	c.send(get + get) // pipelined, watched or not, both answered
+	for i := 0; i < 2; i++ {
+		if resp, body, _ := c.read("GET"); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	c.send(get) // a byte read by the watcher must start the next request
+	if _, body, _ := c.read("GET"); body != "ok" {
+		t.Fatalf("after watch: %q", body)
+	}
+	c.send("GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
+	<-started
+	c.c.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler context not cancelled when the client went away")
+	}
+}

@@ -53,3 +53,44 @@ func BenchmarkServeKeepAlive(b *testing.B) {
 	lc := &loopConn{req: []byte(browserRequest), left: b.N}
 	srv.NewConn(lc).Serve(context.Background(), false)
 }
+
+// BenchmarkTCPKeepAlive: sequential requests on one loopback connection
+// (client cost included); /watch compares Server.WatchClient's overhead.
+func BenchmarkTCPKeepAlive(b *testing.B) {
+	for _, watch := range []bool{false, true} {
+		name := "plain"
+		if watch {
+			name = "watch"
+		}
+		b.Run(name, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			srv := &Server{WatchClient: watch, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "Hello, World!")
+			})}
+			go func() {
+				nc, err := ln.Accept()
+				if err == nil {
+					srv.NewConn(nc).Serve(context.Background(), false)
+				}
+			}()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			req := []byte("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+			buf := make([]byte, 4096)
+			for b.Loop() {
+				c.Write(req)
+				// The response is small: one read holds all of it.
+				if n, err := c.Read(buf); err != nil || n < 100 {
+					b.Fatal(n, err)
+				}
+			}
+		})
+	}
+}

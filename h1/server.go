@@ -18,6 +18,11 @@ type Server struct {
 	Config           *config.Config // limit_request_*, keepalive, header_timeout, request_timeout
 	Log              *slog.Logger
 	DisableKeepAlive bool // sync class: every response carries Connection: close
+	// WatchClient makes the blocking Conn read in the background once the
+	// handler of a bodiless, non-pipelined request has run for 50 ms, so its
+	// context is cancelled when the client goes away (a fast request pays
+	// for a stopped timer and a cancellable context).
+	WatchClient bool
 }
 
 // State is what Conn.Serve reports when it returns.

@@ -25,7 +25,7 @@ func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 	if err != nil {
 		return err
 	}
-	srv := &h1.Server{Handler: env.Handler, Config: cfg, Log: env.Log}
+	srv := &h1.Server{Handler: env.Handler, Config: cfg, Log: env.Log, WatchClient: true}
 	// stop ends accepting and tells every connection to wind down: the
 	// worker's ctx, or an accept loop that failed on its own.
 	stopCtx, stop := context.WithCancel(ctx)
