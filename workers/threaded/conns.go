@@ -1,0 +1,133 @@
+package threaded
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/multiserve/multiserve/h1"
+	"github.com/multiserve/multiserve/internal/fdconn"
+)
+
+// conn is one open connection. It is in exactly one place at a time:
+// parked in the poller (parked, on an idle list), in the queue, or on a
+// thread. Fields other than nc and hc are guarded by poller.mu.
+type conn struct {
+	fd         int
+	gen        int32 // tells this connection from a later one on the same fd
+	nc         *fdconn.Conn
+	hc         *h1.Conn
+	registered bool // in the epoll set (parking after the first uses MOD)
+	parked     bool
+
+	expires    time.Time
+	list       *idleList
+	prev, next *conn
+}
+
+// idleList holds parked connections in the order they were parked, which
+// with one timeout per list is also the order they expire in.
+type idleList struct {
+	timeout    time.Duration // <= 0: never expires (not listed)
+	head, tail *conn
+}
+
+func (l *idleList) push(c *conn, now time.Time) {
+	c.expires, c.list = now.Add(l.timeout), l
+	c.prev, c.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = c
+	} else {
+		l.head = c
+	}
+	l.tail = c
+}
+
+// remove unlinks c from its list; l is c.list (nil-safe for unlisted conns).
+func (l *idleList) remove(c *conn) {
+	if l == nil {
+		return
+	}
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		l.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		l.tail = c.prev
+	}
+	c.prev, c.next, c.list = nil, nil, nil
+}
+
+// add registers a freshly accepted connection.
+func (p *poller) add(nc *fdconn.Conn) *conn {
+	c := &conn{fd: nc.FD(), nc: nc, hc: p.srv.NewConn(nc)}
+	p.mu.Lock()
+	p.gen++
+	if p.gen <= 0 {
+		p.gen = 1 // 0 marks the listeners' and the waker's events
+	}
+	c.gen = p.gen
+	p.conns[c.fd] = c
+	p.mu.Unlock()
+	return c
+}
+
+// park hands c back to the poller to wait for its next request, holding no
+// thread. It reports false when c must be closed instead (stopping, or
+// epoll refused it). The epoll_ctl runs under the lock so a sweep cannot
+// close the descriptor, and a new connection reuse its number, in between.
+func (p *poller) park(c *conn, l *idleList) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopping {
+		return false
+	}
+	c.parked = true
+	if l.timeout > 0 {
+		l.push(c, time.Now())
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(c.fd), Pad: c.gen}
+	op := unix.EPOLL_CTL_MOD
+	if !c.registered {
+		op = unix.EPOLL_CTL_ADD
+	}
+	if err := unix.EpollCtl(p.ep, op, c.fd, &ev); err != nil {
+		p.env.Log.Error("threaded: epoll_ctl on a connection", "fd", c.fd, "err", err)
+		c.list.remove(c)
+		c.parked = false
+		return false
+	}
+	c.registered = true
+	return true
+}
+
+// forget closes c (if the engine has not) and forgets it.
+func (p *poller) forget(c *conn) {
+	p.mu.Lock()
+	p.dropLocked(c)
+	p.mu.Unlock()
+	_ = c.hc.Close()
+}
+
+// dropLocked removes c from the table. The engine may already have closed
+// the descriptor and accept reused its number: only c's own entry goes.
+// Dropping below the cap wakes the poller to accept again.
+func (p *poller) dropLocked(c *conn) *conn {
+	if p.conns[c.fd] == c {
+		delete(p.conns, c.fd)
+		if len(p.conns) == p.maxConns-1 && !p.stopping {
+			p.waker.Wake()
+		}
+	}
+	c.parked = false
+	return c
+}
+
+func (p *poller) openConns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}

@@ -1,0 +1,295 @@
+package threaded
+
+import (
+	"context"
+	"fmt"
+	stdsync "sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/multiserve/multiserve/h1"
+	"github.com/multiserve/multiserve/internal/fdconn"
+	"github.com/multiserve/multiserve/internal/fdpoll"
+	"github.com/multiserve/multiserve/workers"
+)
+
+// acceptBatch bounds the connections taken from one listener per wakeup,
+// so parked connections and the heartbeat are not starved by a flood.
+const acceptBatch = 64
+
+// poller owns the epoll instance. Fields above mu are set once in
+// newPoller or touched only by the poller goroutine; the rest is shared
+// with the threads.
+type poller struct {
+	env       *workers.Env
+	srv       *h1.Server
+	ep        int
+	waker     *fdpoll.Waker
+	listeners map[int]*workers.Listener // by fd
+	maxConns  int
+	beat      time.Duration
+	events    []unix.EpollEvent
+
+	queue       chan *conn    // readable connections waiting for a thread
+	threadsDone chan struct{} // closed when every thread has returned
+
+	listening bool      // listeners are in the epoll set
+	pauseTo   time.Time // accepting paused (out of descriptors) until then
+	stopped   bool      // stop has run
+
+	mu       stdsync.Mutex
+	conns    map[int]*conn // open connections by fd
+	gen      int32         // last generation handed out (0 is reserved)
+	fresh    idleList      // parked before their first request: header_timeout
+	kept     idleList      // parked between requests: keepalive
+	stopping bool          // no more parking; threads close instead
+}
+
+func newPoller(env *workers.Env) (*poller, error) {
+	cfg := env.Config
+	p := &poller{
+		env:         env,
+		srv:         &h1.Server{Handler: env.Handler, Config: cfg, Log: env.Log},
+		listeners:   make(map[int]*workers.Listener, len(env.Listeners)),
+		maxConns:    cfg.WorkerConnections,
+		beat:        fdpoll.BeatInterval(cfg.Timeout),
+		events:      make([]unix.EpollEvent, 256),
+		queue:       make(chan *conn, cfg.WorkerConnections), // never full: see enqueue
+		threadsDone: make(chan struct{}),
+		conns:       make(map[int]*conn),
+		fresh:       idleList{timeout: cfg.HeaderTimeout},
+		kept:        idleList{timeout: cfg.Keepalive},
+	}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("threaded: epoll_create1: %w", err)
+	}
+	p.ep = ep
+	if p.waker, err = fdpoll.NewWaker(); err != nil {
+		unix.Close(ep)
+		return nil, fmt.Errorf("threaded: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p.waker.FD())}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, p.waker.FD(), &ev); err != nil {
+		p.close()
+		return nil, fmt.Errorf("threaded: epoll add waker: %w", err)
+	}
+	for _, l := range env.Listeners {
+		p.listeners[l.FD] = l
+	}
+	if err := p.listen(true); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// run is the poller loop; it returns nil once stopped and every thread
+// has finished, or the first fatal error.
+func (p *poller) run(ctx context.Context) error {
+	for ready := false; ; {
+		p.env.Beat()
+		if !ready {
+			p.env.Ready() // listeners are armed: connections queue for us
+			ready = true
+		}
+		n, err := unix.EpollWait(p.ep, p.events, fdpoll.Millis(p.wait(time.Now())))
+		if err != nil && err != unix.EINTR {
+			return fmt.Errorf("threaded: epoll_wait: %w", err)
+		}
+		for _, ev := range p.events[:max(n, 0)] {
+			if err := p.dispatch(ev); err != nil {
+				return err
+			}
+		}
+		p.sweep(time.Now())
+		if ctx.Err() != nil && !p.stopped {
+			p.stop()
+		}
+		if p.stopped {
+			select {
+			case <-p.threadsDone:
+				return nil
+			default:
+				continue // keep beating while requests finish
+			}
+		}
+		if err := p.listen(p.wantListen()); err != nil {
+			return err
+		}
+	}
+}
+
+func (p *poller) dispatch(ev unix.EpollEvent) error {
+	fd := int(ev.Fd)
+	switch {
+	case fd == p.waker.FD() && ev.Pad == 0:
+		p.waker.Drain()
+	case ev.Pad == 0:
+		if l := p.listeners[fd]; l != nil && p.listening {
+			return p.accept(l)
+		}
+	default:
+		p.readable(fd, ev.Pad, ev.Events)
+	}
+	return nil
+}
+
+// wait is how long the next epoll_wait may sleep: until the next beat, the
+// next idle expiry, or the end of an accept pause.
+func (p *poller) wait(now time.Time) time.Duration {
+	d := p.beat
+	p.mu.Lock()
+	for _, l := range []*idleList{&p.fresh, &p.kept} {
+		if l.head != nil {
+			d = min(d, l.head.expires.Sub(now))
+		}
+	}
+	p.mu.Unlock()
+	if !p.listening && now.Before(p.pauseTo) {
+		d = min(d, p.pauseTo.Sub(now))
+	}
+	return max(d, 0)
+}
+
+// accept takes pending connections from l while under the cap.
+func (p *poller) accept(l *workers.Listener) error {
+	for range acceptBatch {
+		if p.openConns() >= p.maxConns {
+			return nil // run's wantListen drops the listeners
+		}
+		nc, err := fdconn.Accept(l.FD)
+		if err != nil {
+			switch fdpoll.ClassifyAccept(err) {
+			case fdpoll.AcceptDrained:
+				return nil
+			case fdpoll.AcceptRetry:
+				continue
+			case fdpoll.AcceptBackoff:
+				p.env.Log.Warn("threaded: accept: out of resources, pausing", "listener", l.Name, "err", err)
+				p.pauseTo = time.Now().Add(fdpoll.AcceptBackoffDelay)
+				return nil
+			}
+			return fmt.Errorf("threaded: listener %s: %w", l.Name, err)
+		}
+		c := p.add(nc)
+		if requestWaiting(c.fd) {
+			p.enqueue(c)
+		} else if !p.park(c, &p.fresh) {
+			p.forget(c)
+		}
+	}
+	return nil
+}
+
+// requestWaiting peeks without blocking: has the client already sent
+// something (or closed)? Then a thread can take the connection at once,
+// sparing an epoll round trip on the common connect-then-send path.
+func requestWaiting(fd int) bool {
+	var b [1]byte
+	_, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return err != unix.EAGAIN && err != unix.EINTR
+}
+
+// readable handles an event for a parked connection: hand it to a thread
+// (or close it at once if the socket failed).
+func (p *poller) readable(fd int, gen int32, events uint32) {
+	p.mu.Lock()
+	c := p.conns[fd]
+	if c == nil || c.gen != gen || !c.parked {
+		// A stale event: the connection was closed (and the descriptor
+		// perhaps reused) after the kernel reported it.
+		p.mu.Unlock()
+		return
+	}
+	c.list.remove(c)
+	c.parked = false
+	p.mu.Unlock()
+	if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		p.forget(c)
+		return
+	}
+	p.enqueue(c)
+}
+
+// enqueue hands c to the threads. It never blocks: the queue holds
+// worker_connections entries and a connection is in at most one place
+// (parked, queued or on a thread), so the queue cannot be full.
+func (p *poller) enqueue(c *conn) { p.queue <- c }
+
+// sweep closes parked connections whose idle time is up.
+func (p *poller) sweep(now time.Time) {
+	var expired []*conn
+	p.mu.Lock()
+	for _, l := range []*idleList{&p.fresh, &p.kept} {
+		for l.head != nil && !now.Before(l.head.expires) {
+			c := l.head
+			l.remove(c)
+			expired = append(expired, p.dropLocked(c))
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range expired {
+		_ = c.hc.Close()
+	}
+}
+
+// stop begins the graceful stop: no more accepting, parked connections
+// closed, queue closed (threads finish what is queued and in progress).
+func (p *poller) stop() {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	_ = p.listen(false)
+	var parked []*conn
+	p.mu.Lock()
+	p.stopping = true
+	for _, c := range p.conns {
+		if c.parked {
+			c.list.remove(c)
+			parked = append(parked, p.dropLocked(c))
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range parked {
+		_ = c.hc.Close()
+	}
+	// Only the poller sends on the queue, and with the listeners gone and
+	// no connection parked it has nothing left to send.
+	close(p.queue)
+}
+
+func (p *poller) wantListen() bool {
+	return !p.stopped && p.openConns() < p.maxConns && !time.Now().Before(p.pauseTo)
+}
+
+// listen adds the listeners to the epoll set or removes them. EPOLLEXCLUSIVE
+// wakes one waiting worker per connection instead of the whole herd.
+func (p *poller) listen(on bool) error {
+	if on == p.listening {
+		return nil
+	}
+	for fd, l := range p.listeners {
+		var err error
+		if on {
+			ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(fd)}
+			err = unix.EpollCtl(p.ep, unix.EPOLL_CTL_ADD, fd, &ev)
+		} else {
+			err = unix.EpollCtl(p.ep, unix.EPOLL_CTL_DEL, fd, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("threaded: epoll %s listener %s: %w", map[bool]string{true: "add", false: "remove"}[on], l.Name, err)
+		}
+	}
+	p.listening = on
+	return nil
+}
+
+func (p *poller) close() {
+	if p.waker != nil {
+		_ = p.waker.Close()
+	}
+	_ = unix.Close(p.ep)
+}

@@ -1,0 +1,136 @@
+// Package threaded is the threaded worker class, gunicorn's gthread worker
+// in Go: a fixed pool of --threads OS threads runs requests with blocking
+// IO, and a poller holds the connections that are between requests, so an
+// idle keep-alive connection costs a descriptor and a little memory, never
+// a thread.
+//
+//	poller (one goroutine locked to its thread; the heartbeat comes from here):
+//	  epoll_wait(listeners, parked connections, waker; timeout ≤ beat interval)
+//	  listener readable   → accept4 (up to worker_connections open) → park,
+//	                        or queue at once if the request already arrived
+//	  parked conn readable → queue
+//	  sweep: close parked conns idle longer than keepalive (header_timeout
+//	         for a connection that has not sent its first request)
+//	queue (bounded: worker_connections) → threads (each locked to its OS
+//	  thread): blocking read, parse, handle, write until the connection is
+//	  between requests → re-armed in the poller (EPOLLONESHOT) → next one
+//
+// Concurrency is exactly --threads requests per worker. When every thread
+// is busy, readable connections wait in the queue; when worker_connections
+// connections are open, the poller stops accepting (the kernel's backlog
+// holds newcomers) until one closes. A request longer than --timeout does
+// not stop the heartbeat (the poller still runs): as in gunicorn's gthread,
+// --timeout here polices a wedged worker, not a slow request.
+package threaded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	stdsync "sync"
+
+	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/h1"
+	"github.com/multiserve/multiserve/workers"
+)
+
+func init() {
+	workers.Register(workers.Class{
+		Name:    "threaded",
+		Summary: "fixed pool of OS threads, blocking IO per thread; idle keep-alive connections parked in a poller",
+		New:     func() workers.Worker { return &Worker{} },
+	})
+}
+
+// Worker is the threaded class. The zero value is ready to Serve once.
+type Worker struct{}
+
+// CheckConfig rejects a pool or a connection cap that could serve nothing.
+func (w *Worker) CheckConfig(cfg *config.Config) error {
+	if cfg.Threads < 1 {
+		return fmt.Errorf("threaded: threads must be at least 1 (got %d)", cfg.Threads)
+	}
+	if cfg.WorkerConnections < 1 {
+		return fmt.Errorf("threaded: worker_connections must be at least 1 (got %d)", cfg.WorkerConnections)
+	}
+	return nil
+}
+
+// Serve runs the poller on the calling goroutine (locked to its thread)
+// and the thread pool beside it, until ctx is done: then it stops
+// accepting, closes parked connections, lets the threads finish the
+// requests in progress and the connections already queued (each answered
+// with Connection: close), and returns nil.
+func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
+	if err := w.CheckConfig(env.Config); err != nil {
+		return err
+	}
+	if len(env.Listeners) == 0 {
+		return errors.New("threaded: no listeners")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // a fatal poller error stops the threads' requests too
+	p, err := newPoller(env)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	stop := p.waker.WakeOnDone(ctx)
+	defer stop()
+
+	var threads stdsync.WaitGroup
+	for range env.Config.Threads {
+		threads.Go(func() { p.thread(ctx) })
+	}
+	go func() {
+		threads.Wait()
+		close(p.threadsDone)
+		p.waker.Wake()
+	}()
+	err = p.run(ctx)
+	if err != nil {
+		cancel()
+		p.stop()
+		<-p.threadsDone
+	}
+	return err
+}
+
+// thread is one pool thread: it serves queued connections with blocking
+// IO until the queue is closed and drained.
+func (p *poller) thread(ctx context.Context) {
+	// Locked for good: the blocking reads and writes in the engine hold
+	// this OS thread, which is the point of the class.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for c := range p.queue {
+		if p.serve(ctx, c) == h1.StateIdle && p.park(c, &p.kept) {
+			continue
+		}
+		p.forget(c)
+	}
+}
+
+// serve runs the engine on c until it closes or goes idle. The engine
+// recovers handler panics; this keeps an engine bug from killing the
+// worker.
+func (p *poller) serve(ctx context.Context, c *conn) (st h1.State) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.env.Log.Error("threaded: panic serving connection", "remote", c.nc.RemoteAddr().String(),
+				"panic", v, "stack", string(debug.Stack()))
+			st = h1.StateClosed
+		}
+	}()
+	return c.hc.Serve(ctx, true)
+}
+
+var (
+	_ workers.Worker        = (*Worker)(nil)
+	_ workers.ConfigChecker = (*Worker)(nil)
+)

@@ -1,0 +1,193 @@
+package threaded
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	stdsync "sync"
+	"testing"
+	"time"
+
+	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/internal/fdpoll/fdpolltest"
+	"github.com/multiserve/multiserve/workers/workerstest"
+)
+
+func TestConformance(t *testing.T) {
+	workerstest.Run(t, "threaded", workerstest.Options{})
+}
+
+// start runs the class with a handler that answers "ok" at once, except
+// /hold, which is g's (it blocks until the test lets it go).
+func start(t *testing.T, g *fdpolltest.Gauge, tune func(*config.Config)) (string, *fdpolltest.Heart, *fdpolltest.Running) {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	if g != nil {
+		mux.Handle("/hold", g)
+		t.Cleanup(g.Release)
+	}
+	cfg := config.Default()
+	cfg.WorkerClass = "threaded"
+	tune(cfg)
+	env, addr, heart := fdpolltest.NewEnv(t, mux, cfg)
+	return addr, heart, fdpolltest.Start(t, &Worker{}, env, heart)
+}
+
+// keptConn is a client connection that keeps the connection alive.
+type keptConn struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialKept(t *testing.T, addr string) *keptConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &keptConn{c, bufio.NewReader(c)}
+}
+
+// get sends GET path and checks for a 200 "ok"-or-held answer that keeps
+// the connection open.
+func (k *keptConn) get(t *testing.T, path string) {
+	t.Helper()
+	resp, body := fdpolltest.Do(t, k.c, k.br, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp == nil || resp.StatusCode != 200 || body != "ok" || resp.Close {
+		t.Fatalf("GET %s: %v %q (Close=%v), want 200 ok kept alive", path, resp, body, resp != nil && resp.Close)
+	}
+}
+
+// expectClosed waits for the server to close the connection.
+func (k *keptConn) expectClosed(t *testing.T) {
+	t.Helper()
+	k.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b, err := k.br.ReadByte(); err != io.EOF {
+		t.Fatalf("want the server to close the connection, got %q, %v", b, err)
+	}
+}
+
+// Fifty kept-alive idle connections with only two threads: a new client
+// is still served, and the idle ones still work afterwards. Each idle
+// connection holds no thread.
+func TestIdleKeepAliveHoldsNoThread(t *testing.T) {
+	addr, _, _ := start(t, nil, func(c *config.Config) { c.Threads = 2 })
+	idle := make([]*keptConn, 50)
+	for i := range idle {
+		idle[i] = dialKept(t, addr)
+		idle[i].get(t, "/")
+	}
+	resp, body := fdpolltest.Get(t, addr, "/")
+	if resp == nil || resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("new client behind 50 idle connections got %v %q", resp, body)
+	}
+	for _, k := range idle {
+		k.get(t, "/")
+	}
+}
+
+// Four threads run four requests at once (all four are inside the handler
+// together); a fifth waits in the queue until a thread is free.
+func TestThreadsBoundConcurrency(t *testing.T) {
+	g := fdpolltest.NewGauge()
+	addr, _, _ := start(t, g, func(c *config.Config) { c.Threads = 4 })
+	var wg stdsync.WaitGroup
+	for range 5 {
+		wg.Go(func() {
+			resp, body := fdpolltest.Get(t, addr, "/hold")
+			if resp == nil || resp.StatusCode != 200 || body != "ok" {
+				t.Errorf("got %v %q", resp, body)
+			}
+		})
+	}
+	for i := range 4 {
+		select {
+		case <-g.Entered():
+		case <-time.After(20 * time.Second):
+			t.Fatalf("only %d of 4 requests reached the handler together", i)
+		}
+	}
+	g.Step() // frees one thread for the fifth request
+	select {
+	case <-g.Entered():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the queued fifth request never ran")
+	}
+	g.Release()
+	wg.Wait()
+	if m := g.Max(); m != 4 {
+		t.Fatalf("max simultaneous handlers = %d, want 4 (threads)", m)
+	}
+}
+
+// The poller keeps beating while every thread is busy: in this class
+// --timeout polices a wedged worker, not a slow request.
+func TestBeatsWhileThreadsBusy(t *testing.T) {
+	g := fdpolltest.NewGauge()
+	addr, heart, _ := start(t, g, func(c *config.Config) {
+		c.Threads = 1
+		c.Timeout = 40 * time.Millisecond
+	})
+	go fdpolltest.Get(t, addr, "/hold")
+	<-g.Entered()
+	b := heart.Beats()
+	fdpolltest.Eventually(t, 10*time.Second, "beats with the only thread busy", func() bool { return heart.Beats() >= b+3 })
+	g.Release()
+}
+
+// A kept-alive connection idle longer than keepalive is closed by the
+// poller; one that never sent a request is closed after header_timeout.
+func TestIdleTimeouts(t *testing.T) {
+	addr, _, _ := start(t, nil, func(c *config.Config) {
+		c.Keepalive = 100 * time.Millisecond
+		c.HeaderTimeout = 150 * time.Millisecond
+	})
+	kept := dialKept(t, addr)
+	kept.get(t, "/")
+	silent := dialKept(t, addr)
+	kept.expectClosed(t)
+	silent.expectClosed(t)
+}
+
+// With worker_connections open, the worker stops accepting; when one
+// closes, the waiting client is served.
+func TestWorkerConnectionsCap(t *testing.T) {
+	addr, _, _ := start(t, nil, func(c *config.Config) {
+		c.Threads = 1
+		c.WorkerConnections = 2
+	})
+	a, b := dialKept(t, addr), dialKept(t, addr)
+	a.get(t, "/")
+	b.get(t, "/")
+	third := dialKept(t, addr)
+	io.WriteString(third.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	// A round trip on a and b after the third connected: had the
+	// listener still been armed, the poller would have accepted the
+	// third in the same wakeup.
+	a.get(t, "/")
+	b.get(t, "/")
+	if fdpolltest.Accepted(t, third.c) {
+		t.Fatal("a third connection was accepted with worker_connections=2")
+	}
+	a.c.Close()
+	resp, body := fdpolltest.Do(t, third.c, third.br, "")
+	if resp == nil || resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("third client after a close got %v %q", resp, body)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	for _, tc := range []struct {
+		threads, conns int
+		ok             bool
+	}{{1, 1, true}, {4, 1000, true}, {0, 10, false}, {2, 0, false}} {
+		cfg := config.Default()
+		cfg.Threads, cfg.WorkerConnections = tc.threads, tc.conns
+		if err := (&Worker{}).CheckConfig(cfg); (err == nil) != tc.ok {
+			t.Errorf("threads=%d worker_connections=%d: CheckConfig = %v", tc.threads, tc.conns, err)
+		}
+	}
+}
