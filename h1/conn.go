@@ -43,6 +43,7 @@ type Conn struct {
 	headStart time.Time
 	bodyErr   error // protocol error found while reading a body
 
+	cw        connWriter
 	watch     clientWatch
 	mu        sync.Mutex // idle, with interrupt
 	idle      bool
@@ -55,6 +56,7 @@ type Conn struct {
 // are enforced through them).
 func (s *Server) NewConn(nc net.Conn) *Conn {
 	c := &Conn{srv: s, nc: nc}
+	c.cw.c = c
 	if a := nc.RemoteAddr(); a != nil {
 		c.remote = a.String()
 	}
@@ -242,7 +244,7 @@ func (c *Conn) serveRequest() bool {
 	c.served++
 	if c.bw == nil {
 		c.bw = writerPool.Get().(*bufio.Writer)
-		c.bw.Reset(c.nc)
+		c.bw.Reset(&c.cw)
 	}
 	keep := c.p.KeepAlive() && c.srv.keepAliveAllowed()
 	w := NewResponse(req, c.bw, keep, c.p.ExpectContinue())
@@ -381,7 +383,7 @@ func (c *Conn) reject(err error) {
 	}
 	if c.bw == nil {
 		c.bw = writerPool.Get().(*bufio.Writer)
-		c.bw.Reset(c.nc)
+		c.bw.Reset(&c.cw)
 	}
 	var tmp [256]byte
 	_, _ = c.bw.Write(appendErrorResponse(tmp[:0], status))
@@ -421,6 +423,25 @@ func (c *Conn) releaseBuffers() {
 		}
 		c.buf, c.bufp, c.r, c.w = nil, nil, 0, 0
 	}
+}
+
+// connWriter writes responses with a rolling write deadline: every write
+// must make progress within header_timeout, so a client that stops reading
+// cannot hold the connection (or a sync worker's only thread) forever. The
+// deadline moves at most every quarter of that time, not on every write.
+type connWriter struct {
+	c    *Conn
+	last time.Time
+}
+
+func (w *connWriter) Write(p []byte) (int, error) {
+	if d := w.c.srv.config().HeaderTimeout; d > 0 {
+		if now := time.Now(); now.Sub(w.last) > d/4 {
+			_ = w.c.nc.SetWriteDeadline(now.Add(d))
+			w.last = now
+		}
+	}
+	return w.c.nc.Write(p)
 }
 
 // bodyReader streams a request body from the connection to the handler.

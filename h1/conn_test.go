@@ -407,3 +407,27 @@ func TestWatchClientCancelsContext(t *testing.T) {
 		t.Fatal("handler context not cancelled when the client went away")
 	}
 }
+
+func TestStalledReaderIsCut(t *testing.T) {
+	handlerDone := make(chan error, 1)
+	addr, _ := testServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				handlerDone <- err
+				return
+			}
+		}
+	}), func(c *config.Config, _ *h1.Server) { c.HeaderTimeout = 100 * time.Millisecond })
+	c := dialRaw(t, addr)
+	c.send(get) // and never read
+	select {
+	case err := <-handlerDone:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("write error %v, want a timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a client that stopped reading held the handler")
+	}
+}

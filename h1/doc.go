@@ -14,7 +14,11 @@
 // header_timeout; the wait for the next request is keepalive (keepalive <= 0
 // disables keep-alive); each body read must progress within header_timeout.
 // Responses to pipelined requests are batched and flushed before Serve
-// blocks on a read. When ctx is done, an idle connection closes at once and
+// blocks on a read. Writes must progress within header_timeout too (a
+// client that stops reading is cut off). With Server.WatchClient, a handler
+// running longer than 50 ms on a bodiless request has the client watched
+// by a background read: EOF or a reset cancels the request context (which
+// is always cancelled when the connection closes). When ctx is done, an idle connection closes at once and
 // a busy one finishes its request with Connection: close. Close may be
 // called from any goroutine.
 //

@@ -14,4 +14,5 @@ func TestConformance(t *testing.T) {
 func TestH1Probe(t *testing.T) {
 	in := workerstest.Start(t, "goroutine", workerstest.Options{})
 	workerstest.H1Probe(t, in.Addr, false)
+	workerstest.H1Probe(t, in.Addr, true)
 }
