@@ -2,10 +2,10 @@ package sync
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
-	stdsync "sync"
 	"testing"
 	"time"
 
@@ -25,27 +25,15 @@ func start(t *testing.T, h http.Handler, cfg *config.Config) (string, *fdpolltes
 func TestOneRequestAtATime(t *testing.T) {
 	g := fdpolltest.NewGauge()
 	addr, _, _ := start(t, g, nil)
-	var wg stdsync.WaitGroup
-	for range 3 {
-		wg.Go(func() {
-			resp, body := fdpolltest.Get(t, addr, "/")
-			if resp == nil || resp.StatusCode != 200 || body != "ok" || !resp.Close {
-				t.Errorf("response %v %q (Close=%v), want 200 ok with Connection: close", resp, body, resp != nil && resp.Close)
-			}
-		})
-	}
+	wait := fdpolltest.GetAll(t, addr, "/", 3, true)
 	for i := range 3 {
-		select {
-		case <-g.Entered():
-		case <-time.After(20 * time.Second):
-			t.Fatalf("request %d never reached the handler", i)
-		}
+		g.Await(t, fmt.Sprintf("request %d", i))
 		if c := g.Current(); c != 1 {
 			t.Fatalf("%d requests in the handler at once, want 1", c)
 		}
 		g.Step()
 	}
-	wg.Wait()
+	wait()
 	if m := g.Max(); m != 1 {
 		t.Fatalf("max simultaneous handlers = %d, want 1", m)
 	}
@@ -63,7 +51,7 @@ func TestBeatsWhileIdleNotWhileBusy(t *testing.T) {
 
 	done := make(chan struct{})
 	go func() { defer close(done); fdpolltest.Get(t, addr, "/") }()
-	<-g.Entered()
+	g.Await(t, "the request")
 	busy := heart.Beats()
 	// Ten beat intervals with the request held: a correct worker cannot
 	// beat at all, however the scheduler runs us.
@@ -89,7 +77,7 @@ func TestGracefulStopFinishesInFlight(t *testing.T) {
 		resp, body := fdpolltest.Get(t, addr, "/")
 		res <- result{resp, body}
 	}()
-	<-g.Entered()
+	g.Await(t, "the request")
 	late, err := net.Dial("tcp", addr) // queued in the backlog behind the request
 	if err != nil {
 		t.Fatal(err)

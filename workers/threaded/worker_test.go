@@ -2,10 +2,10 @@ package threaded
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
-	stdsync "sync"
 	"testing"
 	"time"
 
@@ -94,30 +94,14 @@ func TestIdleKeepAliveHoldsNoThread(t *testing.T) {
 func TestThreadsBoundConcurrency(t *testing.T) {
 	g := fdpolltest.NewGauge()
 	addr, _, _ := start(t, g, func(c *config.Config) { c.Threads = 4 })
-	var wg stdsync.WaitGroup
-	for range 5 {
-		wg.Go(func() {
-			resp, body := fdpolltest.Get(t, addr, "/hold")
-			if resp == nil || resp.StatusCode != 200 || body != "ok" {
-				t.Errorf("got %v %q", resp, body)
-			}
-		})
-	}
+	wait := fdpolltest.GetAll(t, addr, "/hold", 5, false)
 	for i := range 4 {
-		select {
-		case <-g.Entered():
-		case <-time.After(20 * time.Second):
-			t.Fatalf("only %d of 4 requests reached the handler together", i)
-		}
+		g.Await(t, fmt.Sprintf("request %d of the 4 running together", i+1))
 	}
 	g.Step() // frees one thread for the fifth request
-	select {
-	case <-g.Entered():
-	case <-time.After(20 * time.Second):
-		t.Fatal("the queued fifth request never ran")
-	}
+	g.Await(t, "the queued fifth request")
 	g.Release()
-	wg.Wait()
+	wait()
 	if m := g.Max(); m != 4 {
 		t.Fatalf("max simultaneous handlers = %d, want 4 (threads)", m)
 	}
@@ -132,7 +116,7 @@ func TestBeatsWhileThreadsBusy(t *testing.T) {
 		c.Timeout = 40 * time.Millisecond
 	})
 	go fdpolltest.Get(t, addr, "/hold")
-	<-g.Entered()
+	g.Await(t, "the request")
 	b := heart.Beats()
 	fdpolltest.Eventually(t, 10*time.Second, "beats with the only thread busy", func() bool { return heart.Beats() >= b+3 })
 	g.Release()

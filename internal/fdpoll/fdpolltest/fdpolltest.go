@@ -176,6 +176,23 @@ func Get(t testing.TB, addr, path string) (*http.Response, string) {
 	return Do(t, c, bufio.NewReader(c), "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
 }
 
+// GetAll sends GET path from n clients at once, each on its own
+// connection, and returns a function that waits for all of them and fails
+// the test unless every one got 200 "ok". Their Connection header is
+// checked against wantClose.
+func GetAll(t testing.TB, addr, path string, n int, wantClose bool) (wait func()) {
+	var wg stdsync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			resp, body := Get(t, addr, path)
+			if resp == nil || resp.StatusCode != 200 || body != "ok" || resp.Close != wantClose {
+				t.Errorf("GET %s: %v %q (Close=%v), want 200 ok, Close=%v", path, resp, body, resp != nil && resp.Close, wantClose)
+			}
+		})
+	}
+	return wg.Wait
+}
+
 // Do writes a raw request on c and reads one response from br (deadline
 // 20 s). Errors are reported with t.Errorf, so it may run in goroutines.
 func Do(t testing.TB, c net.Conn, br *bufio.Reader, raw string) (*http.Response, string) {
@@ -236,8 +253,15 @@ func (g *Gauge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "ok")
 }
 
-// Entered receives once per request that reached the handler.
-func (g *Gauge) Entered() <-chan struct{} { return g.entered }
+// Await waits (up to 20 s) for one more request to reach the handler.
+func (g *Gauge) Await(t testing.TB, what string) {
+	t.Helper()
+	select {
+	case <-g.entered:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("timed out waiting for %s to reach the handler", what)
+	}
+}
 
 // Step lets one waiting request finish; it blocks until one takes it.
 func (g *Gauge) Step() { g.tokens <- struct{}{} }
