@@ -45,6 +45,9 @@ func (p *Parser) Request(ctx context.Context, remoteAddr string) (*http.Request,
 	vals := make([]string, len(h.fields))
 	for i, f := range h.fields {
 		k := headerKey(f.name, str)
+		if k == "Host" {
+			continue // promoted to r.Host, as net/http does
+		}
 		vals[i] = str(f.value)
 		if old, ok := r.Header[k]; ok {
 			r.Header[k] = append(old, vals[i])
