@@ -119,15 +119,12 @@ func probe(ctx context.Context, c *http.Client, url string) error {
 
 // checkPath asserts that path answers 200, so that a workload never
 // measures a stream of 404s or 400s.
-func checkPath(ctx context.Context, addr, path string, hdr http.Header) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+func checkPath(ctx context.Context, addr, path string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
 	if err != nil {
 		return err
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
 	}
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	defer client.CloseIdleConnections()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -96,6 +97,21 @@ type bench struct {
 	deadline   time.Time
 	info       buildInfo
 	step, cost int
+	// 1-minute load averages: other processes compete for the same CPUs.
+	loadStart, loadEnd string
+}
+
+// loadAvg returns the 1-minute load average ("" if unknown).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -106,7 +122,7 @@ func (b *bench) logf(format string, args ...any) {
 // report's path. A configuration that cannot run is a row in the report,
 // not an error; errors are for a runner that cannot work at all.
 func runBench(ctx context.Context, o options) (string, error) {
-	b := &bench{opts: o, started: time.Now()}
+	b := &bench{opts: o, started: time.Now(), loadStart: loadAvg()}
 	if o.budget > 0 {
 		b.deadline = b.started.Add(o.budget)
 	}
@@ -115,6 +131,7 @@ func runBench(ctx context.Context, o options) (string, error) {
 	}
 	defer os.RemoveAll(b.tmp)
 	b.runAll(ctx)
+	b.loadEnd = loadAvg()
 	return b.writeReport()
 }
 
@@ -353,8 +370,13 @@ func (b *bench) runOne(ctx context.Context, wl *workload, t *target, r *result) 
 	defer srv.stop(5 * time.Second)
 	r.CPUs, r.Procs = treeCPUsAllowed(srv.pid), len(tree(srv.pid))
 	for _, p := range uniq(wl.paths) {
-		if err := checkPath(ctx, srv.addr, p, nil); err != nil {
+		if err := checkPath(ctx, srv.addr, p, b.opts.reqTimeout); err != nil {
 			r.Status, r.Reason = statusFailed, err.Error()
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				// It accepted the probe but does not answer a plain GET:
+				// broken for every workload, so stop spending time on it.
+				t.unavailable = "started but did not answer " + p + " within " + b.opts.reqTimeout.String()
+			}
 			b.logf("[%2d/%d] %-16s %-16s failed: %s", b.step, b.cost, wl.name, t.name, err)
 			return
 		}
@@ -409,6 +431,9 @@ func (b *bench) spec(srv *serverProc, wl *workload, c int, d time.Duration) load
 	return loadSpec{addr: srv.addr, paths: wl.paths, close: wl.close, concurrency: c, duration: d, timeout: b.opts.reqTimeout}
 }
 
+// warmup is the unmeasured load before a closed-loop sweep.
+const warmup = 300 * time.Millisecond
+
 // measure runs one closed-loop load and charges it the server's CPU.
 func (b *bench) measure(ctx context.Context, srv *serverProc, s loadSpec) (point, error) {
 	cpu0 := treeCPU(srv.pid)
@@ -422,6 +447,9 @@ func (b *bench) measure(ctx context.Context, srv *serverProc, s loadSpec) (point
 }
 
 func (b *bench) measureClosed(ctx context.Context, wl *workload, t *target, srv *serverProc, r *result) {
+	// Warm up (first connections, heap growth, lazily started loops) so
+	// the first level does not measure a cold server.
+	_, _ = goDriver{}.run(ctx, b.spec(srv, wl, b.opts.concurrency[0], warmup))
 	for _, c := range b.opts.concurrency {
 		p, err := b.measure(ctx, srv, b.spec(srv, wl, c, b.opts.duration))
 		if err != nil {
