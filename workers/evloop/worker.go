@@ -118,7 +118,7 @@ type server struct {
 func newServer(env *workers.Env) *server {
 	cfg := env.Config
 	s := &server{
-		env: env, cfg: cfg, log: env.Log.With("class", "evloop"),
+		env: env, cfg: cfg, log: env.Log,
 		inline:  cfg.Threads == 0,
 		loops:   cfg.EvloopLoops,
 		started: make(chan struct{}),
