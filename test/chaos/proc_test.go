@@ -1,0 +1,87 @@
+//go:build chaos
+
+package chaos
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/multiserve/multiserve/internal/testserver"
+)
+
+// workers lists the arbiter's live (not zombie) children.
+func workers(arbiter int) []int {
+	var live []int
+	for _, p := range testserver.Children(arbiter) {
+		if procAlive(p) {
+			live = append(live, p)
+		}
+	}
+	return live
+}
+
+// waitWorkers polls until the arbiter has exactly n live workers.
+func waitWorkers(arbiter, n int, d time.Duration) ([]int, bool) {
+	var got []int
+	ok := waitFor(d, func() bool {
+		got = workers(arbiter)
+		return len(got) == n
+	})
+	return got, ok
+}
+
+// cpuTime is pid's utime+stime from /proc/PID/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("chaos: /proc/%d/stat: no comm", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// After the comm: state is field 3, utime 14 and stime 15 (1-based).
+	if len(f) < 13 {
+		return 0, fmt.Errorf("chaos: /proc/%d/stat: short", pid)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("chaos: /proc/%d/stat: bad times", pid)
+	}
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / hz, nil
+}
+
+// statusKB reads a "Key:  N kB" line of /proc/PID/status.
+func statusKB(pid int, key string) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), key+":"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("chaos: /proc/%d/status: no %s", pid, key)
+}
+
+// totalRSSKB sums VmRSS over pids.
+func totalRSSKB(pids []int) int64 {
+	var sum int64
+	for _, p := range pids {
+		if kb, err := statusKB(p, "VmRSS"); err == nil {
+			sum += kb
+		}
+	}
+	return sum
+}
