@@ -47,6 +47,7 @@ type Conn struct {
 	watch     clientWatch
 	mu        sync.Mutex // idle, with interrupt
 	idle      bool
+	idleFresh bool // idle before its first request
 	stopping  atomic.Bool
 	closeOnce sync.Once
 }
@@ -142,10 +143,18 @@ func (c *Conn) interrupt() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stopping.Store(true)
-	if c.idle {
+	switch {
+	case c.idle && c.idleFresh:
+		_ = c.nc.SetReadDeadline(time.Now().Add(firstRequestGrace))
+	case c.idle:
 		_ = c.nc.SetReadDeadline(time.Now())
 	}
 }
+
+// firstRequestGrace: during a graceful stop, a connection accepted before
+// the stop still gets its first request read for this long (its client has
+// most likely sent it already), instead of an EOF it could not retry.
+const firstRequestGrace = time.Second
 
 // fillHead reads more of a request head. Waiting for a new request uses the
 // keepalive idle time (header_timeout for the first request, or when
@@ -164,10 +173,13 @@ func (c *Conn) fillHead(fresh bool) bool {
 		}
 		c.mu.Lock()
 		if c.stopping.Load() {
-			c.mu.Unlock()
-			return false
+			if c.served > 0 {
+				c.mu.Unlock()
+				return false
+			}
+			wait = min(wait, firstRequestGrace)
 		}
-		c.idle = true
+		c.idle, c.idleFresh = true, c.served == 0
 		_ = c.nc.SetReadDeadline(deadline(wait))
 		c.mu.Unlock()
 		n := c.read()

@@ -431,3 +431,41 @@ func TestStalledReaderIsCut(t *testing.T) {
 		t.Fatal("a client that stopped reading held the handler")
 	}
 }
+
+// TestStopServesFirstRequest: a connection accepted before a graceful stop
+// whose request arrives just after it is still answered (Connection:
+// close), while an idle kept-alive connection is closed at once.
+func TestStopServesFirstRequest(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srv := &h1.Server{Handler: http.NotFoundHandler()}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	serve := func() (*rawConn, chan h1.State) {
+		c := dialRaw(t, ln.Addr().String())
+		nc, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := make(chan h1.State, 1)
+		go func() { st <- srv.NewConn(nc).Serve(ctx, false) }()
+		return c, st
+	}
+	kept, keptState := serve()
+	kept.send(get)
+	kept.read("GET")
+	fresh, freshState := serve()
+	cancel()
+	<-keptState // closed by the stop
+	fresh.send(get)
+	resp, _, _ := fresh.read("GET")
+	if resp.StatusCode != 404 || !resp.Close {
+		t.Fatalf("first request after stop: %d close %v", resp.StatusCode, resp.Close)
+	}
+	if st := <-freshState; st != h1.StateClosed {
+		t.Fatalf("state %v", st)
+	}
+}
