@@ -588,3 +588,22 @@ func TestBodies(t *testing.T) {
 		})
 	}
 }
+
+// TestGnetVersionPinned guards the fd swap: it relies on gnet v2.9.7
+// calling OnBoot after binding its listeners and before polling them (see
+// the package doc). On a gnet bump, re-check that ordering, then update.
+func TestGnetVersionPinned(t *testing.T) {
+	mod, err := os.ReadFile("../../go.mod") // test binaries carry no dependency list
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mod), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "github.com/panjf2000/gnet/v2" {
+			if f[1] != "v2.9.7" {
+				t.Fatalf("gnet %s: the fd swap was verified against v2.9.7 only", f[1])
+			}
+			return
+		}
+	}
+	t.Fatal("gnet not in go.mod")
+}

@@ -1,0 +1,133 @@
+// Package evloop is the "evloop" worker class: HTTP/1.1 on gnet v2 epoll
+// event loops with non-blocking IO, parsed by the shared h1 engine.
+//
+// # Model
+//
+// One gnet engine per worker process with evloop_loops event loops (0: one
+// per CPU the worker may use, runtime.GOMAXPROCS(0), which the arbiter sets
+// per worker). gnet's ingress loop accepts and hands connections round-robin
+// to the loops. On a loop, OnTraffic feeds the inbound bytes to an
+// h1.Parser (Peek/Discard, no copy), builds the *http.Request and runs the
+// handler. Requests on one connection are handled one after another: the
+// bytes of a pipelined request wait in gnet's inbound buffer until the
+// response before it is written, which is what keeps responses in order.
+//
+// Threading: OnBoot runs once before any loop exists; OnOpen, OnTraffic,
+// OnClose and every continuation (AsyncWrite callbacks, Execute'd sweeps)
+// run on the connection's loop, so per-connection state needs no lock.
+// OnTick runs on gnet's ticker goroutine, not on a loop.
+//
+// # Where handlers run (threads)
+//
+// threads = 0: inline on the loop (the fast path). A handler that blocks
+// stalls every connection of its loop, and the heartbeat with it (see
+// below); this is the point of the class in the bench. Requests whose body
+// cannot be complete in the buffer without waiting run off the loop even
+// then: chunked bodies, bodies over 64 KiB and Expect: 100-continue bodies
+// (the 100 must be sent only on the handler's first read). A small
+// Content-Length body is waited for on the loop (header_timeout applies)
+// and handed to the handler as a bytes.Reader.
+//
+// threads > 0: every handler runs on a bounded goroutine pool of that size
+// (goroutines start on demand and exit when idle); responses go back with
+// AsyncWrite. Note that the shared default of threads is 1, which for this
+// class means a pool of one: set threads = 0 for inline handlers, or a large
+// pool (e.g. 1000) for handlers that wait on IO.
+//
+// # Bodies and flow control
+//
+// A request body handled off the loop streams through h1.BodyPipe (64 KiB):
+// the loop pushes what the pipe takes and leaves the rest in gnet's inbound
+// buffer; the reader wakes the connection (Conn.Wake) when it drained. gnet
+// v2 has no way to stop reading a socket, so a client that uploads faster
+// than the handler reads accumulates in gnet's inbound buffer (bounded by
+// limit_request_body when set) rather than in the kernel; the handler still
+// sees a streaming body. An unread body is dropped up to 256 KiB to keep
+// the connection, beyond that (or when a 100 Continue was never sent) the
+// connection closes.
+//
+// Responses of inline handlers are batched per event in one buffer per loop
+// and handed to gnet every 64 KiB (one write syscall for all pipelined
+// responses of an event); what the socket does not take waits in gnet's
+// outbound buffer, so a large inline response may sit there whole. Off the
+// loop, a response goes in 64 KiB AsyncWrite chunks with one chunk in flight,
+// and the handler waits while gnet's outbound buffer holds over 1 MiB.
+//
+// # Listeners: why the fd swap
+//
+// gnet v2.9.7 binds its listeners from address strings and has no public
+// way to adopt an inherited listening fd. Measured options (the note
+// ../shared/notes/gnet-inherited-fd.md, 2 vCPUs, server on CPU 0, wrk -c64
+// on CPU 1): Go accept + Engine.Register (public API) reaches 0.68x native
+// gnet's rate with Connection: close and about 0.3-0.6x its requests per
+// server CPU-second once the arbiter is quiet; raw accept4 + FileConn is
+// worse still (0.35-0.55x); swapping the inherited socket into gnet's own
+// listener slot reaches the native rate (1.07x) and efficiency (about 1x).
+// Keep-alive traffic does not separate them (every variant runs the same
+// loop code once a connection is registered). This package re-measured it
+// with the multiserve binary against bench/baseline/gnetbare, hello, 3
+// rounds of `taskset -c 1 wrk -t1 -c64 -d5s -H 'Connection: close'` with
+// each server under `taskset -c 0` (machine shared with other load, load
+// average 5-8): evloop / bare gnet = 1.03, 0.95, 0.96 requests per server
+// CPU-second. So the default shared-socket mode uses the swap:
+//
+//   - gnet.Rotate starts on one dummy listener per inherited socket, the
+//     i-th on 127.0.0.(i+1):0 (distinct addresses, because
+//     Engine.DupListener finds a listener by its address string);
+//   - in OnBoot, which v2.9.7 calls after binding and before adding the
+//     listeners to epoll, each dummy's fd number is found (the inode of an
+//     Engine.DupListener copy, matched in /proc/self/fd) and the inherited
+//     socket is dup3'ed onto it; gnet then accepts from the shared socket
+//     itself, at native cost, with no Go accept goroutine;
+//   - a self-test checks that getsockname of the swapped fd equals the
+//     inherited socket's and that it is listening. If locating, swapping or
+//     the self-test fails, the slot is parked and that listener is served by
+//     a Go accept loop + Engine.Register instead (logged as a warning).
+//
+// The swap depends on that OnBoot ordering, so gnet is pinned at v2.9.7
+// (TestGnetVersionPinned fails on a bump: re-check engine_unix.go's run()).
+// The inherited fd is set O_NONBLOCK (gnet drains the accept queue until
+// EAGAIN; the flag is on the shared file description, which every class
+// treats as non-blocking anyway) and, for TCP, TCP_NODELAY, which accepted
+// connections inherit. The worker never closes the inherited fd itself.
+//
+// Several binds are served by one engine (one dummy each). Unix sockets are
+// swapped in exactly like TCP ones, behind a TCP dummy: gnet must never own
+// a unix listener for a path the arbiter bound, because its listener
+// deletes the path when it opens and when it closes.
+//
+// reuse_port = true: the arbiter binds nothing; gnet binds its own
+// SO_REUSEPORT listener per loop for every TCP bind (unix and fd:// binds
+// are rejected by CheckConfig).
+//
+// # Heartbeat, timeouts, cap, stop
+//
+// OnTick (every 250 ms) posts a probe to every loop that has had a
+// connection and beats only if each loop ran its previous probe: OnTick
+// itself runs on gnet's ticker goroutine, so beating there unconditionally
+// would not prove the loops make progress. A loop stuck in a handler stops
+// the heartbeat and the arbiter replaces the worker after `timeout`. The
+// probe also sweeps the loop's connections: idle past keepalive (keepalive
+// <= 0 disables keep-alive), a head (or inline body) arriving for longer
+// than header_timeout, or a new connection silent for header_timeout, are
+// closed. Above worker_connections a new connection gets a 503 and is
+// closed.
+//
+// Graceful stop (ctx cancelled): stop accepting by parking every listener
+// slot (dup3 of an idle loopback listener onto it: the shared socket stays
+// open for the arbiter and siblings, and in reuse_port mode the worker's own
+// socket leaves the group), close idle connections at once, let in-flight
+// requests finish with Connection: close, then Engine.Stop, all within
+// graceful_timeout.
+//
+// # Known gaps
+//
+//   - An accept error other than EAGAIN/EINTR/ECONNABORTED (EMFILE) makes
+//     gnet's acceptor stop the engine; Serve then returns an error and the
+//     arbiter respawns the worker.
+//   - request_timeout cannot preempt an inline handler that blocks its loop
+//     (h1 answers 503 once the handler returns); use threads > 0 for such
+//     handlers.
+//   - In reuse_port mode, connections still in a parked socket's own accept
+//     queue are reset (unless net.ipv4.tcp_migrate_req is set).
+package evloop
