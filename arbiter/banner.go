@@ -25,7 +25,7 @@ func (a *arbiter) banner(cfg *config.Config) {
 		summary = " (" + cls.Summary + ")"
 	}
 	a.log.Info("using worker class: "+cfg.WorkerClass+summary, "class", cfg.WorkerClass)
-	a.log.Info(describe(cfg))
+	a.log.Info(config.Describe(cfg))
 }
 
 func listenURL(ln *listener) string {
@@ -33,37 +33,6 @@ func listenURL(ln *listener) string {
 		return "unix:" + ln.addr.String()
 	}
 	return "http://" + ln.addr.String()
-}
-
-// describe is the concurrency sentence of the banner.
-// TODO(config): replace with config.Describe once it lands.
-func describe(cfg *config.Config) string {
-	n, t, wc := cfg.Workers, cfg.Threads, cfg.WorkerConnections
-	ws := plural(n, "worker")
-	switch cfg.WorkerClass {
-	case "sync":
-		return fmt.Sprintf("%s × 1 thread, blocking IO: at most %d requests in flight", ws, n)
-	case "threaded":
-		return fmt.Sprintf("%s × %s, blocking IO: at most %d requests in flight, %d connections open",
-			ws, plural(t, "thread"), n*t, n*wc)
-	case "evloop":
-		h := "handlers inline on the loop"
-		if t > 0 {
-			h = fmt.Sprintf("handlers on %s per worker", plural(t, "goroutine"))
-		}
-		return fmt.Sprintf("%s × event loop, non-blocking IO, %s: up to %d connections open", ws, h, n*wc)
-	case "goroutine":
-		return fmt.Sprintf("%s × one goroutine per connection, non-blocking IO under blocking code: up to %d requests in flight",
-			ws, n*wc)
-	}
-	return fmt.Sprintf("%s of class %s", ws, cfg.WorkerClass)
-}
-
-func plural(n int, s string) string {
-	if n == 1 {
-		return "1 " + s
-	}
-	return strconv.Itoa(n) + " " + s + "s"
 }
 
 // writePidfile writes the arbiter's pid atomically (temp file + rename), so

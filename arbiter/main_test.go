@@ -34,8 +34,10 @@ import (
 
 // e2eClasses are the worker classes every end-to-end test runs with.
 // A class joins with one line here (and its blank import above).
+// "class+engine" picks the goroutine class's http_engine.
 var e2eClasses = []string{
 	"goroutine",
+	"goroutine+net/http",
 }
 
 const envMaster = "ARBITER_TEST_MASTER" // path of the master's JSON config file
@@ -112,6 +114,10 @@ func testApp(cfg *config.Config) (http.Handler, error) {
 		time.Sleep(d)
 		fmt.Fprint(w, os.Getpid())
 	})
+	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		os.Exit(code)
+	})
 	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
 		hanging.Store(true)
 		w.WriteHeader(http.StatusOK)
@@ -131,9 +137,20 @@ func init() {
 		Summary: "test only: goroutine class whose heartbeat stops while /hang runs",
 		New:     func() workers.Worker { return stallbeat{} },
 	})
+	workers.Register(workers.Class{
+		Name: "failboot", Summary: "test only: Serve fails at once",
+		New: func() workers.Worker { return failboot{} },
+	})
 }
 
 type stallbeat struct{}
+
+// failboot is a class that cannot start.
+type failboot struct{}
+
+func (failboot) Serve(context.Context, *workers.Env) error {
+	return errors.New("failboot: cannot open the widget")
+}
 
 func (stallbeat) Serve(ctx context.Context, env *workers.Env) error {
 	e := *env
@@ -152,6 +169,10 @@ func (stallbeat) Serve(ctx context.Context, env *workers.Env) error {
 func testConfig(class string, workers int) *config.Config {
 	cfg := config.Default()
 	cfg.Bind = []string{"127.0.0.1:0"}
+	class, cfg.HTTPEngine, _ = strings.Cut(class, "+")
+	if cfg.HTTPEngine == "" {
+		cfg.HTTPEngine = config.Default().HTTPEngine
+	}
 	cfg.WorkerClass = class
 	cfg.Workers = workers
 	cfg.GracefulTimeout = 10 * time.Second
@@ -291,7 +312,13 @@ var client = &http.Client{
 
 // get fetches path from the first address and returns the body.
 func (m *master) get(path string) (string, error) {
-	resp, err := client.Get("http://" + m.addrs[0] + path)
+	c := client
+	host := m.addrs[0]
+	if strings.HasPrefix(host, "/") {
+		c = unixClient(host)
+		host = "unix"
+	}
+	resp, err := c.Get("http://" + host + path)
 	if err != nil {
 		return "", err
 	}
@@ -340,7 +367,7 @@ func procsWhere(match func(pid, ppid, pgid int) bool) map[int]bool {
 		// Fields after the parenthesised command: state ppid pgrp ...
 		s := string(b)
 		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
+		if len(f) < 3 || !alive(pid) {
 			continue
 		}
 		ppid, _ := strconv.Atoi(f[1])
@@ -350,6 +377,24 @@ func procsWhere(match func(pid, ppid, pgid int) bool) map[int]bool {
 		}
 	}
 	return out
+}
+
+// alive: some thread of pid is not a zombie. The thread group leader turns
+// zombie before the other threads have finished exiting (and released the
+// process's fds), so the leader's state alone is not enough.
+func alive(pid int) bool {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 0 && f[0] != "Z" && f[0] != "X" {
+			return true
+		}
+	}
+	return false
 }
 
 // eventually polls cond until it holds or a deadline passes.
@@ -381,3 +426,15 @@ func (m *master) servingPids(n int) map[int]bool {
 type testConfigT = config.Config
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o644) }
+
+func unixClient(path string) *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", path)
+			},
+		},
+	}
+}
