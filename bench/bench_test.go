@@ -127,15 +127,15 @@ func TestReportComputesWinners(t *testing.T) {
 	}
 	report := readFile(t, path)
 	for _, want := range []string{
-		"**evloop** has the highest throughput, 40,000 req/s at 64 connections: 1.1× goroutine, 7.7× sync (evloop and goroutine within 10 %",
-		"Per server CPU-second **evloop** leads with 52,000 req/CPU-s (1.6× goroutine, 8.5× sync)",
+		"By requests per server CPU-second, **evloop** wins with 52,000 req/CPU-s: 1.6× goroutine, 8.5× sync.",
+		"By peak throughput, **evloop** wins with 40,000 req/s (at 64 connections): 1.1× goroutine, 7.7× sync (evloop and goroutine within 10 %",
 		"evloop ÷ goroutine = 1.6× req/CPU-s (target ≥ 1.5×)",
 		"evloop ÷ bare gnet = 0.93× req/CPU-s (target ≥ 0.9×)",
-		"Fastest peer: gnetbare, 44,000 req/s",
+		"Best peer by requests per server CPU-second: gnetbare, 56,000 req/CPU-s; evloop reaches 0.93× of it.",
 		"Starved by slow clients: sync.",
 		"**evloop** holds 1,000 idle connections most cheaply, 3.0 KiB each; goroutine 9.0 KiB (3×)",
 		"sync closes every connection after its response",
-		"(`hello`) → **evloop** (or goroutine: within 10 %)",
+		"(`hello`) → **evloop**. Ranked by requests per server CPU-second: 52,000 req/CPU-s",
 		"(`idle`) → **evloop**. 3.0 KiB per idle connection; goroutine uses 3× as much.",
 		"Overall in this run, **evloop** is the first choice in 3 of 3 workloads",
 		"threaded unavailable (see Configurations)",

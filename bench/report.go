@@ -208,16 +208,16 @@ func (b *bench) writeClosed(w *strings.Builder, wl *workload, rs []*result) (str
 		return "", err
 	}
 	w.WriteString("Closed loop (each connection sends its next request when the previous answer arrives):\n\n")
-	w.WriteString("| config | conns | req/s | p50 | p99 | req per server CPU-s | errors |\n|---|--:|--:|--:|--:|--:|--:|\n")
+	w.WriteString("| config | conns | req/s | p50 | p99 | req per server CPU-s | server CPU busy | errors |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range ok {
 		for _, p := range r.Points {
-			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s |\n", label(r), p.Concurrency, fmtNum(p.RPS),
-				fmtDur(p.P50), fmtDur(p.P99), fmtNum(p.ReqPerCPU), fmtErrors(p.Errors, p.Requests))
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", label(r), p.Concurrency, fmtNum(p.RPS),
+				fmtDur(p.P50), fmtDur(p.P99), fmtNum(p.ReqPerCPU), busy(p), fmtErrors(p.Errors, p.Requests))
 		}
 	}
 	w.WriteString("\n")
 	openVerdict := b.writeOpen(w, ok)
-	verdict := closedVerdict(ok)
+	verdict := closedVerdict(wl, ok)
 	if wl.name == "hello" {
 		if v := issue4Check(ok); v != "" {
 			verdict += " " + v
@@ -228,6 +228,16 @@ func (b *bench) writeClosed(w *strings.Builder, wl *workload, rs []*result) (str
 	}
 	fmt.Fprintf(w, "**Verdict:** %s\n\n", verdict)
 	return verdict, nil
+}
+
+// busy is the server's CPU time over the run's wall time: near 100 % per
+// server CPU means CPU-bound; far below it on a CPU-bound workload means
+// other processes took the CPU.
+func busy(p point) string {
+	if p.Elapsed <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f %%", 100*p.CPU.Seconds()/p.Elapsed.Seconds())
 }
 
 func okWith(rs []*result, has func(*result) bool) []*result {
@@ -315,27 +325,59 @@ func versus(lead float64, rest []*result, key func(*result) float64) string {
 	return strings.Join(parts, ", ")
 }
 
-func closedVerdict(ok []*result) string {
+// metric is one way to rank closed-loop results.
+type metric struct {
+	name string // "requests per server CPU-second"
+	unit string // "req/CPU-s"
+	key  func(*result) float64
+}
+
+var (
+	byThroughput = metric{"peak throughput", "req/s", func(r *result) float64 { return peak(r).RPS }}
+	byEfficiency = metric{"requests per server CPU-second", "req/CPU-s", efficiency}
+)
+
+// metrics returns the primary and secondary ranking for a workload. A
+// CPU-bound workload is judged by what one server CPU-second buys (robust
+// to CPU taken by other processes, and what decides how many machines you
+// need); a waiting workload by peak throughput (how much waiting the
+// concurrency model overlaps).
+func metrics(wl *workload) (primary, secondary metric) {
+	if wl.cpuBound {
+		return byEfficiency, byThroughput
+	}
+	return byThroughput, byEfficiency
+}
+
+// rankSentence renders "By M, **x** wins with V unit: 1.1× y, 3× z (x and y
+// within 10 %: a tie)."
+func rankSentence(m metric, classes []*result) string {
+	ranked := rankBy(classes, m.key)
+	lead := ranked[0]
+	var s strings.Builder
+	fmt.Fprintf(&s, "By %s, **%s** wins with %s %s", m.name, lead.Target, fmtNum(m.key(lead)), m.unit)
+	if m.unit == "req/s" {
+		fmt.Fprintf(&s, " (at %d connections)", peak(lead).Concurrency)
+	}
+	if len(ranked) > 1 {
+		fmt.Fprintf(&s, ": %s", versus(m.key(lead), ranked[1:], m.key))
+		if tied := tiedWith(ranked, m.key); len(tied) > 1 {
+			fmt.Fprintf(&s, " (%s within %.0f %%: a tie on this machine)", strings.Join(tied, " and "), tieWithin*100)
+		}
+	}
+	return s.String() + "."
+}
+
+func closedVerdict(wl *workload, ok []*result) string {
 	classes, peers := classesOf(ok)
 	if len(classes) == 0 {
 		return "no multiserve class ran; see the peers' rows."
 	}
-	rps := func(r *result) float64 { return peak(r).RPS }
-	byRPS := rankBy(classes, rps)
-	lead := byRPS[0]
+	prim, sec := metrics(wl)
 	var s strings.Builder
-	fmt.Fprintf(&s, "**%s** has the highest throughput, %s req/s at %d connections", lead.Target, fmtNum(rps(lead)), peak(lead).Concurrency)
-	if len(byRPS) > 1 {
-		fmt.Fprintf(&s, ": %s", versus(rps(lead), byRPS[1:], rps))
-		if tied := tiedWith(byRPS, rps); len(tied) > 1 {
-			fmt.Fprintf(&s, " (%s within %.0f %%: a tie on this machine)", strings.Join(tied, " and "), tieWithin*100)
-		}
-	}
-	s.WriteString(".")
-	byEff := rankBy(classes, efficiency)
-	if len(byEff) > 1 && efficiency(byEff[0]) > 0 {
-		fmt.Fprintf(&s, " Per server CPU-second **%s** leads with %s req/CPU-s (%s).", byEff[0].Target,
-			fmtNum(efficiency(byEff[0])), versus(efficiency(byEff[0]), byEff[1:], efficiency))
+	s.WriteString(rankSentence(prim, classes))
+	if len(classes) > 1 {
+		s.WriteString(" " + rankSentence(sec, classes))
 	}
 	for _, r := range classes {
 		worst := slices.MaxFunc(r.Points, func(a, b point) int { return cmp.Compare(errRate(a), errRate(b)) })
@@ -344,9 +386,9 @@ func closedVerdict(ok []*result) string {
 		}
 	}
 	if len(peers) > 0 {
-		bp := rankBy(peers, rps)[0]
-		fmt.Fprintf(&s, " Fastest peer: %s, %s req/s; %s reaches %s of it (per CPU-second %s).", bp.Target, fmtNum(rps(bp)),
-			lead.Target, ratio(rps(lead), rps(bp)), ratio(efficiency(lead), efficiency(bp)))
+		lead, bp := rankBy(classes, prim.key)[0], rankBy(peers, prim.key)[0]
+		fmt.Fprintf(&s, " Best peer by %s: %s, %s %s; %s reaches %s of it.", prim.name, bp.Target, fmtNum(prim.key(bp)), prim.unit,
+			lead.Target, ratio(prim.key(lead), prim.key(bp)))
 	}
 	return s.String()
 }
@@ -632,7 +674,7 @@ type choice struct {
 
 func (b *bench) writeChoose(w *strings.Builder) {
 	w.WriteString("## How to choose (computed from this run)\n\n")
-	w.WriteString("Each line is derived from the tables above by fixed rules: for request workloads the class with the highest peak throughput wins, and classes within 10 % of it are listed as equally good; for slow clients, the highest normal-load throughput; for idle connections, the fewest KiB per open connection among classes that keep them open.\n\n")
+	w.WriteString("Each line is derived from the tables above by fixed rules. CPU-bound workloads (hello, cpu, large, conn-per-request) are ranked by requests per server CPU-second, workloads that wait (io, mixed, custom) by peak throughput; classes within 10 % of the leader are listed as equally good. Slow clients: the highest normal-load throughput. Idle connections: the fewest KiB per open connection among classes that keep them open.\n\n")
 	wins := map[string]int{}
 	n := 0
 	for _, wl := range b.workloads {
@@ -683,12 +725,14 @@ func (b *bench) choose(wl *workload) (choice, bool) {
 	switch wl.kind {
 	case kindClosed:
 		classes, _ = classesOf(okWith(rs, func(r *result) bool { return len(r.Points) > 0 }))
-		key = func(r *result) float64 { return peak(r).RPS }
+		prim, _ := metrics(wl)
+		key = prim.key
 		evidence = func(lead *result, rest []*result) string {
-			e := fmt.Sprintf("Peak %s req/s, p99 %s at %d connections", fmtNum(key(lead)), fmtDur(peak(lead).P99), peak(lead).Concurrency)
+			e := fmt.Sprintf("Ranked by %s: %s %s (peak %s req/s, p99 %s at %d connections)", prim.name, fmtNum(key(lead)), prim.unit,
+				fmtNum(peak(lead).RPS), fmtDur(peak(lead).P99), peak(lead).Concurrency)
 			if len(rest) > 0 {
 				last := rest[len(rest)-1]
-				e += fmt.Sprintf("; %s the slowest class (%s)", ratio(key(lead), key(last)), last.Target)
+				e += fmt.Sprintf("; %s the last class (%s)", ratio(key(lead), key(last)), last.Target)
 			}
 			return e + "."
 		}

@@ -22,6 +22,7 @@ type workload struct {
 	close    bool     // send Connection: close (a new connection per request)
 	rate     int      // open-loop requests per second
 	needsSim bool     // needs /sim (cpu, io, size), which not every peer has
+	cpuBound bool     // judged by requests per server CPU-second rather than peak throughput
 	desc     string   // what it is, for the report
 	question string   // the user's situation it answers, for "how to choose"
 }
@@ -35,22 +36,22 @@ var mixedPaths = []string{
 // allWorkloads lists the built-in workloads in the order they run.
 func allWorkloads() []*workload {
 	return []*workload{
-		{name: "hello", kind: kindClosed, app: "hello", paths: []string{"/"}, rate: 2000,
+		{name: "hello", kind: kindClosed, cpuBound: true, app: "hello", paths: []string{"/"}, rate: 2000,
 			desc:     "`hello`: a 13-byte response on kept-alive connections; measures the server's own overhead.",
 			question: "Tiny, fast handlers (cached JSON, health checks, redirects)"},
 		{name: "io", kind: kindClosed, app: "sim", paths: []string{"/sim?io=20ms"}, rate: 1000, needsSim: true,
 			desc:     "`sim?io=20ms`: each request waits 20 ms (a database or upstream call) and uses almost no CPU.",
 			question: "Handlers that mostly wait on a database or another service"},
-		{name: "cpu", kind: kindClosed, app: "sim", paths: []string{"/sim?cpu=2ms"}, rate: 200, needsSim: true,
+		{name: "cpu", kind: kindClosed, cpuBound: true, app: "sim", paths: []string{"/sim?cpu=2ms"}, rate: 200, needsSim: true,
 			desc:     "`sim?cpu=2ms`: each request burns 2 ms of CPU; one server CPU caps everyone near 500 req/s.",
 			question: "CPU-heavy handlers (templating, compression, crypto)"},
 		{name: "mixed", kind: kindClosed, app: "sim", paths: mixedPaths, rate: 500, needsSim: true,
 			desc:     "70 % tiny (`sim?size=13`), 20 % 20 ms waits (`sim?io=20ms`), 10 % 2 ms of CPU (`sim?cpu=2ms`), round-robin.",
 			question: "A typical web app: mostly fast, some slow queries, some CPU"},
-		{name: "large", kind: kindClosed, app: "sim", paths: []string{"/sim?size=1048576"}, rate: 200, needsSim: true,
+		{name: "large", kind: kindClosed, cpuBound: true, app: "sim", paths: []string{"/sim?size=1048576"}, rate: 200, needsSim: true,
 			desc:     "`sim?size=1048576`: a 1 MiB response per request.",
 			question: "Large responses (downloads, reports, images)"},
-		{name: "conn-per-request", kind: kindClosed, app: "hello", paths: []string{"/"}, close: true, rate: 1000,
+		{name: "conn-per-request", kind: kindClosed, cpuBound: true, app: "hello", paths: []string{"/"}, close: true, rate: 1000,
 			desc:     "`hello` with `Connection: close`: a new TCP connection for every request (clients without keep-alive).",
 			question: "Clients that do not keep connections alive"},
 		{name: "slow-clients", kind: kindSlow, app: "hello", paths: []string{"/"},
