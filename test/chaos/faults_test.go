@@ -262,7 +262,9 @@ func TestTermUnderLoad(t *testing.T) {
 		if err := s.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
+		termAt := time.Now()
 		code, err := s.Wait(30 * time.Second)
+		exitAt := time.Now()
 		// Clients stop at their first dial error; give them a bounded moment.
 		waitFor(5*time.Second, func() bool { return len(fresh.stoppedClients()) == 3 && len(kept.stoppedClients()) == 3 })
 		stopFresh()
@@ -276,7 +278,9 @@ func TestTermUnderLoad(t *testing.T) {
 		for _, st := range []*loadStats{fresh, kept} {
 			for _, r := range st.failures {
 				if !r.dialErr {
-					t.Errorf("accepted request not answered: %s: %v", errKind(r), r.err)
+					t.Errorf("accepted request not answered: %s: %v (sent %v after TERM, failed %v before the arbiter's exit was seen)%s",
+						errKind(r), r.err, r.start.Sub(termAt).Round(time.Millisecond),
+						exitAt.Sub(r.end).Round(time.Millisecond), backlogHint(r, exitAt))
 				}
 			}
 		}
@@ -286,6 +290,16 @@ func TestTermUnderLoad(t *testing.T) {
 			}
 		}
 	})
+}
+
+// backlogHint explains a reset that came as the arbiter exited: the
+// connection sat in the listen backlog that the arbiter still held while
+// no worker accepted any more.
+func backlogHint(r result, exitAt time.Time) string {
+	if r.got == 0 && !r.reused && r.end.Sub(exitAt).Abs() < 100*time.Millisecond {
+		return ": fresh connection reset when the arbiter exited (it was in the listen backlog)"
+	}
+	return ""
 }
 
 // stoppedClients lists the clients a dial error ended.
