@@ -3,6 +3,7 @@ package arbiter_test
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 
@@ -322,6 +323,8 @@ func TestStartupFailures(t *testing.T) {
 		{"unknown class", func(c *testConfigT) { c.WorkerClass = "nosuch" }, 2, `unknown worker class "nosuch"`},
 		{"app load error", func(c *testConfigT) { c.App = "failload" }, 4, "boom: cannot load the app"},
 		{"boot error", func(c *testConfigT) { c.WorkerClass = "failboot" }, 3, "failboot: cannot open the widget"},
+		{"boot timeout", func(c *testConfigT) { c.WorkerClass, c.BootTimeout = "neverready", time.Second }, 3,
+			"not ready within boot_timeout (1s)"},
 		{"no workers", func(c *testConfigT) { c.Workers = 0 }, 2, "workers must be at least 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -383,6 +386,29 @@ func TestUnixSocketAndPidfile(t *testing.T) {
 	for _, p := range []string{sock, cfg.Pidfile} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("%s left after stop (%v)", p, err)
+		}
+	}
+}
+
+// HUP with a config whose workers cannot boot: the new generation is
+// stopped and the old one keeps serving, untouched.
+func TestReloadFailureKeepsOldGeneration(t *testing.T) {
+	skipShort(t)
+	cfg := testConfig("goroutine+net/http", 2)
+	m := startMaster(t, cfg, true)
+	var old map[int]bool
+	eventually(t, "2 children", func() bool { old = m.children(); return len(old) == 2 })
+	cfg.App = "failload"
+	m.writeConfig(cfg)
+	m.signal(syscall.SIGHUP)
+	m.waitLog("reload failed, the old generation keeps serving")
+	eventually(t, "only the old workers", func() bool {
+		return maps.Equal(m.children(), old)
+	})
+	for range 10 {
+		pid, err := m.getPid()
+		if err != nil || !old[pid] {
+			t.Fatalf("after a failed reload: pid %d, err %v; want one of %v", pid, err, old)
 		}
 	}
 }

@@ -138,12 +138,24 @@ func init() {
 		New:     func() workers.Worker { return stallbeat{} },
 	})
 	workers.Register(workers.Class{
+		Name: "neverready", Summary: "test only: never calls Ready",
+		New: func() workers.Worker { return neverready{} },
+	})
+	workers.Register(workers.Class{
 		Name: "failboot", Summary: "test only: Serve fails at once",
 		New: func() workers.Worker { return failboot{} },
 	})
 }
 
 type stallbeat struct{}
+
+// neverready is a class that serves but never reports ready.
+type neverready struct{}
+
+func (neverready) Serve(ctx context.Context, _ *workers.Env) error {
+	<-ctx.Done()
+	return nil
+}
 
 // failboot is a class that cannot start.
 type failboot struct{}

@@ -29,19 +29,20 @@ func (s exitStatus) String() string {
 // anyway: a grandchild could hold the pipe open forever.
 const eofGrace = 2 * time.Second
 
-// reap collects every exited child (SIGCHLD coalesces, so loop until none).
+// reap collects every exited worker. SIGCHLD coalesces, so every worker is
+// polled; only the arbiter's own workers are waited for, never wait4(-1), so
+// a program embedding the arbiter keeps its other children's statuses.
 func (a *arbiter) reap() {
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		if errors.Is(err, unix.EINTR) {
+	for pid, w := range a.workers {
+		if w.exited {
 			continue
 		}
-		if err != nil || pid <= 0 {
-			return
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		for errors.Is(err, unix.EINTR) {
+			got, err = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 		}
-		w := a.workers[pid]
-		if w == nil {
+		if err != nil || got != pid {
 			continue
 		}
 		w.exited, w.exitedAt = true, time.Now()
