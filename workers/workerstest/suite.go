@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/multiserve/multiserve/config"
 )
 
 type suiteCase struct {
@@ -47,6 +49,12 @@ func Run(t *testing.T, class string, opt Options) {
 			c.fn(t, in, opt)
 		})
 	}
+	t.Run("RequestTimeout", func(t *testing.T) {
+		if slices.Contains(opt.Skip, "RequestTimeout") {
+			t.Skip("skipped by the class")
+		}
+		testRequestTimeout(t, class, opt)
+	})
 	t.Run("GracefulStop", func(t *testing.T) {
 		if slices.Contains(opt.Skip, "GracefulStop") {
 			t.Skip("skipped by the class")
@@ -426,4 +434,28 @@ func testGracefulStop(t *testing.T, class string, opt Options) {
 	if b, err := late.br.ReadByte(); err == nil {
 		t.Fatalf("a stopped worker answered a new connection (%q)", b)
 	}
+}
+
+// testRequestTimeout: request_timeout cancels the handler's context and the
+// client gets a 503 when nothing was sent; the worker keeps serving.
+func testRequestTimeout(t *testing.T, class string, opt Options) {
+	o := opt
+	o.Config = func(c *config.Config) {
+		if opt.Config != nil {
+			opt.Config(c)
+		}
+		c.RequestTimeout = 100 * time.Millisecond
+	}
+	in := Start(t, class, o)
+	c := dial(t, in.Addr)
+	c.send(get("/sleep?d=30s"))
+	resp, body := c.read("GET")
+	expectStatus(t, resp, 503)
+	if body == "slept" {
+		t.Fatalf("the timed-out handler's body reached the client")
+	}
+	c = dial(t, in.Addr)
+	c.send(get("/hello"))
+	resp, _ = c.read("GET")
+	expectStatus(t, resp, 200)
 }
