@@ -200,6 +200,7 @@ func TestCloseIdempotentAndWakesBlockedRead(t *testing.T) {
 
 func TestAcceptLoopback(t *testing.T) {
 	lfd, addr := fdpolltest.ListenTCP(t)
+	unix.SetNonblock(lfd, true)
 	if _, err := Accept(lfd); !errors.Is(err, unix.EAGAIN) {
 		t.Fatalf("Accept on an empty queue = %v, want EAGAIN", err)
 	}

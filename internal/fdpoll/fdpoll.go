@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/multiserve/multiserve/workers"
 )
 
 // Waker is an eventfd a poller watches so that another goroutine can wake
@@ -67,6 +69,23 @@ func (w *Waker) Close() error {
 	}
 	w.closed = true
 	return unix.Close(w.fd)
+}
+
+// NonblockListeners puts the inherited listening sockets in non-blocking
+// mode. The arbiter hands them over blocking, and the mode lives on the
+// open file description it shares with every sibling, so a class cannot
+// rely on either mode unless it sets it. Non-blocking is what every class
+// needs: after poll says "readable", a sibling may win the race for the
+// connection, and a blocking accept4 would then stall the loop (and its
+// heartbeat) until the next connection arrives. Go's netpoller sets the
+// same flag on listeners it adopts, so siblings of other classes agree.
+func NonblockListeners(ls []*workers.Listener) error {
+	for _, l := range ls {
+		if err := unix.SetNonblock(l.FD, true); err != nil {
+			return fmt.Errorf("fdpoll: listener %s: set O_NONBLOCK: %w", l.Name, err)
+		}
+	}
+	return nil
 }
 
 // BeatInterval is the longest a serving loop may wait between heartbeats:

@@ -56,6 +56,9 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	if len(env.Listeners) == 0 {
 		return errors.New("sync: no listeners")
 	}
+	if err := fdpoll.NonblockListeners(env.Listeners); err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
 	waker, err := fdpoll.NewWaker()
 	if err != nil {
 		return fmt.Errorf("sync: %w", err)

@@ -33,6 +33,7 @@ import (
 
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/h1"
+	"github.com/multiserve/multiserve/internal/fdpoll"
 	"github.com/multiserve/multiserve/workers"
 )
 
@@ -69,6 +70,9 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	}
 	if len(env.Listeners) == 0 {
 		return errors.New("threaded: no listeners")
+	}
+	if err := fdpoll.NonblockListeners(env.Listeners); err != nil {
+		return fmt.Errorf("threaded: %w", err)
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()

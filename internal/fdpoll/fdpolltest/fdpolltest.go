@@ -25,12 +25,12 @@ import (
 	"github.com/multiserve/multiserve/workers"
 )
 
-// ListenTCP binds a non-blocking listening socket on 127.0.0.1:0 with raw
-// syscalls, as the arbiter does, and returns its fd and address. The
-// socket is closed when the test ends.
+// ListenTCP binds a listening socket on 127.0.0.1:0 with raw syscalls, in
+// blocking mode, exactly as the arbiter hands it to workers, and returns its
+// fd and address. The socket is closed when the test ends.
 func ListenTCP(t testing.TB) (fd int, addr string) {
 	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatalf("socket: %v", err)
 	}
