@@ -173,15 +173,16 @@ func (s *server) stopEngine(done <-chan error, deadline time.Time) error {
 	}
 	cancel()
 	<-stopped
-	s.waitPool(deadline)
+	s.closePool(deadline)
 	return err
 }
 
-// waitPool waits for handlers still running off the loop (their writes
-// fail harmlessly once the engine is gone), bounded by the deadline.
-func (s *server) waitPool(deadline time.Time) {
+// closePool stops the handler pool, waiting for handlers still running off
+// the loop (their writes fail harmlessly once the engine is gone), bounded
+// by the deadline.
+func (s *server) closePool(deadline time.Time) {
 	idle := make(chan struct{})
-	go func() { s.pool.wait(); close(idle) }()
+	go func() { s.pool.close(); close(idle) }()
 	t := time.NewTimer(time.Until(deadline) + time.Second)
 	defer t.Stop()
 	select {

@@ -4,10 +4,9 @@ import (
 	stdsync "sync"
 )
 
-// pool runs handlers off the event loops on at most size goroutines. It
-// grows on demand and its goroutines exit when the queue is empty, so an
-// idle worker holds none (a pool of 1000 for a sleepy handler costs nothing
-// until it is used).
+// pool runs handlers off the event loops on at most size goroutines. They
+// start on demand and then stay, parked, until the pool is closed: a new
+// goroutine per request would pay for a fresh stack growing each time.
 //
 // submit never blocks: it is called from event loops. The queue needs no
 // bound of its own because a connection has at most one request in the
@@ -17,40 +16,51 @@ type pool struct {
 	size int
 
 	mu      stdsync.Mutex
+	work    stdsync.Cond // signalled when a job is queued or the pool closes
+	done    stdsync.Cond // signalled when a goroutine exits
 	queue   []func()
-	running int
-	idle    *stdsync.Cond // signalled when running drops to 0
+	running int // goroutines started and not exited
+	idle    int // of those, parked waiting for work
+	closed  bool
 }
 
 func newPool(size int) *pool {
 	p := &pool{size: size}
-	p.idle = stdsync.NewCond(&p.mu)
+	p.work.L, p.done.L = &p.mu, &p.mu
 	return p
 }
 
-// submit queues job; it starts a goroutine if fewer than size are running.
+// submit queues job, waking a parked goroutine or starting one if fewer
+// than size run.
 func (p *pool) submit(job func()) {
 	p.mu.Lock()
 	p.queue = append(p.queue, job)
-	start := p.running < p.size
-	if start {
+	start := false
+	switch {
+	case p.idle > 0:
+		p.work.Signal()
+	case p.running < p.size:
 		p.running++
+		start = true
 	}
 	p.mu.Unlock()
 	if start {
-		go p.work()
+		go p.loop()
 	}
 }
 
-func (p *pool) work() {
+func (p *pool) loop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for {
-		p.mu.Lock()
-		if len(p.queue) == 0 {
+		for len(p.queue) == 0 && !p.closed {
+			p.idle++
+			p.work.Wait()
+			p.idle--
+		}
+		if len(p.queue) == 0 { // closed and drained
 			p.running--
-			if p.running == 0 {
-				p.idle.Broadcast()
-			}
-			p.mu.Unlock()
+			p.done.Broadcast()
 			return
 		}
 		job := p.queue[0]
@@ -58,14 +68,18 @@ func (p *pool) work() {
 		p.queue = p.queue[1:]
 		p.mu.Unlock()
 		job()
+		p.mu.Lock()
 	}
 }
 
-// wait blocks until no job is queued or running.
-func (p *pool) wait() {
+// close lets the goroutines exit once the queue is empty and waits for
+// them; callers bound the wait themselves (a handler may never return).
+func (p *pool) close() {
 	p.mu.Lock()
+	p.closed = true
+	p.work.Broadcast()
 	for p.running > 0 {
-		p.idle.Wait()
+		p.done.Wait()
 	}
 	p.mu.Unlock()
 }

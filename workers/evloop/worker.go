@@ -195,6 +195,7 @@ func (s *server) serve(ctx context.Context) error {
 		return s.stop(done)
 	case err := <-done:
 		s.stopRegistered()
+		s.closePool(time.Now().Add(s.cfg.GracefulTimeout))
 		if err == nil {
 			err = errors.New("engine stopped unexpectedly")
 		}
