@@ -29,8 +29,9 @@
 // and handed to the handler as a bytes.Reader.
 //
 // threads > 0: every handler runs on a bounded goroutine pool of that size
-// (goroutines start on demand and exit when idle); responses go back with
-// AsyncWrite. Note that the shared default of threads is 1, which for this
+// (goroutines start on demand and stay parked until the worker stops);
+// responses go back with AsyncWrite. Note that the shared default of
+// threads is 1, which for this
 // class means a pool of one: set threads = 0 for inline handlers, or a large
 // pool (e.g. 1000) for handlers that wait on IO.
 //
