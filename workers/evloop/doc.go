@@ -31,9 +31,9 @@
 // threads > 0: every handler runs on a bounded goroutine pool of that size
 // (goroutines start on demand and stay parked until the worker stops);
 // responses go back with AsyncWrite. Note that the shared default of
-// threads is 1, which for this
-// class means a pool of one: set threads = 0 for inline handlers, or a large
-// pool (e.g. 1000) for handlers that wait on IO.
+// threads is 1, which for this class means a pool of one: set threads = 0
+// for inline handlers, or a large pool (e.g. 1000) for handlers that wait
+// on IO.
 //
 // # Bodies and flow control
 //
