@@ -22,7 +22,7 @@ func (a *arbiter) banner(cfg *config.Config) {
 	}
 	summary := ""
 	if cls, err := workers.Lookup(cfg.WorkerClass); err == nil && cls.Summary != "" {
-		summary = " (" + cls.Summary + ")"
+		summary = " — " + cls.Summary
 	}
 	a.log.Info("using worker class: "+cfg.WorkerClass+summary, "class", cfg.WorkerClass)
 	a.log.Info(config.Describe(cfg))

@@ -412,3 +412,29 @@ func TestReloadFailureKeepsOldGeneration(t *testing.T) {
 		}
 	}
 }
+
+// USR1 reaches the workers, which reopen their error log: after the file
+// was moved away (logrotate), later lines land in a new file at the path.
+func TestUSR1ReopensWorkerLogs(t *testing.T) {
+	skipShort(t)
+	cfg := testConfig("goroutine+net/http", 2)
+	cfg.Errorlog = t.TempDir() + "/worker.log"
+	m := startMaster(t, cfg, true)
+	eventually(t, "workers logging to the file", func() bool {
+		b, _ := os.ReadFile(cfg.Errorlog)
+		return strings.Count(string(b), "worker starting") == 2
+	})
+	if err := os.Rename(cfg.Errorlog, cfg.Errorlog+".1"); err != nil {
+		t.Fatal(err)
+	}
+	m.signal(syscall.SIGUSR1)
+	eventually(t, "a reopened log file", func() bool {
+		_, err := os.Stat(cfg.Errorlog)
+		return err == nil
+	})
+	m.signal(syscall.SIGTTOU)
+	eventually(t, "the retired worker's line in the new file", func() bool {
+		b, _ := os.ReadFile(cfg.Errorlog)
+		return strings.Contains(string(b), "graceful stop: SIGTERM")
+	})
+}
