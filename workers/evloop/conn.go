@@ -151,6 +151,7 @@ func (hc *hconn) process() gnet.Action {
 			if act, wait := hc.runPending(); wait || act != gnet.None {
 				return act
 			}
+			hc.requestDone()
 			continue
 		}
 		buf, _ := hc.c.Peek(-1)
@@ -170,8 +171,17 @@ func (hc *hconn) process() gnet.Action {
 		if act := hc.dispatch(n); act != gnet.None {
 			return act
 		}
+		hc.requestDone()
 	}
 	return gnet.None
+}
+
+// requestDone restarts the timeout clock once a request was answered on
+// the loop, so a long pipelined stream is not held to one header_timeout.
+func (hc *hconn) requestDone() {
+	if hc.phase == phHead && hc.pend == nil {
+		hc.setPhase(phIdle)
+	}
 }
 
 // dispatch starts the request whose head is the first n buffered bytes.
@@ -296,7 +306,7 @@ func (hc *hconn) afterOffload(keepAfter bool) {
 		_ = hc.ls.el.Close(hc.c)
 		return
 	}
-	hc.setPhase(phHead)
+	hc.setPhase(phIdle)
 	if hc.run() == gnet.Close && !hc.closed {
 		_ = hc.ls.el.Close(hc.c)
 	}
