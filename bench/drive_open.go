@@ -21,6 +21,7 @@ type openResult struct {
 	Max        time.Duration `json:"max"`
 	Errors     []string      `json:"errors,omitempty"` // distinct error texts, a few
 	CPU        time.Duration `json:"cpu"`              // server CPU during the run
+	Others     time.Duration `json:"others_cpu"`       // CPU other processes took on the server's CPUs
 }
 
 // openMaxWorkers bounds the requests in flight: enough that arrivals stay on

@@ -67,6 +67,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&budget, "budget", 0, "stop measuring after this long and write the report (default none; quick 100s)")
 	fs.DurationVar(&o.startTimeout, "start-timeout", 15*time.Second, "how long a server may take to serve after start")
 	fs.DurationVar(&o.reqTimeout, "timeout", 5*time.Second, "a request slower than this is an error")
+	fs.IntVar(&o.nice, "nice", 0, "nice value for the runner, the servers and wrk; negative (root) shields the measurement from other processes")
 	fs.StringVar(&o.serverCPUs, "server-cpus", "", "CPUs for the server (default: the first usable CPU)")
 	fs.StringVar(&o.loadCPUs, "load-cpus", "", "CPUs for the load generators (default: the other usable CPUs)")
 	if err := fs.Parse(args); err != nil {

@@ -148,3 +148,34 @@ func treeCPUsAllowed(root int) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// cpuBusy is the time the given CPUs spent running processes (user, nice,
+// system, steal; not idle, iowait or interrupts, which on loopback include
+// the client's packets) since boot, from /proc/stat. Against the server's own CPU time over the
+// same run it shows how much of the server's CPU other processes took.
+func cpuBusy(cpus cpuList) time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	want := map[string]bool{}
+	for _, c := range cpus {
+		want[fmt.Sprintf("cpu%d", c)] = true
+	}
+	var ticks uint64
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || !want[f[0]] {
+			continue
+		}
+		// user nice system idle iowait irq softirq steal
+		for i, v := range f[1:9] {
+			if i >= 3 && i <= 6 { // idle iowait irq softirq
+				continue
+			}
+			n, _ := strconv.ParseUint(v, 10, 64)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * clockTick
+}

@@ -53,6 +53,9 @@ func (b *bench) writeHeader(w *strings.Builder) {
 		fmt.Fprintf(w, "| code | multiserve `%s` |\n", b.info.Commit)
 	}
 	fmt.Fprintf(w, "| CPU split | %s |\n", b.split)
+	if b.opts.nice != 0 {
+		fmt.Fprintf(w, "| priority | runner, servers and wrk ran at nice %d |\n", b.opts.nice)
+	}
 	if b.loadStart != "" {
 		fmt.Fprintf(w, "| machine load | 1-minute load average %s at the start, %s at the end (other processes on this machine compete for both CPUs; more than ~2 means noisy numbers) |\n", b.loadStart, b.loadEnd)
 	}
@@ -233,11 +236,17 @@ func (b *bench) writeClosed(w *strings.Builder, wl *workload, rs []*result) (str
 // busy is the server's CPU time over the run's wall time: near 100 % per
 // server CPU means CPU-bound; far below it on a CPU-bound workload means
 // other processes took the CPU.
-func busy(p point) string {
-	if p.Elapsed <= 0 {
+func busy(p point) string { return busyOf(p.CPU, p.Others, p.Elapsed) }
+
+func busyOf(cpu, others, elapsed time.Duration) string {
+	if elapsed <= 0 {
 		return "–"
 	}
-	return fmt.Sprintf("%.0f %%", 100*p.CPU.Seconds()/p.Elapsed.Seconds())
+	s := fmt.Sprintf("%.0f %%", 100*cpu.Seconds()/elapsed.Seconds())
+	if o := 100 * others.Seconds() / elapsed.Seconds(); o >= 5 {
+		s += fmt.Sprintf(" (others %.0f %%)", o)
+	}
+	return s
 }
 
 func okWith(rs []*result, has func(*result) bool) []*result {
@@ -447,15 +456,15 @@ func (b *bench) writeOpen(w *strings.Builder, ok []*result) string {
 		return ""
 	}
 	fmt.Fprintf(w, "Open loop (constant %d req/s for %s, whatever the server's speed; latency without coordinated omission):\n\n", open[0].Open.Rate, b.opts.openDuration)
-	w.WriteString("| config | sent/s | answered ok/s | success | p50 | p99 | max | req per server CPU-s |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	w.WriteString("| config | sent/s | answered ok/s | success | p50 | p99 | max | req per server CPU-s | server CPU busy |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range open {
 		o := r.Open
 		eff := 0.0
 		if o.CPU > 0 {
 			eff = float64(o.Requests) * o.Success / o.CPU.Seconds()
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %.1f %% | %s | %s | %s | %s |\n", label(r), fmtNum(o.Sent), fmtNum(o.Throughput),
-			100*o.Success, fmtDur(o.P50), fmtDur(o.P99), fmtDur(o.Max), fmtNum(eff))
+		fmt.Fprintf(w, "| %s | %s | %s | %.1f %% | %s | %s | %s | %s | %s |\n", label(r), fmtNum(o.Sent), fmtNum(o.Throughput),
+			100*o.Success, fmtDur(o.P50), fmtDur(o.P99), fmtDur(o.Max), fmtNum(eff), busyOf(o.CPU, o.Others, b.opts.openDuration))
 	}
 	w.WriteString("\n")
 	classes, _ := classesOf(open)
@@ -786,6 +795,7 @@ func (b *bench) writeMethod(w *strings.Builder) {
 
 - Every configuration is started fresh for each workload on a free loopback port, waited for (it must answer, with all its worker processes up), checked (each workload path must answer 200), measured, and stopped with SIGTERM to its process group (SIGKILL after 5 s).
 - Closed-loop percentiles come from the load generator and understate queueing (coordinated omission: a stalled server also stalls the sender). The open-loop table does not have that bias: requests leave on schedule whatever the server does.
+- "server CPU busy" is the server's CPU time over the run's wall time; "(others N %)" is CPU time that other processes on this machine took from the server's CPU during the run (from /proc/stat). Rows with a large "others" share are noisy in req/s; req per server CPU-s is much less affected.
 - "req per server CPU-s" separates fast servers when the load generator, on its own CPU, saturates first: a server that needs half the CPU per request would serve twice the load given the same CPU.
 - Latency under 1 ms is mostly the load generator's own cost on a 2-core machine; compare ratios, not absolute values, and rerun before trusting a difference under 10 %.
 - Raw per-run data and every server's log are in raw/ next to this report (not committed).

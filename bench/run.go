@@ -35,6 +35,7 @@ type options struct {
 	budget        time.Duration
 	startTimeout  time.Duration
 	reqTimeout    time.Duration
+	nice          int // nice value for the runner, servers and wrk (0: unchanged)
 	serverCPUs    string
 	loadCPUs      string
 	commandLine   string
@@ -53,6 +54,7 @@ type point struct {
 	Concurrency int `json:"concurrency"`
 	loadResult
 	CPU       time.Duration `json:"cpu"`           // server CPU (utime+stime, all processes)
+	Others    time.Duration `json:"others_cpu"`    // CPU time other processes took on the server's CPUs
 	ReqPerCPU float64       `json:"req_per_cpu_s"` // requests per server CPU-second
 }
 
@@ -142,6 +144,11 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 	if err := b.split.pinSelf(); err != nil {
 		return err
+	}
+	if b.opts.nice != 0 {
+		if err := setNice(b.opts.nice); err != nil {
+			b.notes = append(b.notes, err.Error())
+		}
 	}
 	if lim, err := raiseNoFile(); err != nil {
 		b.notes = append(b.notes, fmt.Sprintf("could not raise RLIMIT_NOFILE (%v); it is %d", err, lim))
@@ -434,12 +441,24 @@ func (b *bench) spec(srv *serverProc, wl *workload, c int, d time.Duration) load
 // warmup is the unmeasured load before a closed-loop sweep.
 const warmup = 300 * time.Millisecond
 
+// charge runs f and returns the server's CPU time during it, and the CPU
+// time other processes took on the server's CPUs meanwhile.
+func (b *bench) charge(srv *serverProc, f func()) (cpu, others time.Duration) {
+	cpu0, busy0 := treeCPU(srv.pid), cpuBusy(b.split.server)
+	f()
+	cpu, busy := treeCPU(srv.pid)-cpu0, cpuBusy(b.split.server)-busy0
+	if b.split.pinned() && busy > cpu {
+		others = busy - cpu
+	}
+	return cpu, others
+}
+
 // measure runs one closed-loop load and charges it the server's CPU.
 func (b *bench) measure(ctx context.Context, srv *serverProc, s loadSpec) (point, error) {
-	cpu0 := treeCPU(srv.pid)
-	lr, err := b.driver.run(ctx, s)
-	cpu := treeCPU(srv.pid) - cpu0
-	p := point{Concurrency: s.concurrency, loadResult: lr, CPU: cpu}
+	var lr loadResult
+	var err error
+	cpu, others := b.charge(srv, func() { lr, err = b.driver.run(ctx, s) })
+	p := point{Concurrency: s.concurrency, loadResult: lr, CPU: cpu, Others: others}
 	if cpu > 0 {
 		p.ReqPerCPU = float64(lr.Requests) / cpu.Seconds()
 	}
@@ -467,9 +486,9 @@ func (b *bench) measureClosed(ctx context.Context, wl *workload, t *target, srv 
 	if b.opts.rate > 0 {
 		rate = b.opts.rate
 	}
-	cpu0 := treeCPU(srv.pid)
-	o := runOpen(ctx, b.spec(srv, wl, 0, b.opts.openDuration), rate)
-	o.CPU = treeCPU(srv.pid) - cpu0
+	var o openResult
+	cpu, others := b.charge(srv, func() { o = runOpen(ctx, b.spec(srv, wl, 0, b.opts.openDuration), rate) })
+	o.CPU, o.Others = cpu, others
 	r.Open = &o
 	b.logf("[%2d/%d] %-16s %-16s open %d/s: %.0f ok/s, success %.1f%%, p50 %s, p99 %s", b.step, b.cost, wl.name, t.name,
 		rate, o.Throughput, 100*o.Success, fmtDur(o.P50), fmtDur(o.P99))
