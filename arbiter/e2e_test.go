@@ -6,6 +6,8 @@ import (
 	"maps"
 	"net"
 	"os"
+	"runtime"
+	"slices"
 
 	"strconv"
 	"strings"
@@ -44,6 +46,15 @@ func TestWorkersServe(t *testing.T) {
 		}
 		if n := len(m.children()); n != 3 {
 			t.Errorf("arbiter has %d children, want 3", n)
+		}
+		if os.Getenv("GOMAXPROCS") == "" {
+			want := fmt.Sprintf("GOMAXPROCS=%d", max(1, runtime.NumCPU()/3))
+			for pid := range m.children() {
+				env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+				if !slices.Contains(strings.Split(string(env), "\x00"), want) {
+					t.Errorf("worker %d environment lacks %s", pid, want)
+				}
+			}
 		}
 		log := m.logText()
 		for _, want := range []string{"booting worker pid=", "listening at: http://" + m.addrs[0], "using worker class: " + testConfig(class, 1).WorkerClass, "3 workers"} {
@@ -110,6 +121,11 @@ func TestSilentWorkerIsKilled(t *testing.T) {
 	}()
 	m.waitLog(fmt.Sprintf("worker %d timed out (was silent for", old))
 	m.waitLog(fmt.Sprintf("worker pid=%d exited", old))
+	// SIGABRT made the Go worker print its goroutines: the stuck handler
+	// shows up in the log.
+	if log := m.logText(); !strings.Contains(log, "SIGABRT: abort") || !strings.Contains(log, "testApp.func") {
+		t.Errorf("no goroutine dump of the killed worker in the log")
+	}
 	eventually(t, "a new worker serving", func() bool {
 		pid, err := m.getPid()
 		return err == nil && pid != old
