@@ -24,7 +24,7 @@ type chunkedDecoder struct {
 func (d *chunkedDecoder) reset() {
 	d.state, d.left = chunkSize, 0
 	d.trailers = d.trailers[:0]
-	d.sc = headScanner{}
+	d.sc.reset()
 }
 
 // step consumes at most one unit from b: a size line, up to max data bytes

@@ -96,6 +96,9 @@ func (c *Conn) Serve(ctx context.Context, park bool) State {
 	if c.p == nil {
 		return StateClosed
 	}
+	if ctx.Err() != nil {
+		c.stopping.Store(true) // AfterFunc would only set it asynchronously
+	}
 	stop := context.AfterFunc(ctx, c.interrupt)
 	defer stop()
 	if c.buf == nil {

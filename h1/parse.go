@@ -64,8 +64,13 @@ const (
 // enforcing the per-line limits as bytes arrive, so a client trickling bytes
 // costs linear work and an over-long line is refused before it is complete.
 type headScanner struct {
-	pos   int // start of the first line not yet seen complete
-	lines int // complete lines seen (request line included)
+	pos   int     // start of the first line not yet seen complete
+	lines int     // complete lines seen (request line included)
+	ends  []int32 // offset just past each complete line's LF
+}
+
+func (s *headScanner) reset() {
+	s.pos, s.lines, s.ends = 0, 0, s.ends[:0]
 }
 
 // scan looks for the empty line ending the head in b (which must start at
@@ -94,6 +99,7 @@ func (s *headScanner) scan(b []byte, lim *limits) (int, error) {
 			}
 			return s.pos, nil
 		}
+		s.ends = append(s.ends, int32(s.pos))
 		s.lines++
 	}
 }
@@ -122,18 +128,15 @@ func (s *headScanner) checkLine(n int, lim *limits) error {
 	return nil
 }
 
-// parseHead parses a complete head b (as delimited by headScanner) into h.
-func parseHead(b []byte, h *head, lim *limits) error {
+// parseHead parses a complete head b into h; ends are the line ends the
+// headScanner recorded, so lines are not searched for twice.
+func parseHead(b []byte, ends []int32, h *head, lim *limits) error {
 	h.reset()
-	eol := bytes.IndexByte(b, '\n')
-	if err := parseRequestLine(b[:eol-1], h); err != nil {
+	if err := parseRequestLine(b[:ends[0]-2], h); err != nil {
 		return err
 	}
-	b = b[eol+1:]
-	for len(b) > 2 {
-		eol = bytes.IndexByte(b, '\n')
-		line := b[:eol-1]
-		b = b[eol+1:]
+	for i := 1; i < len(ends); i++ {
+		line := b[ends[i-1] : ends[i]-2]
 		name, value, under, err := parseFieldLine(line)
 		if err != nil {
 			return err

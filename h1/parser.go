@@ -125,7 +125,7 @@ func (p *Parser) Next(b []byte, max int) (ev Event, n int, data []byte, err erro
 		return p.nextChunked(b, max)
 	case stBodyEnd:
 		p.st = stHead
-		p.sc = headScanner{}
+		p.sc.reset()
 		return BodyEnd, 0, nil, nil
 	default:
 		return NeedMore, 0, nil, p.err
@@ -146,11 +146,11 @@ func (p *Parser) nextHead(b []byte) (Event, int, []byte, error) {
 	}
 	if end == 0 {
 		if skip > 0 {
-			p.sc = headScanner{}
+			p.sc.reset()
 		}
 		return NeedMore, skip, nil, nil
 	}
-	if err := parseHead(b[:end], &p.h, &p.lim); err != nil {
+	if err := parseHead(b[:end], p.sc.ends, &p.h, &p.lim); err != nil {
 		return p.fail(err)
 	}
 	p.total, p.skipped = 0, false
@@ -177,7 +177,7 @@ func (p *Parser) nextChunked(b []byte, max int) (Event, int, []byte, error) {
 		switch {
 		case done:
 			p.st = stHead
-			p.sc = headScanner{}
+			p.sc.reset()
 			return BodyEnd, off, nil, nil
 		case len(data) > 0:
 			p.total += int64(len(data))
@@ -250,7 +250,8 @@ func (p *Parser) Trailer() http.Header {
 
 // reset makes the parser ready for a new connection.
 func (p *Parser) reset() {
-	p.st, p.sc, p.left, p.total, p.err, p.skipped = stHead, headScanner{}, 0, 0, nil, false
+	p.st, p.left, p.total, p.err, p.skipped = stHead, 0, 0, nil, false
+	p.sc.reset()
 	p.h.reset()
 	p.ck.reset()
 }
