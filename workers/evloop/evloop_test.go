@@ -607,3 +607,33 @@ func TestGnetVersionPinned(t *testing.T) {
 	}
 	t.Fatal("gnet not in go.mod")
 }
+
+// TestNoFDLeak: a worker that served and stopped leaves no descriptor
+// behind (dummy listeners, parked slots, connections), in every mode.
+func TestNoFDLeak(t *testing.T) {
+	countFDs := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	serve := func(t *testing.T) {
+		hs := startServer(t, testConfig(), pathHandler, "tcp", sockSpec(filepath.Join(t.TempDir(), "s")))
+		for _, a := range hs.addrs {
+			c := dial(t, a)
+			c.send(get("/x"))
+			c.read()
+		}
+	}
+	t.Run("warm-up", serve) // Go's netpoller opens its own fds once
+	for _, force := range []bool{false, true} {
+		before := countFDs()
+		forceRegister = force
+		t.Run(fmt.Sprintf("register=%v", force), serve)
+		forceRegister = false
+		if after := countFDs(); after != before {
+			t.Fatalf("register=%v: %d fds before, %d after", force, before, after)
+		}
+	}
+}
