@@ -469,3 +469,19 @@ func TestStopServesFirstRequest(t *testing.T) {
 		t.Fatalf("state %v", st)
 	}
 }
+
+// TestPanicAfterCommitTruncates: a handler that panics mid-stream must not
+// leave the client with what looks like a complete response.
+func TestPanicAfterCommitTruncates(t *testing.T) {
+	addr, _ := testServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		panic("mid-stream")
+	}), nil)
+	c := dialRaw(t, addr)
+	c.send(get)
+	resp, body, err := c.read("GET")
+	if resp.StatusCode != 200 || err == nil {
+		t.Fatalf("status %d body %q err %v: want a truncated chunked body", resp.StatusCode, body, err)
+	}
+}

@@ -408,6 +408,9 @@ func (w *Response) writeError(code int) bool {
 	defer w.mu.Unlock()
 	w.keepAlive = false
 	if w.committed || w.timedOut {
+		// Too late for an error status: end without completing the
+		// framing, so the client sees a truncated response, not a whole one.
+		w.finished = true
 		return false
 	}
 	w.committed, w.finished = true, true
