@@ -637,3 +637,34 @@ func TestNoFDLeak(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*config.Config)
+		want string // substring of the error, "" for none
+	}{
+		{"defaults", func(*config.Config) {}, ""},
+		{"inline", func(c *config.Config) { c.Threads = 0 }, ""},
+		{"negative threads", func(c *config.Config) { c.Threads = -1 }, "threads -1"},
+		{"negative loops", func(c *config.Config) { c.EvloopLoops = -2 }, "evloop_loops -2"},
+		{"tls", func(c *config.Config) { c.Certfile = "c.pem" }, "TLS"},
+		{"reuse_port tcp", func(c *config.Config) { c.ReusePort = true }, ""},
+		{"reuse_port unix", func(c *config.Config) {
+			c.ReusePort, c.Bind = true, []string{"127.0.0.1:0", "unix:/tmp/x.sock"}
+		}, `"unix:/tmp/x.sock" with reuse_port`},
+		{"unix shared", func(c *config.Config) { c.Bind = []string{"unix:/tmp/x.sock"} }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			tc.mod(cfg)
+			err := (&Worker{}).CheckConfig(cfg)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
