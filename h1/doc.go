@@ -15,12 +15,25 @@
 // disables keep-alive); each body read must progress within header_timeout.
 // Responses to pipelined requests are batched and flushed before Serve
 // blocks on a read. Writes must progress within header_timeout too (a
-// client that stops reading is cut off). With Server.WatchClient, a handler
-// running longer than 50 ms on a bodiless request has the client watched
-// by a background read: EOF or a reset cancels the request context (which
-// is always cancelled when the connection closes). When ctx is done, an idle connection closes at once and
-// a busy one finishes its request with Connection: close. Close may be
-// called from any goroutine.
+// client that stops reading is cut off).
+//
+// The request context is cancelled when the connection closes. With
+// Server.WatchClient, a handler running longer than 50 ms on a bodiless,
+// non-pipelined request also has the client watched by a background
+// one-byte read: EOF or a reset cancels the context at once.
+//
+// When ctx is done, an idle kept-alive connection closes at once, a busy
+// one finishes its request with Connection: close, and a connection that
+// has not sent its first request yet gets up to a second to send it (it
+// was accepted before the stop; an EOF there is not retryable). Close may
+// be called from any goroutine.
+//
+// The handler gets a real *http.Request: streaming Body, Host (the Host
+// field is promoted out of Header, as net/http does), RemoteAddr,
+// RequestURI, Proto*, TLS nil, Trailer after the body's EOF, and
+// http.LocalAddrContextKey in its context. The http.ResponseWriter also
+// implements http.Flusher and io.StringWriter; it does not implement
+// http.Hijacker.
 //
 // # Non-blocking API (evloop)
 //
