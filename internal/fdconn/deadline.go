@@ -19,12 +19,11 @@ const forever = 24 * time.Hour
 // has its own lock so a reader and a writer never wait for each other.
 type direction struct {
 	mu       stdsync.Mutex
-	deadline time.Time // zero: none
-	opt      int       // unix.SO_RCVTIMEO or unix.SO_SNDTIMEO
-	kernel   time.Duration
-	setAt    time.Time // when kernel was written to the socket
-	armedFor time.Time // the deadline kernel was computed for
-	tid      int       // thread in the system call now, 0 if none
+	deadline time.Time     // zero: none
+	opt      int           // unix.SO_RCVTIMEO or unix.SO_SNDTIMEO
+	kernel   time.Duration // the socket's timeout now; 0: never set
+	callEnd  time.Time     // when the call in progress times out
+	tid      int           // thread in the system call now, 0 if none
 }
 
 // lockThread pins the calling goroutine to its thread for one call, so
@@ -34,39 +33,43 @@ func lockThread() int {
 	return unix.Gettid()
 }
 
-// enter makes the socket's kernel timeout match the deadline, then records
-// that thread tid is about to block. It returns os.ErrDeadlineExceeded
-// when the deadline has passed.
-//
-// A deadline usually spans many calls (a request head read in pieces); to
-// spare a setsockopt(2) per call, the timeout already in the kernel is kept
-// while it was computed for the same deadline less than 1/64 of it ago, so
-// a call overshoots its deadline by under 1/64 of the timeout at worst.
+// enter makes sure the socket's kernel timeout (which applies afresh to
+// each blocking call) ends the call near the deadline, then records that
+// thread tid is about to block. It returns os.ErrDeadlineExceeded when the
+// deadline has passed.
 func (d *direction) enter(fd, tid int) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	want := forever
 	now := time.Now()
+	remaining := forever
 	if !d.deadline.IsZero() {
-		want = d.deadline.Sub(now)
-		if want <= 0 {
+		remaining = d.deadline.Sub(now)
+		if remaining <= 0 {
 			return os.ErrDeadlineExceeded
 		}
 	}
-	keep := d.kernel == forever && d.deadline.IsZero() ||
-		d.kernel > 0 && d.armedFor.Equal(d.deadline) && now.Sub(d.setAt) < d.kernel/64
-	if !keep {
-		tv := unix.NsecToTimeval(want.Nanoseconds())
+	if !d.fits(remaining) {
+		tv := unix.NsecToTimeval(remaining.Nanoseconds())
 		if tv.Sec == 0 && tv.Usec == 0 {
 			tv.Usec = 1 // zero would mean "no timeout"
 		}
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, d.opt, &tv); err != nil {
 			return os.NewSyscallError("setsockopt", err)
 		}
-		d.kernel, d.setAt, d.armedFor = want, now, d.deadline
+		d.kernel = remaining
 	}
-	d.tid = tid
+	d.callEnd, d.tid = now.Add(d.kernel), tid
 	return nil
+}
+
+// fits reports whether the timeout already in the kernel will do for a
+// call that may wait remaining: it overshoots by at most 1/64, and fires
+// no earlier than half way (an early timeout only costs a re-arm: the
+// callers retry EAGAIN before the deadline). Engines move the deadline on
+// every request, by the same amount: this spares a setsockopt(2) for each.
+func (d *direction) fits(remaining time.Duration) bool {
+	k := d.kernel
+	return k > 0 && k <= remaining+remaining/64 && k >= remaining/2
 }
 
 // leave records that the system call returned.
@@ -106,5 +109,5 @@ func (d *direction) set(t time.Time) {
 // stale reports whether a call is in the kernel with a timeout that ends
 // after the current deadline.
 func (d *direction) stale() bool {
-	return d.tid != 0 && !d.deadline.IsZero() && d.setAt.Add(d.kernel).After(d.deadline)
+	return d.tid != 0 && !d.deadline.IsZero() && d.callEnd.After(d.deadline)
 }

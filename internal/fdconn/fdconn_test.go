@@ -240,3 +240,36 @@ func TestAcceptLoopback(t *testing.T) {
 		t.Fatalf("client Read after CloseWrite = %d, %v; want EOF", n, err)
 	}
 }
+
+// A deadline moved by the same amount before each call reuses the timeout
+// already in the kernel (no setsockopt per request); when that kept
+// timeout fires before the deadline, Read waits out the rest instead of
+// reporting a timeout early.
+func TestKernelTimeoutReuse(t *testing.T) {
+	c, peer := pair(t)
+	for range 3 {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		unix.Write(peer, []byte("z"))
+		if _, err := c.Read(make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := c.rd.kernel
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	unix.Write(peer, []byte("z"))
+	c.Read(make([]byte, 1))
+	if c.rd.kernel != first {
+		t.Fatalf("kernel timeout re-set from %v to %v for the same relative deadline", first, c.rd.kernel)
+	}
+
+	c.SetReadDeadline(time.Now().Add(40 * time.Millisecond))
+	_, err := c.Read(make([]byte, 1))
+	assertTimeout(t, err)
+	start := time.Now()
+	c.SetReadDeadline(start.Add(70 * time.Millisecond)) // the 40ms kernel timeout is kept
+	_, err = c.Read(make([]byte, 1))
+	assertTimeout(t, err)
+	if el := time.Since(start); el < 70*time.Millisecond {
+		t.Fatalf("Read reported a timeout after %v, before its 70ms deadline", el)
+	}
+}
