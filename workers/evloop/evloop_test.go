@@ -314,9 +314,11 @@ func TestRegisterFallback(t *testing.T) {
 	}
 }
 
-// TestReusePort binds through gnet's own SO_REUSEPORT listeners. The port
-// is reserved by a bound, non-listening SO_REUSEPORT socket, which gets no
-// connections (only listening sockets join the kernel's accept group).
+// TestReusePort binds through gnet's own SO_REUSEPORT listeners (one per
+// loop). The port is reserved by a bound, non-listening SO_REUSEPORT socket,
+// which gets no connections (only listening sockets join the kernel's accept
+// group). On stop the worker's listeners leave the group at once (connect is
+// refused) while the request in flight still finishes.
 func TestReusePort(t *testing.T) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -330,17 +332,34 @@ func TestReusePort(t *testing.T) {
 	sa, _ := unix.Getsockname(fd)
 	addr := "127.0.0.1:" + strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
 	cfg := testConfig()
-	cfg.ReusePort, cfg.Bind, cfg.EvloopLoops = true, []string{addr}, 2
-	hs := startServer(t, cfg, pathHandler)
+	cfg.ReusePort, cfg.Bind, cfg.EvloopLoops, cfg.Threads = true, []string{addr}, 2, 2
+	var log orderLog
+	release := make(chan struct{})
+	hs := startServer(t, cfg, blockingHandler(&log, release))
 	if m := hs.s.mode(); m != "reuse_port" {
 		t.Fatalf("mode %s", m)
 	}
 	for range 4 {
 		c := dial(t, addr)
 		c.send(get("/rp"))
-		if got := body(c.read()); got != "path=/rp" {
+		if got := body(c.read()); got != "rp" {
 			t.Fatalf("got %q", got)
 		}
+	}
+	busy := dial(t, addr)
+	busy.send(get("/block"))
+	waitFor(t, "block-enter", func() bool { return log.has("block-enter") })
+	hs.cancel()
+	waitFor(t, "connect refused", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err != nil
+	})
+	close(release)
+	if r := busy.read(); body(r) != "block" || !r.Close {
+		t.Fatalf("in-flight response: close=%v", r.Close)
 	}
 }
 
