@@ -281,6 +281,8 @@ func TestMaxRequests(t *testing.T) {
 		// A request or two may slip in between the limit and the listener
 		// closing (accepting is concurrent), so count recycles, not exact
 		// per-worker totals.
+		eventually(t, "1 child", func() bool { return len(m.children()) == 1 })
+		fds := m.fdCount()
 		seen := map[int]int{}
 		for range 20 {
 			pid, err := m.getPid()
@@ -293,6 +295,12 @@ func TestMaxRequests(t *testing.T) {
 			t.Fatalf("20 requests with max_requests=5 saw workers %v, want at least 3", seen)
 		}
 		m.waitLog("max_requests reached (5)")
+		// Each recycle closed the old worker's heartbeat file and status
+		// pipe: once a single worker runs again the arbiter holds as many
+		// fds as before.
+		eventually(t, "arbiter fd count back to "+strconv.Itoa(fds), func() bool {
+			return len(m.children()) == 1 && m.fdCount() == fds
+		})
 	})
 }
 

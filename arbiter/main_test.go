@@ -354,6 +354,12 @@ func (m *master) getPid() (int, error) {
 	return strconv.Atoi(s)
 }
 
+// fdCount is the number of open fds of the arbiter.
+func (m *master) fdCount() int {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", m.pid()))
+	return len(ents)
+}
+
 // children returns the arbiter's live (non-zombie) child processes.
 func (m *master) children() map[int]bool {
 	return procsWhere(func(pid, ppid, pgid int) bool { return ppid == m.pid() })
