@@ -155,7 +155,7 @@ func TestServes(t *testing.T) {
 
 // accessLogReopenWired says whether the root package hands the access
 // log's Reopen to the worker runtime (workers.Use), so that USR1 reaches it.
-const accessLogReopenWired = false
+const accessLogReopenWired = true
 
 // TestAccessLogReopen: the access log gets one line per request, and after
 // logrotate's rename plus USR1 to the arbiter, lines go to a new file.

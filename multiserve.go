@@ -1,0 +1,180 @@
+// Package multiserve is the library entry point: a Go program registers its
+// http.Handler under a name and calls Main, and the binary becomes a
+// multiserve server for it — arbiter and workers alike, since workers are
+// re-executions of the same binary.
+//
+//	func main() {
+//		multiserve.Register("greeter", myHandler)
+//		multiserve.Main()
+//	}
+//
+// This package plays the role of cmd/multiserve (which is only a call to
+// Main): it is the one place that links the four worker classes in.
+package multiserve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"github.com/multiserve/multiserve/accesslog"
+	"github.com/multiserve/multiserve/apps"
+	"github.com/multiserve/multiserve/arbiter"
+	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/internal/logfile"
+	"github.com/multiserve/multiserve/internal/proc"
+	"github.com/multiserve/multiserve/internal/version"
+	"github.com/multiserve/multiserve/workers"
+
+	// The worker classes register themselves by name.
+	_ "github.com/multiserve/multiserve/workers/evloop"
+	_ "github.com/multiserve/multiserve/workers/goroutine"
+	_ "github.com/multiserve/multiserve/workers/sync"
+	_ "github.com/multiserve/multiserve/workers/threaded"
+)
+
+// Register makes h servable as the APP named name. Call it before Main.
+func Register(name string, h http.Handler) { apps.Register(name, h) }
+
+// Main runs multiserve with the process's arguments and exits with the
+// status SPEC §4 gives.
+func Main() { os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// Run is Main without the exit: it returns the exit status.
+func Run(args []string, stdout, stderr io.Writer) int {
+	if os.Getenv(proc.EnvRole) == proc.RoleWorker {
+		useAccessLog()
+		return workers.Main(LoadApp)
+	}
+	if len(args) > 0 && args[0] == "settings" {
+		fmt.Fprint(stdout, config.Markdown())
+		return proc.ExitOK
+	}
+	loaded, err := config.Load(args)
+	if err == nil {
+		// A bad format would otherwise fail in every worker at boot.
+		_, err = accesslog.New(io.Discard, loaded.Config.AccessLogFormat)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "multiserve: %v\n", err)
+		return proc.ExitUsage
+	}
+	switch {
+	case loaded.ShowHelp:
+		fmt.Fprint(stdout, loaded.Usage)
+		return proc.ExitOK
+	case loaded.ShowVersion:
+		fmt.Fprintf(stdout, "multiserve %s\n", version.Version)
+		return proc.ExitOK
+	case loaded.PrintConfig:
+		loaded.Print(stdout)
+		return proc.ExitOK
+	case loaded.CheckConfig:
+		return checkConfig(loaded.Config, stdout, stderr)
+	}
+	return serve(args, loaded.Config, stderr)
+}
+
+// checkConfig validates what the arbiter would refuse at start-up: the
+// worker class and the application, without binding anything.
+func checkConfig(cfg *config.Config, stdout, stderr io.Writer) int {
+	if _, err := workers.Lookup(cfg.WorkerClass); err != nil {
+		fmt.Fprintf(stderr, "multiserve: %v\n", err)
+		return proc.ExitUsage
+	}
+	if _, err := apps.Load(cfg.App); err != nil {
+		fmt.Fprintf(stderr, "multiserve: %v\n", err)
+		return proc.ExitAppError
+	}
+	fmt.Fprintln(stdout, "configuration OK")
+	return proc.ExitOK
+}
+
+func serve(args []string, cfg *config.Config, stderr io.Writer) int {
+	errlog, err := logfile.Open(cfg.Errorlog, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "multiserve: errorlog: %v\n", err)
+		return proc.ExitUsage
+	}
+	defer errlog.Close()
+	log := slog.New(slog.NewTextHandler(errlog, &slog.HandlerOptions{Level: logLevel(cfg.Loglevel)}))
+	err = arbiter.Run(context.Background(), arbiter.Options{
+		Config: cfg,
+		Reload: func() (*config.Config, error) {
+			l, err := config.Load(args)
+			if err != nil {
+				return nil, err
+			}
+			return l.Config, nil
+		},
+		Log: log,
+		Ready: func(addrs []net.Addr) {
+			names := make([]string, len(addrs))
+			for i, a := range addrs {
+				names[i] = a.Network() + "://" + a.String()
+			}
+			log.Info("ready", "addrs", strings.Join(names, ","))
+		},
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error(err.Error())
+	}
+	return arbiter.ExitCode(err)
+}
+
+// LoadApp builds the handler a worker serves: the named app. workers.Main
+// calls it in every worker process; an error makes the worker exit with
+// ExitAppError.
+func LoadApp(cfg *config.Config) (http.Handler, error) {
+	h, err := apps.Load(cfg.App)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// useAccessLog installs the access log as worker middleware, with its
+// reopen hook so USR1 (logrotate) moves the workers to the new file.
+func useAccessLog() {
+	var out atomic.Pointer[logfile.File]
+	workers.Use(func(h http.Handler, cfg *config.Config) (http.Handler, error) {
+		if cfg.Accesslog == "" {
+			return h, nil
+		}
+		f, err := logfile.Open(cfg.Accesslog, os.Stdout)
+		if err != nil {
+			return nil, fmt.Errorf("accesslog: %w", err)
+		}
+		l, err := accesslog.New(f, cfg.AccessLogFormat)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		out.Store(f)
+		return accesslog.Wrap(h, l), nil
+	}, func() error {
+		if f := out.Load(); f != nil {
+			return f.Reopen()
+		}
+		return nil
+	})
+}
+
+func logLevel(s string) slog.Level {
+	switch s {
+	case "debug":
+		return slog.LevelDebug
+	case "warning":
+		return slog.LevelWarn
+	case "error", "critical":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
