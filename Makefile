@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/multiserve/multiserve/internal/version.Version=$(VERSION)
 ARGS    ?= --bind 127.0.0.1:8000 --workers 2 hello
 
-.PHONY: build run test test-short lint docs fuzz bench bench-quick bench-deps h1probe clean
+.PHONY: build run test test-short lint docs fuzz bench bench-quick bench-deps h1probe clean test-chaos
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/multiserve
@@ -49,3 +49,10 @@ bench-quick:
 bench-deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y wrk nginx gunicorn python3-gevent
+
+# Fault suite (owned by test/chaos): real processes of every worker class
+# under kill -9 / HUP / TTIN-TTOU storms, TERM, hostile clients, fd
+# exhaustion; prints a per-class summary table. Quick mode by default
+# (about 4 minutes on 2 cores); CHAOS_FULL=1 runs the issue's durations.
+test-chaos:
+	CHAOS_QUICK=$(if $(CHAOS_FULL),0,1) $(GO) test -tags chaos -race=false -count=1 -timeout 10m ./test/chaos -v

@@ -105,6 +105,7 @@ func raiseNoFile() {
 func forEachClass(t *testing.T, fn func(t *testing.T, class string)) {
 	for _, class := range classes {
 		t.Run(class, func(t *testing.T) {
+			summaryOf(class, func(*classSummary) {}) // a row even without load counts
 			t.Cleanup(func() {
 				if t.Failed() {
 					noteFailure(class, strings.TrimPrefix(t.Name(), "Test"))
@@ -124,8 +125,14 @@ func start(t *testing.T, class string, args ...string) *testserver.Server {
 
 func startBin(t *testing.T, bin string, env []string, class string, args ...string) *testserver.Server {
 	t.Helper()
-	full := append([]string{"-b", "127.0.0.1:0", "-k", class}, args...)
-	s := testserver.Launch(t, bin, env, full...)
+	return launchReady(t, class, bin, env, append([]string{"-b", "127.0.0.1:0", "-k", class}, args...)...)
+}
+
+// launchReady runs bin with exactly args and waits for the server's
+// readiness line; a class the binary does not know is skipped.
+func launchReady(t *testing.T, class, bin string, env []string, args ...string) *testserver.Server {
+	t.Helper()
+	s := testserver.Launch(t, bin, env, args...)
 	if err := s.WaitReady(30 * time.Second); err != nil {
 		if strings.Contains(s.Log(), "unknown worker class") {
 			t.Skipf("worker class %s is not registered yet", class)
