@@ -107,6 +107,11 @@ func resolve(fs *pflag.FlagSet) (*Config, map[string]string, error) {
 	if cfg.WorkerTmpDir == "" {
 		cfg.WorkerTmpDir = defaultTmpDir()
 	}
+	// evloop runs handlers inline unless a pool was asked for: the global
+	// default of 1 thread would otherwise put every handler on a pool of one.
+	if cfg.WorkerClass == "evloop" && sources["threads"] == "default" {
+		cfg.Threads = 0
+	}
 	if err := cfg.Validate(); err != nil {
 		usageErrors(err, func(u *UsageError) {
 			if s, ok := lookup(u.Setting); ok && u.Source == "" {

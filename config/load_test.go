@@ -416,3 +416,23 @@ func TestLoadConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestEvloopInlineByDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"-k", "evloop"}, 0},
+		{[]string{"-k", "evloop", "--threads", "4"}, 4},
+		{[]string{"-k", "evloop", "--threads", "1"}, 1},
+		{[]string{"-k", "threaded"}, 1},
+	} {
+		l, err := Load(tc.args)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if l.Config.Threads != tc.want {
+			t.Errorf("%v: threads = %d, want %d", tc.args, l.Config.Threads, tc.want)
+		}
+	}
+}

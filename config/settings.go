@@ -127,7 +127,7 @@ var table = []Setting{
 			"`goroutine`: a goroutine per connection, non-blocking IO under blocking-looking code.",
 		Check: oneOf(WorkerClasses...)},
 	{Key: "threads", Flag: "threads", Section: SectionWorkers, Default: 1, Classes: []string{"threaded", "evloop"},
-		Help: "Threads per worker: threaded's pool size; evloop's handler pool size (0 = handlers run inline on the loop).\n" +
+		Help: "Threads per worker: threaded's pool size; evloop's handler pool size (0 = handlers run inline on the loop; evloop's default when unset).\n" +
 			"The threaded class needs at least 1.",
 		Check: atLeast(0)},
 	{Key: "worker_connections", Flag: "worker-connections", Section: SectionWorkers, Default: 1000,
