@@ -12,9 +12,12 @@ import (
 // H1Probe runs ../shared/h1probe/h1probe.py (relative to the module root)
 // against addr and fails the test unless every case passes. strict judges
 // the RFC's "either" cases by gunicorn's stricter choice. It skips when
-// python3 or the probe is missing.
+// python3 or the probe is missing, and in -short mode.
 func H1Probe(t *testing.T, addr string, strict bool) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("h1probe skipped in -short mode")
+	}
 	py, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("python3 not installed: h1probe skipped")
