@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/multiserve/multiserve/internal/suggest"
 )
 
 // staticPrefix introduces the one parameterised built-in, static:DIR.
@@ -77,41 +79,8 @@ func Load(spec string) (http.Handler, error) {
 	}
 	names := Names()
 	hint := ""
-	if near := nearest(spec, names); near != "" {
+	if near := suggest.Nearest(spec, names); near != "" {
 		hint = fmt.Sprintf("did you mean %q? ", near)
 	}
 	return nil, fmt.Errorf("apps: unknown app %q (%sknown: %s)", spec, hint, strings.Join(names, ", "))
-}
-
-// nearest returns the candidate closest to s by edit distance, or "" when
-// none is close enough to be a plausible typo.
-func nearest(s string, candidates []string) string {
-	best, bestD := "", len(s)/2+2
-	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance over bytes (names are ASCII).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

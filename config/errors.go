@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/multiserve/multiserve/internal/suggest"
 )
 
 // UsageError is a bad flag, setting, value or config file: the process
@@ -61,7 +63,7 @@ func usagef(format string, args ...any) *UsageError {
 }
 
 func unknownName(kind, name, source string, candidates []string) *UsageError {
-	return &UsageError{Setting: name, Source: source, unknown: kind, Suggest: nearest(name, candidates)}
+	return &UsageError{Setting: name, Source: source, unknown: kind, Suggest: suggest.Nearest(name, candidates)}
 }
 
 // oneLine folds parser messages that span lines (TOML and YAML errors do)
@@ -84,47 +86,4 @@ func usageErrors(err error, fn func(*UsageError)) {
 	case interface{ Unwrap() error }:
 		usageErrors(e.Unwrap(), fn)
 	}
-}
-
-// nearest returns the candidate closest to name by edit distance, ignoring
-// case and treating '-' and '_' alike, or "" when none is close enough to be
-// a plausible misspelling.
-func nearest(name string, candidates []string) string {
-	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
-	n := norm(name)
-	best, bestDist := "", -1
-	for _, c := range candidates {
-		d := editDistance(n, norm(c))
-		if len(n) >= 3 && (strings.HasPrefix(norm(c), n) || strings.HasPrefix(n, norm(c))) {
-			d = min(d, 2) // "work" → "workers", "threads2" → "threads"
-		}
-		if bestDist < 0 || d < bestDist {
-			best, bestDist = c, d
-		}
-	}
-	if bestDist < 0 || bestDist > max(2, len(n)/3) {
-		return ""
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

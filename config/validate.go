@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/multiserve/multiserve/internal/suggest"
 )
 
 // Validate runs every setting's Check and the rules that span settings, and
@@ -141,7 +143,7 @@ func oneOf(allowed ...string) func(any) error {
 				return nil
 			}
 		}
-		return &UsageError{Reason: "must be one of " + strings.Join(allowed, ", "), Suggest: nearest(s, allowed)}
+		return &UsageError{Reason: "must be one of " + strings.Join(allowed, ", "), Suggest: suggest.Nearest(s, allowed)}
 	}
 }
 
