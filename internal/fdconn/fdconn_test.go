@@ -273,3 +273,37 @@ func TestKernelTimeoutReuse(t *testing.T) {
 		t.Fatalf("Read reported a timeout after %v, before its 70ms deadline", el)
 	}
 }
+
+// Accept on a unix-domain listener gives a "unix" Conn (no TCP options).
+func TestAcceptUnix(t *testing.T) {
+	path := t.TempDir() + "/s"
+	lfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lfd)
+	if err := unix.Bind(lfd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lfd, 8); err != nil {
+		t.Fatal(err)
+	}
+	client, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c, err := Accept(lfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.RemoteAddr().Network() != "unix" || c.LocalAddr().String() != path {
+		t.Fatalf("addrs %v (%s) / %v, want unix and %s", c.RemoteAddr(), c.RemoteAddr().Network(), c.LocalAddr(), path)
+	}
+	client.Write([]byte("u"))
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(c, b); err != nil || b[0] != 'u' {
+		t.Fatalf("read %q, %v", b, err)
+	}
+}

@@ -119,8 +119,10 @@ func TestSilentClientReleasesWorker(t *testing.T) {
 	}
 }
 
-// A graceful stop does not wait header_timeout for a client that was
-// accepted but sent nothing: the engine stops waiting for a request at once.
+// A graceful stop does not wait header_timeout (an hour here) for a client
+// that was accepted but sent nothing: the engine moves the read deadline to
+// its short first-request grace, and fdconn carries that into the read
+// already blocked in the kernel.
 func TestGracefulStopDropsSilentClient(t *testing.T) {
 	cfg := config.Default()
 	cfg.HeaderTimeout = time.Hour
