@@ -462,3 +462,39 @@ func TestUSR1ReopensWorkerLogs(t *testing.T) {
 		return strings.Contains(string(b), "graceful stop: SIGTERM")
 	})
 }
+
+// A worker that keeps failing after start-up is respawned with growing
+// back-off, logged each time, while the healthy worker keeps serving and
+// the arbiter keeps running; once the cause is gone the pool recovers.
+func TestCrashLoopBacksOff(t *testing.T) {
+	skipShort(t)
+	marker := t.TempDir() + "/fail"
+	cfg := testConfig("goroutine+net/http", 2)
+	cfg.App = "failif:" + marker
+	m := startMaster(t, cfg, true)
+	var kids map[int]bool
+	eventually(t, "2 children", func() bool { kids = m.children(); return len(kids) == 2 })
+	if err := writeFile(marker, ""); err != nil {
+		t.Fatal(err)
+	}
+	victim := firstPid(kids)
+	syscall.Kill(victim, syscall.SIGKILL)
+	m.waitLog("crashes=3")
+	if _, err := m.getPid(); err != nil {
+		t.Fatalf("healthy worker stopped serving during the crash loop: %v", err)
+	}
+	log := m.logText()
+	if !strings.Contains(log, "respawn_in=250ms") || !strings.Contains(log, "respawn_in=500ms") {
+		t.Errorf("back-off did not grow (want respawn_in=250ms, then 500ms)")
+	}
+	os.Remove(marker)
+	eventually(t, "2 children again", func() bool { return len(m.children()) == 2 })
+	m.servingPids(2)
+}
+
+func firstPid(m map[int]bool) int {
+	for pid := range m {
+		return pid
+	}
+	return 0
+}

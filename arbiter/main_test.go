@@ -103,6 +103,12 @@ func testApp(cfg *config.Config) (http.Handler, error) {
 	if cfg.App == "failload" {
 		return nil, errors.New("boom: cannot load the app")
 	}
+	// "failif:PATH" fails to load while PATH exists (a crash loop on demand).
+	if path, ok := strings.CutPrefix(cfg.App, "failif:"); ok {
+		if _, err := os.Stat(path); err == nil {
+			return nil, errors.New("failif: marker present")
+		}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, os.Getpid())
@@ -244,7 +250,7 @@ func startMaster(t *testing.T, cfg *config.Config, wantReady bool) *master {
 	t.Cleanup(func() {
 		syscall.Kill(-pgid, syscall.SIGKILL)
 		<-m.exited
-		if t.Failed() {
+		if t.Failed() || os.Getenv("ARBITER_TEST_SHOWLOG") != "" {
 			b, _ := os.ReadFile(m.logPath)
 			t.Logf("arbiter log:\n%s", b)
 		}

@@ -76,8 +76,10 @@ func (a *arbiter) handleEvent(ev event) {
 			a.log.Debug("worker ready", "pid", w.pid, "age", w.age)
 		}
 	case strings.HasPrefix(ev.line, "error "):
+		// Reported with the worker's exit line (and in Run's error at
+		// start-up), so here only at debug level.
 		w.errText = strings.TrimPrefix(ev.line, "error ")
-		a.log.Error(fmt.Sprintf("worker pid=%d: %s", w.pid, w.errText), "pid", w.pid, "age", w.age)
+		a.log.Debug(fmt.Sprintf("worker pid=%d: %s", w.pid, w.errText), "pid", w.pid, "age", w.age)
 	default:
 		a.log.Debug("worker status", "pid", w.pid, "line", ev.line)
 	}
@@ -91,6 +93,9 @@ func (a *arbiter) finish(w *worker) {
 	w.proc.Release()
 	msg := fmt.Sprintf("worker pid=%d exited %s", w.pid, w.ws)
 	attrs := []any{"pid", w.pid, "age", w.age, "exit", w.ws.String()}
+	if w.errText != "" {
+		attrs = append(attrs, "error", w.errText)
+	}
 	switch {
 	case a.stop != nil || w.retiring:
 		a.log.Info(msg, attrs...)
@@ -122,9 +127,6 @@ func (a *arbiter) workerCrashed(w *worker, msg string, attrs []any) {
 		w.slot.failures = 0
 	}
 	a.crashed(w.slot, now)
-	if w.errText != "" {
-		attrs = append(attrs, "error", w.errText)
-	}
 	attrs = append(attrs, "crashes", w.slot.failures, "respawn_in", w.slot.next.Sub(now).Round(time.Millisecond).String())
 	a.log.Error(msg+", respawning", attrs...)
 }
