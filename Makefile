@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/multiserve/multiserve/internal/version.Version=$(VERSION)
 ARGS    ?= --bind 127.0.0.1:8000 --workers 2 hello
 
-.PHONY: build run test test-short lint docs fuzz bench bench-quick bench-deps h1probe clean test-chaos
+.PHONY: build run test test-short lint docs fuzz bench bench-quick bench-deps clean test-chaos
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/multiserve
@@ -13,10 +13,22 @@ build:
 run: build
 	./$(BIN) $(ARGS)
 
-# The whole suite: lint, unit + real-process tests under the race detector,
-# the h1probe corpus against every class, and the quick bench.
+# The whole suite: lint, unit + real-process tests under the race detector
+# (the h1probe corpus runs against every class in cmd/multiserve's tests),
+# a few seconds of each fuzz target, and the quick bench.
 test: lint
 	$(GO) test -race -count=1 -timeout 12m ./...
+	$(MAKE) fuzz FUZZTIME=4s
+	$(MAKE) bench-quick
+
+# Fuzz the parser and the chunked decoder (make fuzz FUZZTIME=5m for longer).
+FUZZTIME ?= 60s
+FUZZ_TARGETS := FuzzParseRequest FuzzChunked
+fuzz:
+	@for f in $(FUZZ_TARGETS); do \
+		echo "fuzz $$f $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./h1 || exit 1; \
+	done
 
 test-short:
 	$(GO) test -short -count=1 ./...
