@@ -61,9 +61,13 @@ func (rt *runtime) maxRequests(h http.Handler) http.Handler {
 	}
 	var n atomic.Int64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Deferred so a request whose handler panicked (the engine turns
+		// that into a 500) still counts.
+		defer func() {
+			if n.Add(1) == limit {
+				rt.stop(fmt.Sprintf("max_requests reached (%d), recycling", limit))
+			}
+		}()
 		h.ServeHTTP(w, r)
-		if n.Add(1) == limit {
-			rt.stop(fmt.Sprintf("max_requests reached (%d), recycling", limit))
-		}
 	})
 }
