@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	stdsync "sync"
 	"sync/atomic"
 
 	"github.com/panjf2000/gnet/v2"
@@ -55,7 +56,7 @@ type hconn struct {
 	body       *reqBody           // request body streamed to a handler off the loop
 	carry      []byte             // body bytes parsed but not yet taken by the pipe
 	dropped    int                // body bytes dropped after the handler returned
-	bodyFailed bool               // the body was malformed while the handler ran
+	bodyFailed bool               // the body is abandoned: close after the response
 	cancel     context.CancelFunc // the off-loop request's context
 
 	pend     *http.Request // inline mode: waiting for its small body
@@ -105,6 +106,7 @@ func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
 	delete(hc.ls.conns, hc)
 	if hc.body != nil {
 		hc.body.Fail(io.ErrUnexpectedEOF)
+		hc.body.settle()
 	}
 	if hc.cancel != nil {
 		hc.cancel()
@@ -279,10 +281,7 @@ func (hc *hconn) offload(req *http.Request, keep, expect bool, cancel context.Ca
 	hasBody := req.Body == nil
 	w := h1.NewResponse(req, sink, keep, expect && hasBody)
 	if hasBody {
-		c := hc.c
-		rb := &reqBody{BodyPipe: h1.NewBodyPipe(req, w, pipeMax, func() { _ = c.Wake(nil) })}
-		req.Body = rb
-		hc.body, hc.dropped = rb, 0
+		hc.body, hc.dropped = newReqBody(req, w, hc.c), 0
 	}
 	hc.s.pool.submit(func() {
 		keepAfter := hc.s.h1.Handle(w, req)
@@ -313,8 +312,10 @@ func (hc *hconn) afterOffload(keepAfter bool) {
 }
 
 // feed moves buffered body bytes into the pipe of the request's handler,
-// as much as the pipe takes (the rest waits for the reader's onDrain Wake);
-// once the handler returned, the pipe drops them and feed counts them.
+// as much as the pipe takes (the rest waits for the reader's onDrain Wake).
+// Once the handler returned, the pipe drops them and feed counts them: the
+// body is read to its end (or its framing error) up to drainMax, while
+// finishRequest holds the response back (see there).
 func (hc *hconn) feed() gnet.Action {
 	b := hc.body
 	if hc.bodyFailed {
@@ -338,9 +339,9 @@ func (hc *hconn) feed() gnet.Action {
 		case h1.NeedMore:
 			return gnet.None
 		case h1.Body:
-			if hc.phase != phBusy {
+			if b.handlerDone.Load() {
 				if hc.dropped += len(data); hc.dropped > drainMax {
-					return gnet.Close
+					return hc.abandonBody()
 				}
 			}
 			if k := b.Write(data); k < len(data) {
@@ -349,6 +350,7 @@ func (hc *hconn) feed() gnet.Action {
 			}
 		case h1.BodyEnd:
 			b.End(hc.p.Trailer())
+			b.settle()
 		}
 	}
 	if hc.phase != phBusy {
@@ -366,6 +368,13 @@ func (hc *hconn) bodyError(err error) gnet.Action {
 		hc.body.rejected.Store(int32(he.Status)) // before Fail: the handler may return at once
 	}
 	hc.body.Fail(err)
+	return hc.abandonBody()
+}
+
+// abandonBody stops reading a body that will not be consumed: the
+// connection closes after the response.
+func (hc *hconn) abandonBody() gnet.Action {
+	hc.body.settle()
 	if hc.phase != phBusy {
 		return gnet.Close
 	}
@@ -374,12 +383,27 @@ func (hc *hconn) bodyError(err error) gnet.Action {
 }
 
 // reqBody is the body of a request handled off the loop: h1's bounded pipe
-// (which also sends 100 Continue on the first read) plus the status of a
-// framing error the loop found in it.
+// (which also sends 100 Continue on the first read) plus what the loop and
+// the handler's goroutine tell each other about it.
 type reqBody struct {
 	*h1.BodyPipe
-	rejected atomic.Int32
+	rejected    atomic.Int32  // status of a framing error found in it
+	handlerDone atomic.Bool   // the handler returned: the rest is dropped
+	settled     chan struct{} // closed when the loop is done with the body
+	settleOnce  stdsync.Once
 }
+
+func newReqBody(req *http.Request, w *h1.Response, c gnet.Conn) *reqBody {
+	rb := &reqBody{
+		BodyPipe: h1.NewBodyPipe(req, w, pipeMax, func() { _ = c.Wake(nil) }),
+		settled:  make(chan struct{}),
+	}
+	req.Body = rb
+	return rb
+}
+
+// settle marks the body's fate known: ended, malformed, abandoned or cut.
+func (rb *reqBody) settle() { rb.settleOnce.Do(func() { close(rb.settled) }) }
 
 // loopSink is the h1.Sink of handlers run on the loop: it batches the
 // responses of one event into a single gnet write.

@@ -273,10 +273,13 @@ func (s *server) OnTick() (time.Duration, gnet.Action) {
 // finishRequest runs after the application's handler, on the handler's
 // goroutine, before h1 completes the response:
 //   - while the worker drains, the response carries Connection: close;
-//   - a streamed request body is closed; a framing error the loop found in
-//     it replaces the response by the error if nothing was committed; and a
-//     client still waiting for a 100 Continue that was never sent gets
-//     Connection: close (its body may never come, so it cannot be drained).
+//   - a streamed request body the handler did not read to its end is read
+//     and dropped by the loop while the response is held back (unless it is
+//     already committed, or the client waits for a 100 Continue that was
+//     never sent), so that a framing error in it is answered with its
+//     status, as the blocking classes do; the wait is bounded by
+//     header_timeout, drainMax bytes and the connection closing. A body
+//     that did not end makes the connection close after the response.
 func (s *server) finishRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(w, r)
@@ -288,14 +291,32 @@ func (s *server) finishRequest(next http.Handler) http.Handler {
 		if !ok {
 			return
 		}
-		_ = rb.Close() // later body bytes are dropped by the pipe
+		rb.handlerDone.Store(true)
+		_ = rb.Close() // later body bytes are dropped by the pipe (and Wake the loop if it was full)
 		if hw == nil {
 			return
 		}
+		if !hw.Committed() && !hw.AwaitingContinue() {
+			s.awaitSettled(r.Context(), rb)
+		}
 		if st := rb.rejected.Load(); st != 0 {
 			hw.Reject(int(st))
-		} else if !rb.Complete() && hw.AwaitingContinue() {
+		} else if !rb.Complete() {
 			hw.SetClose()
 		}
 	})
+}
+
+func (s *server) awaitSettled(ctx context.Context, rb *reqBody) {
+	var timeout <-chan time.Time
+	if d := s.cfg.HeaderTimeout; d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-rb.settled:
+	case <-ctx.Done():
+	case <-timeout:
+	}
 }
