@@ -43,9 +43,12 @@
 // v2 has no way to stop reading a socket, so a client that uploads faster
 // than the handler reads accumulates in gnet's inbound buffer (bounded by
 // limit_request_body when set) rather than in the kernel; the handler still
-// sees a streaming body. An unread body is dropped up to 256 KiB to keep
-// the connection, beyond that (or when a 100 Continue was never sent) the
-// connection closes.
+// sees a streaming body. When a handler returns without reading its body to
+// the end, the loop reads and drops the rest (up to 256 KiB, within
+// header_timeout) before the response is committed, so that a framing error
+// in it still gets its 400 and the connection can stay open; beyond that,
+// or when a 100 Continue was never sent, the connection closes after the
+// response.
 //
 // Responses of inline handlers are batched per event in one buffer per loop
 // and handed to gnet every 64 KiB (one write syscall for all pipelined
