@@ -2,8 +2,10 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -49,6 +51,7 @@ type Conn struct {
 	idle      bool
 	idleFresh bool // idle before its first request
 	stopping  atomic.Bool
+	hijacked  atomic.Bool // the handler owns nc now
 	closeOnce sync.Once
 }
 
@@ -78,7 +81,9 @@ func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.cancel()
-		err = c.nc.Close()
+		if !c.hijacked.Load() {
+			err = c.nc.Close()
+		}
 	})
 	return err
 }
@@ -265,6 +270,7 @@ func (c *Conn) serveRequest() bool {
 	w := NewResponse(req, c.bw, keep, c.p.ExpectContinue())
 	defer w.Release()
 	w.stopping = &c.stopping
+	w.hijack = c.hijack
 	var body *bodyReader
 	if req.Body == nil {
 		body = &bodyReader{c: c, w: w, req: req}
@@ -272,6 +278,12 @@ func (c *Conn) serveRequest() bool {
 	}
 	c.bodyErr = nil
 	ok := c.srv.runHandler(w, req)
+	if c.hijacked.Load() {
+		if body != nil {
+			body.c = nil
+		}
+		return false
+	}
 	if ok && body != nil && !body.done && !c.finishBody(w, body) {
 		w.SetClose()
 	}
@@ -348,6 +360,7 @@ func (c *Conn) stopWatch() {
 	c.watch.mu.Lock()
 	c.watch.armed = false
 	d := c.watch.done
+	c.watch.done = nil
 	if d != nil {
 		_ = c.nc.SetReadDeadline(aLongTimeAgo)
 	}
@@ -355,6 +368,27 @@ func (c *Conn) stopWatch() {
 	if d != nil {
 		<-d
 	}
+}
+
+// hijack hands the connection to the handler (http.Hijacker): pending
+// responses are flushed, deadlines cleared, and bytes already read but not
+// parsed come first from the returned reader. From then on the engine
+// never touches nc again and Close leaves it open.
+func (c *Conn) hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if c.watch.t != nil {
+		c.stopWatch()
+	}
+	if !c.flush() {
+		return nil, nil, fmt.Errorf("h1: hijack: flushing pending responses failed")
+	}
+	c.hijacked.Store(true)
+	_ = c.nc.SetDeadline(time.Time{})
+	var r io.Reader = c.nc
+	if c.r < c.w {
+		r = io.MultiReader(bytes.NewReader(bytes.Clone(c.buf[c.r:c.w])), c.nc)
+	}
+	c.r, c.w = 0, 0
+	return c.nc, bufio.NewReadWriter(bufio.NewReader(r), bufio.NewWriter(c.nc)), nil
 }
 
 // finishBody drains a body the handler left unread, within drainLimit;

@@ -485,3 +485,34 @@ func TestPanicAfterCommitTruncates(t *testing.T) {
 		t.Fatalf("status %d body %q err %v: want a truncated chunked body", resp.StatusCode, body, err)
 	}
 }
+
+func TestHijack(t *testing.T) {
+	addr, _ := testServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nc, rw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		defer nc.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		line, _ := rw.ReadString('\n')
+		rw.WriteString("echo: " + line)
+		rw.Flush()
+	}), func(_ *config.Config, s *h1.Server) { s.WatchClient = true })
+	c := dialRaw(t, addr)
+	// The first line is sent with the request: it was read (buffered) by
+	// the engine and must reach the hijacker first.
+	c.send("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nhello\n")
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	line, err := c.br.ReadString('\n')
+	if err != nil || line != "echo: hello\n" {
+		t.Fatalf("%q %v", line, err)
+	}
+	if !c.closed() {
+		t.Fatal("hijacker closed, connection still open")
+	}
+}

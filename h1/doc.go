@@ -32,8 +32,10 @@
 // field is promoted out of Header, as net/http does), RemoteAddr,
 // RequestURI, Proto*, TLS nil, Trailer after the body's EOF, and
 // http.LocalAddrContextKey in its context. The http.ResponseWriter also
-// implements http.Flusher and io.StringWriter; it does not implement
-// http.Hijacker.
+// implements http.Flusher, io.StringWriter and http.Hijacker (blocking
+// Conn only; before anything was written): the hijacker gets the net.Conn
+// with deadlines cleared and any bytes the engine had already read, and
+// Conn.Close then leaves the socket to it.
 //
 // # Non-blocking API (evloop)
 //

@@ -2,7 +2,9 @@ package h1
 
 import (
 	"bufio"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -48,6 +50,7 @@ type Response struct {
 	buf         []byte
 	scratch     []byte
 	stopping    *atomic.Bool // the connection's graceful-stop flag, if any
+	hijack      func() (net.Conn, *bufio.ReadWriter, error)
 	mu          sync.Mutex
 	timedOut    bool
 	finished    bool
@@ -577,3 +580,23 @@ func (w *Response) Reject(status int) bool { return w.writeError(status) }
 // none was sent: the client may never send the body, so do not wait to
 // drain it; close the connection after the response instead.
 func (w *Response) AwaitingContinue() bool { return w.awaitingContinue() }
+
+// Hijack lets the handler take over the connection (http.Hijacker), e.g.
+// for WebSocket, before anything of the response was written. Only the
+// blocking Conn supports it; elsewhere it returns http.ErrNotSupported.
+// The engine then neither writes to nor closes the connection.
+func (w *Response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.hijack == nil:
+		return nil, nil, http.ErrNotSupported
+	case w.wroteHeader || w.committed || w.timedOut || w.finished:
+		return nil, nil, errors.New("h1: Hijack after the response started")
+	}
+	nc, rw, err := w.hijack()
+	if err == nil {
+		w.committed, w.finished, w.keepAlive = true, true, false
+	}
+	return nc, rw, err
+}
