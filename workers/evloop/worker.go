@@ -94,9 +94,8 @@ type server struct {
 	loops  int
 
 	// Written in OnBoot, read after started is closed.
-	eng     gnet.Engine
-	slots   []int // per env listener: the gnet fd it was swapped onto, -1 if served by Register
-	bootErr error
+	eng   gnet.Engine
+	slots []int // per env listener: the gnet fd it was swapped onto, -1 if served by Register
 
 	started   chan struct{} // closed by the first OnTick: the loops run
 	startOnce stdsync.Once
@@ -178,9 +177,6 @@ func (s *server) serve(ctx context.Context) error {
 	select {
 	case <-s.started:
 	case err := <-done:
-		if s.bootErr != nil {
-			err = s.bootErr
-		}
 		if err == nil {
 			err = errors.New("engine stopped before it started")
 		}
