@@ -37,6 +37,9 @@
 //	TTOU      one worker fewer (the oldest is retired gracefully; never below 1).
 //	USR1      reopen log files (Options.ReopenLogs) and forward USR1 to workers.
 //	CHLD      reap exited workers and respawn to the configured count.
+//	WINCH     gracefully stop every worker, keep the arbiter and its sockets
+//	          (TTIN or HUP start workers again).
+//	USR2      binary upgrade: not implemented yet; logged and ignored.
 //
 // # Failures
 //

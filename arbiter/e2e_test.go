@@ -498,3 +498,24 @@ func firstPid(m map[int]bool) int {
 	}
 	return 0
 }
+
+// WINCH retires every worker and keeps the arbiter; TTIN brings one back.
+// USR2 (not implemented) must not kill the arbiter.
+func TestWinchAndUSR2(t *testing.T) {
+	skipShort(t)
+	m := startMaster(t, testConfig("goroutine+net/http", 2), true)
+	m.signal(syscall.SIGUSR2)
+	m.waitLog("USR2 (binary upgrade) is not implemented yet")
+	m.signal(syscall.SIGWINCH)
+	eventually(t, "no workers", func() bool { return len(m.children()) == 0 })
+	select {
+	case <-m.exited:
+		t.Fatal("arbiter exited on WINCH")
+	default:
+	}
+	m.signal(syscall.SIGTTIN)
+	eventually(t, "1 worker again", func() bool { return len(m.children()) == 1 })
+	if _, err := m.getPid(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 var handledSignals = []os.Signal{
 	syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP,
 	syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1, syscall.SIGCHLD,
+	syscall.SIGUSR2, syscall.SIGWINCH,
 }
 
 // quickTimeout is how long a quick stop (INT/QUIT) waits before SIGKILL.
@@ -35,6 +36,11 @@ func (a *arbiter) handleSignal(sig os.Signal) {
 		a.scale(-1)
 	case syscall.SIGUSR1:
 		a.reopenLogs()
+	case syscall.SIGWINCH:
+		a.stopWorkers()
+	case syscall.SIGUSR2:
+		// Caught so that it does not kill the arbiter (its default action).
+		a.log.Warn("USR2 (binary upgrade) is not implemented yet; ignored")
 	}
 }
 
@@ -160,6 +166,7 @@ func (a *arbiter) scale(delta int) {
 		return
 	}
 	if delta < 0 && a.gen.size <= 1 {
+		// Scaling to zero is WINCH's job; TTOU keeps one worker.
 		a.log.Warn("TTOU ignored: already at one worker")
 		return
 	}
@@ -177,6 +184,21 @@ func (a *arbiter) scale(delta int) {
 	if oldest != nil {
 		a.log.Info(fmt.Sprintf("retiring worker pid=%d age=%d", oldest.pid, oldest.age), "pid", oldest.pid, "age", oldest.age)
 		a.retire(oldest, syscall.SIGTERM)
+	}
+}
+
+// stopWorkers handles WINCH: every worker is retired gracefully and none is
+// respawned; the arbiter keeps its sockets. TTIN or HUP start workers again.
+func (a *arbiter) stopWorkers() {
+	if a.stop != nil {
+		return
+	}
+	a.abortReload("WINCH")
+	a.gen.size = 0
+	a.vacant = nil
+	a.log.Info("WINCH: stopping all workers, the arbiter keeps running")
+	for _, w := range a.workers {
+		a.retire(w, syscall.SIGTERM)
 	}
 }
 
