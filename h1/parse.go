@@ -55,9 +55,10 @@ const (
 )
 
 const (
-	maxLineCap   = 8190  // limit_request_line 0 means "unlimited up to 8190"
-	maxFieldsCap = 32768 // limit_request_fields 0
-	maxChunkLine = 4096  // chunk-size line incl. extensions
+	maxLineCap   = 8190    // limit_request_line 0 means "unlimited up to 8190"
+	maxFieldsCap = 32768   // limit_request_fields 0
+	maxFieldCap  = 1 << 20 // limit_request_field_size may exceed 8190 (big cookies), not this
+	maxChunkLine = 4096    // chunk-size line incl. extensions
 )
 
 // headScanner finds the end of a request head incrementally, line by line,

@@ -303,3 +303,18 @@ func TestParserLimitsDefault(t *testing.T) {
 		t.Fatalf("8191-byte line: %d, want 414", p.status)
 	}
 }
+
+// TestFieldSizeAboveDefault: limit_request_field_size may be raised past
+// 8190 (large cookies), unlike limit_request_line.
+func TestFieldSizeAboveDefault(t *testing.T) {
+	cfg := config.Default()
+	cfg.LimitRequestFieldSize = 20000
+	big := "GET / HTTP/1.1\r\n" + host + "Cookie: " + strings.Repeat("c", 15000) + "\r\n\r\n"
+	if p := decode(t, cfg, big, 0); p.status != 0 {
+		t.Fatalf("15000-byte field with limit 20000: %d", p.status)
+	}
+	cfg.LimitRequestFieldSize = 0
+	if p := decode(t, cfg, big, 0); p.status != 431 {
+		t.Fatalf("limit 0 (8190): %d, want 431", p.status)
+	}
+}

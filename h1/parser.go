@@ -84,8 +84,11 @@ func limitsFrom(cfg *config.Config) limits {
 	if l.fields <= 0 || l.fields > maxFieldsCap {
 		l.fields = maxFieldsCap
 	}
-	if l.fieldSize <= 0 || l.fieldSize > maxLineCap {
-		l.fieldSize = maxLineCap
+	switch {
+	case l.fieldSize <= 0:
+		l.fieldSize = maxLineCap // gunicorn's default
+	case l.fieldSize > maxFieldCap:
+		l.fieldSize = maxFieldCap
 	}
 	switch cfg.HeaderMap {
 	case "refuse":
