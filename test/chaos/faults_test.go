@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	stdsync "sync"
 	"syscall"
 	"testing"
@@ -26,6 +27,7 @@ type killRecord struct {
 // answers a request of the load run.
 type killer struct {
 	arbiter int
+	log     func() string // the arbiter's log, for "booting worker pid=N"
 	load    *loadStats
 
 	mu         stdsync.Mutex
@@ -36,8 +38,8 @@ type killer struct {
 	wg         stdsync.WaitGroup
 }
 
-func newKiller(arbiter int, load *loadStats) *killer {
-	return &killer{arbiter: arbiter, load: load, killed: map[int]bool{}}
+func newKiller(s *testserver.Server, load *loadStats) *killer {
+	return &killer{arbiter: s.Pid(), log: s.Log, load: load, killed: map[int]bool{}}
 }
 
 func (k *killer) isKilled(pid int) bool {
@@ -81,14 +83,16 @@ func (k *killer) killRandom() {
 func (k *killer) measure(at time.Time, before map[int]bool) {
 	deadline := at.Add(5 * time.Second)
 	newPid := 0
+	// The arbiter's log names each worker it boots; scanning it is much
+	// cheaper than walking /proc every few milliseconds.
 	for newPid == 0 && time.Now().Before(deadline) {
-		for _, p := range testserver.Children(k.arbiter) {
-			if !before[p] && !k.isKilled(p) {
+		for _, m := range bootingRE.FindAllStringSubmatch(k.log(), -1) {
+			if p, _ := strconv.Atoi(m[1]); !before[p] && !k.isKilled(p) {
 				newPid = p
 				break
 			}
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	for newPid != 0 && time.Now().Before(deadline) && !k.isKilled(newPid) {
 		if seen, ok := k.load.seenAt(newPid); ok {
@@ -131,7 +135,7 @@ func TestKillWorkerStorm(t *testing.T) {
 		dumpLogOnFailure(t, s)
 		plain, stopPlain := startLoad(t, s.Addr, loadOpts{clients: 3, keepAlive: true, reconnectEvery: 20})
 		retry, stopRetry := startLoad(t, s.Addr, loadOpts{clients: 2, keepAlive: true, reconnectEvery: 20, retry: true})
-		k := newKiller(s.Pid(), plain)
+		k := newKiller(s, plain)
 		end := time.Now().Add(pick(3*time.Second, 10*time.Second))
 		for i := 0; i < 200 && time.Now().Before(end); i++ {
 			k.killRandom()
@@ -288,6 +292,9 @@ func TestTermUnderLoad(t *testing.T) {
 			if procAlive(p) {
 				t.Errorf("worker %d still running after the arbiter exited", p)
 			}
+		}
+		if left := groupMembers(s.Pid()); len(left) > 0 {
+			t.Errorf("processes left in the server's process group: %v", left)
 		}
 	})
 }

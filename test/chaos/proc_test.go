@@ -34,21 +34,37 @@ func waitWorkers(arbiter, n int, d time.Duration) ([]int, bool) {
 	return got, ok
 }
 
-// cpuTime is pid's utime+stime from /proc/PID/stat.
-func cpuTime(pid int) (time.Duration, error) {
+// statFields returns the fields of /proc/PID/stat after the command
+// name: [0] is the state, [1] the ppid, [2] the process group, [11] utime
+// and [12] stime (fields 3, 4, 5, 14, 15 of proc(5)).
+func statFields(pid int) ([]string, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("chaos: /proc/%d/stat: no comm", pid)
+		return nil, fmt.Errorf("chaos: /proc/%d/stat: no comm", pid)
 	}
 	f := strings.Fields(s[i+1:])
-	// After the comm: state is field 3, utime 14 and stime 15 (1-based).
 	if len(f) < 13 {
-		return 0, fmt.Errorf("chaos: /proc/%d/stat: short", pid)
+		return nil, fmt.Errorf("chaos: /proc/%d/stat: short", pid)
+	}
+	return f, nil
+}
+
+// procAlive says whether pid exists and is not a zombie.
+func procAlive(pid int) bool {
+	f, err := statFields(pid)
+	return err == nil && f[0] != "Z"
+}
+
+// cpuTime is pid's utime+stime.
+func cpuTime(pid int) (time.Duration, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, err
 	}
 	ut, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
@@ -84,4 +100,20 @@ func totalRSSKB(pids []int) int64 {
 		}
 	}
 	return sum
+}
+
+// groupMembers lists the live processes whose process group is pgid.
+func groupMembers(pgid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f, err := statFields(pid); err == nil && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
