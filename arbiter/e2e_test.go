@@ -177,13 +177,6 @@ func TestReload(t *testing.T) {
 	skipShort(t)
 	forClasses(t, func(t *testing.T, class string) {
 		cfg := testConfig(class, 2)
-		if class == "goroutine" && cfg.HTTPEngine == "native" {
-			// TODO(h1): remove once h1.Conn serves a connection's first
-			// request when ctx is cancelled before it arrived: it now closes
-			// such a connection (accepted just before the old generation
-			// stopped), and the client sees EOF/RST.
-			t.Skip("h1 engine drops connections accepted just before a graceful stop")
-		}
 		m := startMaster(t, cfg, true)
 		var old map[int]bool
 		eventually(t, "2 children", func() bool { old = m.children(); return len(old) == 2 })
