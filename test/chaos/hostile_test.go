@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	stdsync "sync"
 	"sync/atomic"
 	"syscall"
@@ -204,6 +205,9 @@ func TestSlowClients(t *testing.T) {
 		t.Logf("%s: %d slow clients (%d dials, %d dropped by the server): normal client p50 %v p99 %v; %v",
 			class, nSlow, h.connected.Load(), h.dropped.Load(), p50.Round(time.Microsecond), p99.Round(time.Microsecond), load)
 		addLoad(class, load)
+		if len(lat) == 0 {
+			note = strings.TrimSpace("no answer " + note)
+		}
 		summaryOf(class, func(cs *classSummary) { cs.slowP99, cs.slowNote = p99, note })
 		if load.sent.Load() == 0 || load.failed.Load() != 0 {
 			t.Errorf("normal client under %d slow clients: %v", nSlow, load)
