@@ -140,12 +140,17 @@ func (s syncWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-// listenSock creates a listening socket with raw syscalls, as the arbiter.
+// listenSock creates a listening socket with raw syscalls, as the arbiter:
+// "tcp" (127.0.0.1), "tcp6" (::1) or a unix socket path.
 func listenSock(t *testing.T, sp sockSpec) (fd int, name, network string) {
 	t.Helper()
 	var sa unix.Sockaddr = &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
 	family, network := unix.AF_INET, "tcp"
-	if sp != "tcp" {
+	switch sp {
+	case "tcp":
+	case "tcp6":
+		family, sa = unix.AF_INET6, &unix.SockaddrInet6{Addr: [16]byte{15: 1}}
+	default:
 		family, network, sa = unix.AF_UNIX, "unix", &unix.SockaddrUnix{Name: string(sp)}
 	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -161,9 +166,14 @@ func listenSock(t *testing.T, sp sockSpec) (fd int, name, network string) {
 	if network == "unix" {
 		return fd, "unix:" + string(sp), network
 	}
-	got, _ := unix.Getsockname(fd)
-	port := got.(*unix.SockaddrInet4).Port
-	return fd, "127.0.0.1:" + strconv.Itoa(port), network
+	switch a := must(unix.Getsockname(fd)).(type) {
+	case *unix.SockaddrInet4:
+		return fd, "127.0.0.1:" + strconv.Itoa(a.Port), network
+	case *unix.SockaddrInet6:
+		return fd, "[::1]:" + strconv.Itoa(a.Port), network
+	}
+	t.Fatal("unexpected socket address")
+	return
 }
 
 // conn is a raw client connection with a deadline on every operation.
@@ -275,11 +285,11 @@ func TestBadRequestClosed(t *testing.T) {
 	c.expectEOF()
 }
 
-// TestSeveralListeners serves a TCP and a unix socket from one engine; the
-// unix path must survive the worker (gnet never owns it).
+// TestSeveralListeners serves IPv4, IPv6 and unix sockets from one engine;
+// the unix path must survive the worker (gnet never owns it).
 func TestSeveralListeners(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.sock")
-	hs := startServer(t, testConfig(), pathHandler, "tcp", sockSpec(path))
+	hs := startServer(t, testConfig(), pathHandler, "tcp", "tcp6", sockSpec(path))
 	for _, a := range hs.addrs {
 		c := dial(t, a)
 		c.send(get("/x"))
