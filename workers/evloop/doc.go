@@ -149,4 +149,9 @@
 //     handlers.
 //   - In reuse_port mode, connections still in a parked socket's own accept
 //     queue are reset (unless net.ipv4.tcp_migrate_req is set).
+//   - gnet closes a connection as soon as a read returns EOF, so a client
+//     that half-closes (shutdown(SHUT_WR)) right after its request gets no
+//     answer when the handler runs off the loop (inline handlers answer
+//     within the same event, before the EOF is read).
+//   - gnet v2 cannot pause reading a socket (see Bodies and flow control).
 package evloop
