@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -35,11 +36,17 @@ type Conn struct {
 	ctx    context.Context // cancelled when the connection closes
 	cancel context.CancelFunc
 
-	p    *Parser
-	bufp *[]byte
-	buf  []byte // buf[r:w] is unconsumed input
-	r, w int
-	bw   *bufio.Writer // held while responses are pending
+	rc       syscall.RawConn // nil unless nc is a netpoller socket
+	rawRead  func(uintptr) bool
+	hijackFn func() (net.Conn, *bufio.ReadWriter, error)
+	rawN     int
+	rawErr   error
+	done     bool    // Serve closed the connection
+	p        *Parser // nil while idle on a netpoller socket
+	bufp     *[]byte
+	buf      []byte // buf[r:w] is unconsumed input
+	r, w     int
+	bw       *bufio.Writer // held while responses are pending
 
 	served    int
 	headStart time.Time
@@ -66,13 +73,32 @@ func (s *Server) NewConn(nc net.Conn) *Conn {
 	}
 	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr())
 	c.ctx, c.cancel = context.WithCancel(ctx)
+	switch nc := nc.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		// Netpoller sockets: idle waits can hold no buffer (readIdle).
+		if rc, err := nc.(syscall.Conn).SyscallConn(); err == nil {
+			c.rc = rc
+		}
+	}
+	c.acquireParser()
+	return c
+}
+
+func (c *Conn) acquireParser() {
 	if p, ok := parserPool.Get().(*Parser); ok {
-		p.lim = limitsFrom(s.config())
+		p.lim = limitsFrom(c.srv.config())
 		c.p = p
 	} else {
-		c.p = s.NewParser()
+		c.p = c.srv.NewParser()
 	}
-	return c
+}
+
+func (c *Conn) releaseParser() {
+	if c.p != nil {
+		c.p.reset()
+		parserPool.Put(c.p)
+		c.p = nil
+	}
 }
 
 // Close closes the connection. It is safe to call from another goroutine
@@ -98,7 +124,7 @@ func (c *Conn) Close() error {
 // then enforces the keepalive idle time. When ctx is done, the request in
 // progress is finished with Connection: close and the connection closed.
 func (c *Conn) Serve(ctx context.Context, park bool) State {
-	if c.p == nil {
+	if c.done {
 		return StateClosed
 	}
 	if ctx.Err() != nil {
@@ -106,12 +132,11 @@ func (c *Conn) Serve(ctx context.Context, park bool) State {
 	}
 	stop := context.AfterFunc(ctx, c.interrupt)
 	defer stop()
-	if c.buf == nil {
-		c.bufp = readBufPool.Get().(*[]byte)
-		c.buf = *c.bufp
-	}
 	fresh := true
 	for {
+		if c.p == nil {
+			c.acquireParser() // released while idle
+		}
 		ev, n, _, err := c.p.Next(c.buf[c.r:c.w], 0)
 		c.r += n
 		if err != nil {
@@ -190,7 +215,7 @@ func (c *Conn) fillHead(fresh bool) bool {
 		c.idle, c.idleFresh = true, c.served == 0
 		_ = c.nc.SetReadDeadline(deadline(wait))
 		c.mu.Unlock()
-		n := c.read()
+		n := c.readIdle()
 		c.mu.Lock()
 		c.idle = false
 		c.mu.Unlock()
@@ -206,6 +231,52 @@ func (c *Conn) fillHead(fresh bool) bool {
 		return true
 	}
 	return c.read() > 0
+}
+
+// readIdle waits for the next request. On a netpoller socket it holds no
+// buffer, writer or parser meanwhile (an idle keep-alive connection costs
+// its goroutine and little else): the read buffer is taken from the pool
+// inside the raw read callback and given back when the socket has nothing.
+// The syscalls are those of a plain Read: read, EAGAIN, wait, read.
+func (c *Conn) readIdle() int {
+	if c.rc == nil {
+		return c.read()
+	}
+	c.releaseBuffers()
+	c.releaseParser()
+	if c.rawRead == nil {
+		c.rawRead = c.rawReadOnce // one allocation per connection, not per wait
+	}
+	c.rawN, c.rawErr = 0, nil
+	err := c.rc.Read(c.rawRead)
+	if err != nil || c.rawErr != nil || c.rawN <= 0 {
+		return 0
+	}
+	c.r, c.w = 0, c.rawN
+	return c.rawN
+}
+
+// rawReadOnce is readIdle's syscall.RawConn callback.
+func (c *Conn) rawReadOnce(fd uintptr) bool {
+	if c.buf == nil {
+		c.acquireReadBuf()
+	}
+	for {
+		c.rawN, c.rawErr = syscall.Read(int(fd), c.buf)
+		if c.rawErr != syscall.EINTR {
+			break
+		}
+	}
+	if c.rawErr == syscall.EAGAIN {
+		c.releaseBuffers()
+		return false // wait for readability, then call again
+	}
+	return true
+}
+
+func (c *Conn) acquireReadBuf() {
+	c.bufp = readBufPool.Get().(*[]byte)
+	c.buf = *c.bufp
 }
 
 // fillBody reads more body bytes; every read must make progress within
@@ -229,6 +300,9 @@ func deadline(d time.Duration) time.Time {
 // error: the connection is done). The buffer grows only while a head is
 // incomplete; the head scanner's limits bound it.
 func (c *Conn) read() int {
+	if c.buf == nil {
+		c.acquireReadBuf()
+	}
 	if c.r == c.w {
 		c.r, c.w = 0, 0
 	}
@@ -270,7 +344,10 @@ func (c *Conn) serveRequest() bool {
 	w := NewResponse(req, c.bw, keep, c.p.ExpectContinue())
 	defer w.Release()
 	w.stopping = &c.stopping
-	w.hijack = c.hijack
+	if c.hijackFn == nil {
+		c.hijackFn = c.hijack // a method value allocates: once per connection
+	}
+	w.hijack = c.hijackFn
 	var body *bodyReader
 	if req.Body == nil {
 		body = &bodyReader{c: c, w: w, req: req}
@@ -452,11 +529,8 @@ func (c *Conn) shutdown() State {
 	c.flush()
 	_ = c.Close()
 	c.releaseBuffers()
-	if c.p != nil {
-		c.p.reset()
-		parserPool.Put(c.p)
-		c.p = nil
-	}
+	c.releaseParser()
+	c.done = true
 	return StateClosed
 }
 
