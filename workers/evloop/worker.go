@@ -185,6 +185,10 @@ func (s *server) serve(ctx context.Context) error {
 	s.startRegistered()
 	s.log.Info("evloop serving", "loops", s.loops, "threads", s.cfg.Threads,
 		"listeners", len(s.slots), "mode", s.mode())
+	if s.cfg.Threads == 1 {
+		s.log.Warn("evloop: threads=1 runs every handler on a pool of one goroutine; " +
+			"use threads=0 for handlers inline on the loops, or a larger pool for handlers that wait")
+	}
 	s.env.Ready()
 	select {
 	case <-ctx.Done():
