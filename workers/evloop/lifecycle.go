@@ -117,7 +117,7 @@ func reusePortSlots(binds []string) []int {
 }
 
 func sockPort(fd int) int {
-	switch a := must(unix.Getsockname(fd)).(type) {
+	switch a := sockaddrOrNil(unix.Getsockname(fd)).(type) {
 	case *unix.SockaddrInet4:
 		return a.Port
 	case *unix.SockaddrInet6:
@@ -126,7 +126,8 @@ func sockPort(fd int) int {
 	return -1
 }
 
-func must(sa unix.Sockaddr, err error) unix.Sockaddr {
+// sockaddrOrNil drops a getsockname error: callers treat nil as "no match".
+func sockaddrOrNil(sa unix.Sockaddr, err error) unix.Sockaddr {
 	if err != nil {
 		return nil
 	}
