@@ -15,15 +15,22 @@ import (
 // serveNative serves with the shared HTTP/1.1 engine (package h1), one
 // goroutine per connection reading through Go's netpoller: the same parser
 // and semantics as every other class. worker_connections caps open
-// connections (netListeners' semaphore), the ticker beats. Graceful stop:
-// stop accepting, idle keep-alive connections close at once, busy ones
-// finish their request with Connection: close; connections still open
-// after graceful_timeout are closed.
+// connections (a semaphore taken before Accept), the ticker beats.
+// Graceful stop: stop accepting, idle keep-alive connections close at once,
+// busy ones finish their request with Connection: close; connections still
+// open after graceful_timeout are closed.
 func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 	cfg := env.Config
-	lns, err := netListeners(env.Listeners, cfg.WorkerConnections)
+	// The cap is enforced here, not by netListeners' wrapping listener: the
+	// engine needs the bare *net.TCPConn to wait on idle connections
+	// without holding buffers.
+	lns, err := netListeners(env.Listeners, 0)
 	if err != nil {
 		return err
+	}
+	var slots chan struct{}
+	if cfg.WorkerConnections > 0 {
+		slots = make(chan struct{}, cfg.WorkerConnections) // shared: the cap is per worker
 	}
 	srv := &h1.Server{Handler: env.Handler, Config: cfg, Log: env.Log, WatchClient: true}
 	// stop ends accepting and tells every connection to wind down: the
@@ -33,7 +40,7 @@ func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 	conns := &connSet{m: map[*h1.Conn]struct{}{}}
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
-		go func() { errc <- acceptNative(stopCtx, ln, srv, conns, env) }()
+		go func() { errc <- acceptNative(stopCtx, ln, srv, conns, slots, env) }()
 	}
 	stopBeat := beatLoop(env.Beat)
 	defer stopBeat()
@@ -67,11 +74,26 @@ func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 // acceptNative accepts until ln is closed; every connection gets its own
 // goroutine running the engine. Temporary accept errors (EMFILE...) back
 // off instead of spinning or failing the worker.
-func acceptNative(ctx context.Context, ln net.Listener, srv *h1.Server, conns *connSet, env *workers.Env) error {
+func acceptNative(ctx context.Context, ln net.Listener, srv *h1.Server, conns *connSet, slots chan struct{}, env *workers.Env) error {
 	var backoff time.Duration
+	release := func() {
+		if slots != nil {
+			<-slots
+		}
+	}
 	for {
+		// Wait for a free slot before accepting: excess connections stay
+		// in the kernel's backlog, where a sibling worker may take them.
+		if slots != nil {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
 		nc, err := ln.Accept()
 		if err != nil {
+			release()
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
@@ -88,6 +110,7 @@ func acceptNative(ctx context.Context, ln net.Listener, srv *h1.Server, conns *c
 		c := srv.NewConn(nc)
 		conns.add(c)
 		go func() {
+			defer release()
 			defer conns.done(c)
 			c.Serve(ctx, false)
 		}()
