@@ -29,4 +29,5 @@ func TestH1Probe(t *testing.T) {
 	}
 	in := workerstest.Start(t, "evloop", workerstest.Options{Config: func(c *config.Config) { c.Threads = 0 }})
 	workerstest.H1Probe(t, in.Addr, false)
+	workerstest.H1Probe(t, in.Addr, true)
 }
