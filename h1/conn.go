@@ -160,6 +160,7 @@ func (c *Conn) Serve(ctx context.Context, park bool) State {
 					return c.shutdown()
 				}
 				c.releaseBuffers()
+				c.releaseParser()
 				return StateIdle
 			}
 		}
