@@ -554,6 +554,24 @@ func TestGracefulStop(t *testing.T) {
 			if threads > 0 {
 				idle.expectEOF() // with threads=0 the blocked loop may own it
 			}
+			// Stopped accepting: the gnet slot no longer holds the shared
+			// socket, and a new connection stays in the shared accept
+			// queue for a sibling (here: the test takes it itself).
+			shared := hs.s.env.Listeners[0].FD
+			want, _ := sockName(shared)
+			waitFor(t, "the slot parked", func() bool {
+				got, _ := sockName(hs.s.slots[0])
+				return got != want
+			})
+			late := dial(t, hs.addrs[0])
+			late.send(get("/late"))
+			var nfd int
+			waitFor(t, "the late connection in the shared queue", func() bool {
+				var err error
+				nfd, _, err = unix.Accept(shared)
+				return err == nil
+			})
+			_ = unix.Close(nfd)
 			close(release)
 			r := busy.read()
 			if body(r) != "block" || !r.Close {
