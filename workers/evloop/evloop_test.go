@@ -715,3 +715,26 @@ func TestCheckConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestTimeout: h1's request_timeout answers 503 through either sink
+// (the loop's buffer inline, AsyncWrite on the pool) and the connection
+// closes.
+func TestRequestTimeout(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	})
+	for _, threads := range []int{0, 2} {
+		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Threads = threads
+			cfg.RequestTimeout = 100 * time.Millisecond
+			hs := startServer(t, cfg, h)
+			c := dial(t, hs.addrs[0])
+			c.send(get("/slow"))
+			if r := c.read(); r.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("status %d, want 503", r.StatusCode)
+			}
+			c.expectEOF()
+		})
+	}
+}
