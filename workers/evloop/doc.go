@@ -144,9 +144,10 @@
 //   - An accept error other than EAGAIN/EINTR/ECONNABORTED (EMFILE) makes
 //     gnet's acceptor stop the engine; Serve then returns an error and the
 //     arbiter respawns the worker.
-//   - request_timeout cannot preempt an inline handler that blocks its loop
-//     (h1 answers 503 once the handler returns); use threads > 0 for such
-//     handlers.
+//   - request_timeout answers 503 at the deadline (h1's timer writes it
+//     through the loop's buffer while the handler holds the loop) but
+//     cannot unblock an inline handler that ignores its context: the loop
+//     stays stuck until it returns. Use threads > 0 for such handlers.
 //   - In reuse_port mode, connections still in a parked socket's own accept
 //     queue are reset (unless net.ipv4.tcp_migrate_req is set).
 //   - gnet closes a connection as soon as a read returns EOF, so a client
