@@ -9,11 +9,17 @@ import (
 	"testing"
 )
 
+// AllowEarlyClose is the h1probe flag for classes that close after every
+// response (sync): a pipelined case then passes with fewer responses when
+// the last one said Connection: close.
+const AllowEarlyClose = "--allow-early-close"
+
 // H1Probe runs ../shared/h1probe/h1probe.py (relative to the module root)
 // against addr and fails the test unless every case passes. strict judges
-// the RFC's "either" cases by gunicorn's stricter choice. It skips when
-// python3 or the probe is missing, and in -short mode.
-func H1Probe(t *testing.T, addr string, strict bool) {
+// the RFC's "either" cases by gunicorn's stricter choice; extra flags are
+// passed on (e.g. AllowEarlyClose). It skips when python3 or the probe is
+// missing, and in -short mode.
+func H1Probe(t *testing.T, addr string, strict bool, extra ...string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("h1probe skipped in -short mode")
@@ -34,6 +40,7 @@ func H1Probe(t *testing.T, addr string, strict bool) {
 	if strict {
 		args = append(args, "--strict")
 	}
+	args = append(args, extra...)
 	out, err := exec.Command(py, args...).CombinedOutput()
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	summary := lines[len(lines)-1]
