@@ -354,7 +354,7 @@ func (hc *hconn) feed() gnet.Action {
 		}
 	}
 	if hc.phase != phBusy {
-		hc.body = nil
+		hc.body, hc.carry = nil, nil // an idle connection keeps no body buffer
 	}
 	return gnet.None
 }
