@@ -84,19 +84,11 @@ func (s *Server) NewConn(nc net.Conn) *Conn {
 	return c
 }
 
-func (c *Conn) acquireParser() {
-	if p, ok := parserPool.Get().(*Parser); ok {
-		p.lim = limitsFrom(c.srv.config())
-		c.p = p
-	} else {
-		c.p = c.srv.NewParser()
-	}
-}
+func (c *Conn) acquireParser() { c.p = c.srv.NewParser() }
 
 func (c *Conn) releaseParser() {
 	if c.p != nil {
-		c.p.reset()
-		parserPool.Put(c.p)
+		c.p.Release()
 		c.p = nil
 	}
 }

@@ -43,7 +43,7 @@
 // never buffers input: the caller owns the inbound bytes (gnet's Peek /
 // Discard fit exactly). Per connection:
 //
-//	p := srv.NewParser()
+//	p := srv.NewParser() // pooled; p.Release() while idle, NewParser again on traffic
 //	// in OnTraffic, with buf = every unconsumed inbound byte:
 //	for {
 //		ev, n, data, err := p.Next(buf, 0) // max 0: no limit on Body size

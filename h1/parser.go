@@ -66,11 +66,25 @@ type Parser struct {
 	skipped bool
 }
 
-// NewParser returns a parser enforcing the server's limits.
+// NewParser returns a parser enforcing the server's limits (from a pool:
+// see Release).
 func (s *Server) NewParser() *Parser {
+	if p, ok := parserPool.Get().(*Parser); ok {
+		p.lim = limitsFrom(s.config())
+		return p
+	}
 	p := &Parser{lim: limitsFrom(s.config())}
 	p.h.fields = make([]field, 0, 32)
 	return p
+}
+
+// Release returns the parser to a pool; it must not be used afterwards.
+// A connection that is idle between requests (Next returned NeedMore with
+// nothing buffered) may release its parser and take a new one from
+// NewParser when bytes arrive: the parser keeps no state between requests.
+func (p *Parser) Release() {
+	p.reset()
+	parserPool.Put(p)
 }
 
 func limitsFrom(cfg *config.Config) limits {
