@@ -11,7 +11,9 @@
 // from nothing else: a request that runs longer than --timeout stops the
 // beats and the arbiter kills and replaces the worker, as gunicorn does.
 // That is the class's contract, not a defect: use threaded, evloop or
-// goroutine for slow requests.
+// goroutine for slow requests. For the same reason the engine's client
+// watch (h1.Server.WatchClient, a background read on another thread) is
+// off: a handler's context is not cancelled when its client goes away.
 //
 // The package clause is sync to match the class name; the standard
 // library's sync is imported as stdsync where needed.

@@ -28,12 +28,21 @@ type conn struct {
 // idleList holds parked connections in the order they were parked, which
 // with one timeout per list is also the order they expire in.
 type idleList struct {
-	timeout    time.Duration // <= 0: never expires (not listed)
+	timeout    time.Duration // <= 0: never expires
 	head, tail *conn
+	n          int
 }
 
+// never stands for "no idle limit" (header_timeout or keepalive 0).
+const never = 100 * 365 * 24 * time.Hour
+
 func (l *idleList) push(c *conn, now time.Time) {
-	c.expires, c.list = now.Add(l.timeout), l
+	d := l.timeout
+	if d <= 0 {
+		d = never
+	}
+	l.n++
+	c.expires, c.list = now.Add(d), l
 	c.prev, c.next = l.tail, nil
 	if l.tail != nil {
 		l.tail.next = c
@@ -48,6 +57,7 @@ func (l *idleList) remove(c *conn) {
 	if l == nil {
 		return
 	}
+	l.n--
 	if c.prev != nil {
 		c.prev.next = c.next
 	} else {
@@ -86,9 +96,7 @@ func (p *poller) park(c *conn, l *idleList) bool {
 		return false
 	}
 	c.parked = true
-	if l.timeout > 0 {
-		l.push(c, time.Now())
-	}
+	l.push(c, time.Now())
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(c.fd), Pad: c.gen}
 	op := unix.EPOLL_CTL_MOD
 	if !c.registered {

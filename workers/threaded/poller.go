@@ -34,9 +34,10 @@ type poller struct {
 	queue       chan *conn    // readable connections waiting for a thread
 	threadsDone chan struct{} // closed when every thread has returned
 
-	listening bool      // listeners are in the epoll set
-	pauseTo   time.Time // accepting paused (out of descriptors) until then
-	stopped   bool      // stop has run
+	listening   bool      // listeners are in the epoll set
+	pauseTo     time.Time // accepting paused (out of descriptors) until then
+	stopped     bool      // stop has run
+	queueClosed bool
 
 	mu       stdsync.Mutex
 	conns    map[int]*conn // open connections by fd
@@ -104,9 +105,10 @@ func (p *poller) run(ctx context.Context) error {
 			}
 		}
 		p.sweep(time.Now())
-		if ctx.Err() != nil && !p.stopped {
+		if ctx.Err() != nil {
 			p.stop()
 		}
+		p.drained()
 		if p.stopped {
 			select {
 			case <-p.threadsDone:
@@ -218,7 +220,7 @@ func (p *poller) readable(fd int, gen int32, events uint32) {
 // (parked, queued or on a thread), so the queue cannot be full.
 func (p *poller) enqueue(c *conn) { p.queue <- c }
 
-// sweep closes parked connections whose idle time is up.
+// sweep closes parked connections whose idle time is up at now.
 func (p *poller) sweep(now time.Time) {
 	var expired []*conn
 	p.mu.Lock()
@@ -235,38 +237,93 @@ func (p *poller) sweep(now time.Time) {
 	}
 }
 
-// stop begins the graceful stop: no more accepting, parked connections
-// closed, queue closed (threads finish what is queued and in progress).
+// firstRequestGrace is how long, during a graceful stop, a connection that
+// was accepted but has not sent its first request yet may still send it.
+// Its client most likely sent it already (it is in flight), and closing it
+// would fail a request the client cannot tell was never seen. The engine
+// gives a fresh connection on a thread the same grace.
+const firstRequestGrace = time.Second
+
+// stop begins the graceful stop: no more accepting; parked connections
+// whose next request already arrived go to the threads, idle kept-alive
+// ones are closed, fresh ones get firstRequestGrace to send their first
+// request. The queue closes (and the threads finish) once nothing is
+// parked any more: see drained.
 func (p *poller) stop() {
 	if p.stopped {
 		return
 	}
 	p.stopped = true
 	_ = p.listen(false)
-	var parked []*conn
+	grace := time.Now().Add(firstRequestGrace)
+	var ready, idle []*conn
 	p.mu.Lock()
 	p.stopping = true
-	for _, c := range p.conns {
-		if c.parked {
-			c.list.remove(c)
-			parked = append(parked, p.dropLocked(c))
+	for c := p.kept.head; c != nil; {
+		next := c.next
+		p.kept.remove(c)
+		if requestWaiting(c.fd) {
+			c.parked = false
+			ready = append(ready, c)
+		} else {
+			idle = append(idle, p.dropLocked(c))
 		}
+		c = next
+	}
+	for c := p.fresh.head; c != nil; c = c.next {
+		c.expires = minTime(c.expires, grace) // the list stays in expiry order
 	}
 	p.mu.Unlock()
-	for _, c := range parked {
+	for _, c := range idle {
 		_ = c.hc.Close()
 	}
-	// Only the poller sends on the queue, and with the listeners gone and
-	// no connection parked it has nothing left to send.
-	close(p.queue)
+	for _, c := range ready {
+		p.enqueue(c)
+	}
+	p.drained()
+}
+
+// drained closes the queue once stopping and nothing is parked: only the
+// poller sends on the queue, and with the listeners gone and no connection
+// parked it has nothing left to send. The threads then finish what is
+// queued and return.
+func (p *poller) drained() {
+	if !p.stopped || p.queueClosed {
+		return
+	}
+	p.mu.Lock()
+	parked := p.fresh.n + p.kept.n
+	p.mu.Unlock()
+	if parked == 0 {
+		close(p.queue)
+		p.queueClosed = true
+	}
+}
+
+// abandon closes every parked connection at once and closes the queue: the
+// stop after a fatal poller error, when no loop is left to sweep.
+func (p *poller) abandon() {
+	p.stop()
+	p.sweep(time.Now().Add(2 * never))
+	p.drained()
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func (p *poller) wantListen() bool {
 	return !p.stopped && p.openConns() < p.maxConns && !time.Now().Before(p.pauseTo)
 }
 
-// listen adds the listeners to the epoll set or removes them. EPOLLEXCLUSIVE
-// wakes one waiting worker per connection instead of the whole herd.
+// listen adds the listeners to the epoll set or removes them. Not with
+// EPOLLEXCLUSIVE: the kernel then wakes the first idle instance in the
+// listener's wait queue, always the same worker while load is light, so
+// one worker would take every connection. Waking every idle worker (the
+// herd; the loser gets EAGAIN) spreads connections as gunicorn's do.
 func (p *poller) listen(on bool) error {
 	if on == p.listening {
 		return nil
@@ -274,7 +331,7 @@ func (p *poller) listen(on bool) error {
 	for fd, l := range p.listeners {
 		var err error
 		if on {
-			ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(fd)}
+			ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
 			err = unix.EpollCtl(p.ep, unix.EPOLL_CTL_ADD, fd, &ev)
 		} else {
 			err = unix.EpollCtl(p.ep, unix.EPOLL_CTL_DEL, fd, nil)

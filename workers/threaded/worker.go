@@ -21,6 +21,10 @@
 // holds newcomers) until one closes. A request longer than --timeout does
 // not stop the heartbeat (the poller still runs): as in gunicorn's gthread,
 // --timeout here polices a wedged worker, not a slow request.
+//
+// The engine's client watch (h1.Server.WatchClient) is off: it would block
+// one more OS thread per long request, beyond the fixed pool, so a
+// handler's context is not cancelled when its client goes away.
 package threaded
 
 import (
@@ -99,7 +103,7 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	err = p.run(ctx)
 	if err != nil {
 		cancel()
-		p.stop()
+		p.abandon()
 		<-p.threadsDone
 	}
 	return err

@@ -175,3 +175,24 @@ func TestCheckConfig(t *testing.T) {
 		}
 	}
 }
+
+// A connection accepted just before a graceful stop, whose request is
+// still in flight, is served (with Connection: close) instead of dropped;
+// one that never sends anything is closed after the grace and does not
+// hold up the stop.
+func TestGracefulStopServesFreshConnection(t *testing.T) {
+	addr, _, run := start(t, nil, func(c *config.Config) { c.HeaderTimeout = time.Hour })
+	late, silent := dialKept(t, addr), dialKept(t, addr)
+	for _, k := range []*keptConn{late, silent} {
+		fdpolltest.Eventually(t, 10*time.Second, "the worker to accept", func() bool { return fdpolltest.Accepted(t, k.c) })
+	}
+	run.Cancel()
+	resp, body := fdpolltest.Do(t, late.c, late.br, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp == nil || resp.StatusCode != 200 || body != "ok" || !resp.Close {
+		t.Fatalf("request sent just after the stop began: %v %q, want 200 ok with Connection: close", resp, body)
+	}
+	silent.expectClosed(t)
+	if err, ok := run.WaitTimeout(10 * time.Second); !ok || err != nil {
+		t.Fatalf("Serve = %v (returned=%v), want nil", err, ok)
+	}
+}
