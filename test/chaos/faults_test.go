@@ -189,8 +189,8 @@ func TestKillWorkerStorm(t *testing.T) {
 			if i == 5 {
 				break
 			}
-			t.Errorf("failure not on a killed worker: %s (pid %d, %v..%v): %v", errKind(r), r.pid,
-				r.start.Format("15:04:05.000"), r.end.Format("15:04:05.000"), r.err)
+			t.Errorf("failure not on a killed worker: %s (pid %d, %v..%v UTC): %v", errKind(r), r.pid,
+				r.start.UTC().Format("15:04:05.000"), r.end.UTC().Format("15:04:05.000"), r.err)
 		}
 		if f := retry.failed.Load(); f != 0 {
 			t.Errorf("client retrying once: %d failed requests, want 0", f)
@@ -228,11 +228,31 @@ func TestHUPStorm(t *testing.T) {
 			if f := st.failed.Load(); f != 0 {
 				t.Errorf("%d failed requests across HUPs, want 0: %v", f, st)
 			}
+			logFailures(t, st, 5)
 		}
 		if _, ok := waitWorkers(s.Pid(), 2, 30*time.Second); !ok {
 			t.Errorf("worker count after HUPs: %v, want 2", workers(s.Pid()))
 		}
 	})
+}
+
+// logFailures logs up to n failed attempts with UTC times that match the
+// server log's, and whether the connection was fresh.
+func logFailures(t *testing.T, st *loadStats, n int) {
+	t.Helper()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for i, r := range st.failures {
+		if i == n {
+			break
+		}
+		conn := "fresh connection"
+		if r.reused {
+			conn = "kept-alive connection"
+		}
+		t.Logf("  failed: %s on a %s, %s..%s UTC: %v", errKind(r), conn,
+			r.start.UTC().Format("15:04:05.000"), r.end.UTC().Format("15:04:05.000"), r.err)
+	}
 }
 
 // TestTTINTTOUStorm: 20 mixed TTIN/TTOU in 2 s under load; a client that

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strings"
 	stdsync "sync"
 	"testing"
 	"time"
@@ -126,7 +127,8 @@ func TestFDExhaustion(t *testing.T) {
 		}
 		for _, p := range pids {
 			if !procAlive(p) {
-				t.Errorf("worker %d died while descriptors were exhausted (it should back off, not exit)", p)
+				t.Errorf("worker %d died while descriptors were exhausted (it should back off, not exit): %s",
+					p, strings.Join(logLines(s.Log(), fmt.Sprintf("pid=%d ", p), "level=ERROR"), " | "))
 			}
 		}
 		if class != "sync" && total == 0 {
@@ -147,6 +149,21 @@ func TestFDExhaustion(t *testing.T) {
 			t.Errorf("no recovery after the connections closed: %s: %v", errKind(r), r.err)
 		}
 	})
+}
+
+// logLines returns the log lines that contain every one of subs.
+func logLines(log string, subs ...string) []string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		ok := true
+		for _, sub := range subs {
+			ok = ok && strings.Contains(l, sub)
+		}
+		if ok {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // TestIdleKeepAliveMemory: RSS per idle keep-alive connection, from the
