@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -158,6 +159,7 @@ func startPinned(cpus cpuList, cmd *exec.Cmd) (<-chan error, error) {
 			started <- err
 			return
 		}
+		setAutogroupNice(cmd.Process.Pid)
 		started <- nil
 		done <- cmd.Wait()
 	}()
@@ -167,11 +169,20 @@ func startPinned(cpus cpuList, cmd *exec.Cmd) (<-chan error, error) {
 	return done, nil
 }
 
+// childNice is the nice value given to every server and wrk session (see
+// startPinned); 0 leaves priorities alone.
+var childNice int
+
 // setNice gives every thread of this process the nice value n (Linux nice
-// is per thread); servers and wrk forked later inherit it. A negative
-// value (root only) lets the measured processes win the CPU from whatever
-// else runs on a shared machine.
+// is per thread), and so to the servers and wrk forked later. With
+// autogroup scheduling (sched_autogroup_enabled) nice only ranks threads
+// inside one session, so each child also gets its own session (Setsid) and
+// that session's autogroup the same nice value; the runner's own autogroup
+// too. A negative value (root only) lets the measured processes win the
+// CPU from whatever else runs on a shared machine.
 func setNice(n int) error {
+	childNice = n
+	setAutogroupNice(os.Getpid())
 	ents, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		return fmt.Errorf("bench: list own threads: %w", err)
@@ -186,4 +197,18 @@ func setNice(n int) error {
 		}
 	}
 	return nil
+}
+
+// setAutogroupNice applies childNice to pid's scheduling autogroup, when
+// the kernel has autogroups and a nice value was asked for.
+func setAutogroupNice(pid int) {
+	if childNice != 0 {
+		_ = os.WriteFile(fmt.Sprintf("/proc/%d/autogroup", pid), []byte(strconv.Itoa(childNice)), 0)
+	}
+}
+
+// childAttr puts a child in its own session (so its own process group and
+// scheduling autogroup) and kills it if the thread that forked it dies.
+func childAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 }

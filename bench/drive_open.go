@@ -22,6 +22,7 @@ type openResult struct {
 	Errors     []string      `json:"errors,omitempty"` // distinct error texts, a few
 	CPU        time.Duration `json:"cpu"`              // server CPU during the run
 	Others     time.Duration `json:"others_cpu"`       // CPU other processes took on the server's CPUs
+	Elapsed    time.Duration `json:"elapsed"`          // wall time, including waiting for the last answers
 }
 
 // openMaxWorkers bounds the requests in flight: enough that arrivals stay on

@@ -68,7 +68,7 @@ func (d *wrkDriver) run(ctx context.Context, s loadSpec) (loadResult, error) {
 	cmd := exec.Command(d.bin, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	done, err := startPinned(d.cpus, cmd)
 	if err != nil {
 		return loadResult{}, fmt.Errorf("bench: start wrk: %w", err)

@@ -50,7 +50,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.classes, "classes", "all", "multiserve rows: all, none, or a list of sync,threaded,evloop,evloop-pool,goroutine")
 	fs.StringVar(&o.peers, "peers", "", "peer rows: all, none, or a list of nethttp,gnetbare,nginx,gunicorn-sync,gunicorn-gthread,gunicorn-gevent (default: all; with --quick: nethttp,gnetbare)")
 	fs.StringVar(&o.workloads, "workloads", "", "workloads: all or a list of hello,io,cpu,mixed,large,conn-per-request,slow-clients,idle (and custom with --path)")
-	fs.DurationVar(&dur, "duration", 0, "closed-loop time per concurrency level (default 3s; quick 1s)")
+	fs.DurationVar(&dur, "duration", 0, "closed-loop time per concurrency level (default 2s; quick 1s)")
 	fs.DurationVar(&openDur, "open-duration", -1, "open-loop (constant rate) run per workload; 0 disables (default = --duration)")
 	fs.StringVar(&conc, "concurrency", "", "closed-loop connection counts (default 16,64,256; quick 8,64)")
 	fs.IntVar(&o.workers, "workers", 1, "worker processes for every configuration (same CPU budget)")
@@ -91,7 +91,7 @@ func parseFlags(args []string) (options, error) {
 
 // applyDefaults fills what the flags left unset, by mode.
 func applyDefaults(o *options, dur, openDur, budget time.Duration) {
-	full := options{duration: 3 * time.Second, concurrency: []int{16, 64, 256}, slowK: 500, idleN: 10000, peers: "all"}
+	full := options{duration: 2 * time.Second, concurrency: []int{16, 64, 256}, slowK: 500, idleN: 10000, peers: "all"}
 	if o.quick {
 		full = options{duration: time.Second, concurrency: []int{8, 64}, slowK: 50, idleN: 500,
 			peers: "nethttp,gnetbare", budget: 100 * time.Second, openFor: []string{"hello"}}

@@ -38,7 +38,7 @@ func startServer(argv []string, env []string, dir string, cpus cpuList, addr, lo
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	waitc, err := startPinned(cpus, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("bench: start %s: %w", argv[0], err)

@@ -54,7 +54,7 @@ func (b *bench) writeHeader(w *strings.Builder) {
 	}
 	fmt.Fprintf(w, "| CPU split | %s |\n", b.split)
 	if b.opts.nice != 0 {
-		fmt.Fprintf(w, "| priority | runner, servers and wrk ran at nice %d |\n", b.opts.nice)
+		fmt.Fprintf(w, "| priority | runner, servers and wrk ran at nice %d, each in its own session and scheduling autogroup at that nice value |\n", b.opts.nice)
 	}
 	if b.loadStart != "" {
 		fmt.Fprintf(w, "| machine load | 1-minute load average %s at the start, %s at the end (other processes on this machine compete for both CPUs; more than ~2 means noisy numbers) |\n", b.loadStart, b.loadEnd)
@@ -464,7 +464,7 @@ func (b *bench) writeOpen(w *strings.Builder, ok []*result) string {
 			eff = float64(o.Requests) * o.Success / o.CPU.Seconds()
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %.1f %% | %s | %s | %s | %s | %s |\n", label(r), fmtNum(o.Sent), fmtNum(o.Throughput),
-			100*o.Success, fmtDur(o.P50), fmtDur(o.P99), fmtDur(o.Max), fmtNum(eff), busyOf(o.CPU, o.Others, b.opts.openDuration))
+			100*o.Success, fmtDur(o.P50), fmtDur(o.P99), fmtDur(o.Max), fmtNum(eff), busyOf(o.CPU, o.Others, o.Elapsed))
 	}
 	w.WriteString("\n")
 	classes, _ := classesOf(open)

@@ -443,21 +443,21 @@ const warmup = 300 * time.Millisecond
 
 // charge runs f and returns the server's CPU time during it, and the CPU
 // time other processes took on the server's CPUs meanwhile.
-func (b *bench) charge(srv *serverProc, f func()) (cpu, others time.Duration) {
-	cpu0, busy0 := treeCPU(srv.pid), cpuBusy(b.split.server)
+func (b *bench) charge(srv *serverProc, f func()) (cpu, others, elapsed time.Duration) {
+	cpu0, busy0, t0 := treeCPU(srv.pid), cpuBusy(b.split.server), time.Now()
 	f()
-	cpu, busy := treeCPU(srv.pid)-cpu0, cpuBusy(b.split.server)-busy0
+	cpu, busy, elapsed := treeCPU(srv.pid)-cpu0, cpuBusy(b.split.server)-busy0, time.Since(t0)
 	if b.split.pinned() && busy > cpu {
 		others = busy - cpu
 	}
-	return cpu, others
+	return cpu, others, elapsed
 }
 
 // measure runs one closed-loop load and charges it the server's CPU.
 func (b *bench) measure(ctx context.Context, srv *serverProc, s loadSpec) (point, error) {
 	var lr loadResult
 	var err error
-	cpu, others := b.charge(srv, func() { lr, err = b.driver.run(ctx, s) })
+	cpu, others, _ := b.charge(srv, func() { lr, err = b.driver.run(ctx, s) })
 	p := point{Concurrency: s.concurrency, loadResult: lr, CPU: cpu, Others: others}
 	if cpu > 0 {
 		p.ReqPerCPU = float64(lr.Requests) / cpu.Seconds()
@@ -487,8 +487,8 @@ func (b *bench) measureClosed(ctx context.Context, wl *workload, t *target, srv 
 		rate = b.opts.rate
 	}
 	var o openResult
-	cpu, others := b.charge(srv, func() { o = runOpen(ctx, b.spec(srv, wl, 0, b.opts.openDuration), rate) })
-	o.CPU, o.Others = cpu, others
+	cpu, others, elapsed := b.charge(srv, func() { o = runOpen(ctx, b.spec(srv, wl, 0, b.opts.openDuration), rate) })
+	o.CPU, o.Others, o.Elapsed = cpu, others, elapsed
 	r.Open = &o
 	b.logf("[%2d/%d] %-16s %-16s open %d/s: %.0f ok/s, success %.1f%%, p50 %s, p99 %s", b.step, b.cost, wl.name, t.name,
 		rate, o.Throughput, 100*o.Success, fmtDur(o.P50), fmtDur(o.P99))
