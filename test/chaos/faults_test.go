@@ -131,6 +131,18 @@ func (k *killer) latencies(log string) (all, immediate []time.Duration) {
 	return all, immediate
 }
 
+// maxRespawnIn is the longest respawn_in the arbiter logged for a
+// SIGKILLed worker.
+func maxRespawnIn(log string) time.Duration {
+	var longest time.Duration
+	for _, m := range respawnInRE.FindAllStringSubmatch(log, -1) {
+		if d, err := time.ParseDuration(m[2]); err == nil {
+			longest = max(longest, d)
+		}
+	}
+	return longest
+}
+
 // explained says whether a failed request can be blamed on a kill: its
 // connection's worker was killed, or a kill happened while it was in
 // flight (a fresh connection's worker is unknown until it answers).
@@ -185,6 +197,10 @@ func TestKillWorkerStorm(t *testing.T) {
 			cs.respawn = append(cs.respawn, all...)
 			cs.respawnNow = append(cs.respawnNow, immediate...)
 		})
+		if len(unexplained) > 0 {
+			t.Errorf("%d failures not on a killed worker; the arbiter's longest respawn back-off in the storm was %v (while every slot backs off, no worker serves)",
+				len(unexplained), maxRespawnIn(s.Log()))
+		}
 		for i, r := range unexplained {
 			if i == 5 {
 				break
