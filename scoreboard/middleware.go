@@ -1,0 +1,141 @@
+package scoreboard
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/workers"
+)
+
+// Install registers the scoreboard middleware with workers.Use, so every
+// worker of every class maps its slot after its application loaded and
+// reports each request. Call it once, before workers.Main.
+func Install() {
+	workers.Use(func(h http.Handler, _ *config.Config) (http.Handler, error) {
+		s, err := Attach()
+		if err != nil {
+			return nil, err
+		}
+		return Middleware(h, s), nil
+	}, nil)
+}
+
+// Middleware reports each request served by next into slot s: state,
+// in flight, the request block, then status class, bytes and latency.
+// With the zero Slot it returns next unchanged.
+func Middleware(next http.Handler, s Slot) http.Handler {
+	if s.w == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.Begin(r.Method, r.URL.Path, r.RemoteAddr, QueueTime(r, time.Now()))
+		rec := &recorder{ResponseWriter: w}
+		finished := false
+		defer func() {
+			// Also runs while a panic unwinds (the engine owns the recovery
+			// and answers 500); the panic is not recovered here.
+			status := rec.status
+			switch {
+			case !finished && status == 0:
+				status = http.StatusInternalServerError
+			case status == 0:
+				status = http.StatusOK
+			}
+			s.End(start, status, rec.bytes)
+		}()
+		next.ServeHTTP(rec, r)
+		finished = true
+	})
+}
+
+// QueueTime is how long the request waited before its handler ran, from
+// an X-Request-Start header set by a proxy in front (nginx/Heroku style:
+// "t=<µs or ms or s since the epoch>", or the bare number). Without the
+// header it is 0: the worker cannot know when the kernel queued the
+// connection.
+func QueueTime(r *http.Request, now time.Time) time.Duration {
+	v := r.Header.Get("X-Request-Start")
+	if v == "" {
+		return 0
+	}
+	v = strings.TrimPrefix(v, "t=")
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 {
+		return 0
+	}
+	var t time.Time
+	switch {
+	case f > 1e15: // microseconds
+		t = time.UnixMicro(int64(f))
+	case f > 1e12: // milliseconds
+		t = time.UnixMilli(int64(f))
+	default: // seconds, possibly fractional
+		t = time.Unix(0, int64(f*1e9))
+	}
+	if d := now.Sub(t); d > 0 {
+		return d
+	}
+	return 0
+}
+
+// recorder notes the final status and body bytes, and passes Flush,
+// Hijack and ReaderFrom through via Unwrap (http.ResponseController).
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *recorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Hijack passes through (WebSocket upgrades and the like).
+func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// ReadFrom keeps sendfile for static files when the engine has it.
+func (w *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(writerOnly{w.ResponseWriter}, src)
+	}
+	w.bytes += n
+	return n, err
+}
+
+// writerOnly hides ReadFrom so io.Copy does not loop back into it.
+type writerOnly struct{ io.Writer }
+
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,256 @@
+package scoreboard
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func newBoard(t testing.TB, n int) *Board {
+	t.Helper()
+	b, err := Create(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestAssignRetireTotals(t *testing.T) {
+	b := newBoard(t, 4)
+	idx, ok := b.Assign(0)
+	if !ok || idx != 0 {
+		t.Fatalf("Assign = %d %v", idx, ok)
+	}
+	b.SetPID(idx, 42)
+	s := b.Slot(idx)
+	if in := s.Info(); in.State != StateBooting || in.PID != 42 {
+		t.Fatalf("after Assign: %+v", in)
+	}
+	s.Started(42)
+	st := s.Begin("GET", "/a", "1.2.3.4:5", 3*time.Millisecond)
+	if in := s.Info(); in.State != StateHandling || in.InFlight != 1 || in.Current.Path != "/a" || in.Current.Client != "1.2.3.4:5" {
+		t.Fatalf("in flight: %+v", in)
+	}
+	s.End(st, 404, 10)
+	if in := s.Info(); in.State != StateIdle || in.InFlight != 0 || in.Requests != 1 || in.Bytes != 10 {
+		t.Fatalf("after End: %+v", in)
+	}
+	live := map[int]Owner{idx: {PID: 42, Class: "sync"}}
+	if c := b.Totals(live)["sync"]; c.Requests != 1 || c.Status[3] != 1 || c.QCount != 1 || sum(c.LatBuckets[:]) != 1 {
+		t.Fatalf("totals: %+v", c)
+	}
+	b.Retire(idx, "sync")
+	if in := b.Slot(idx).Info(); in.PID != 0 || in.Requests != 0 {
+		t.Fatalf("retired slot not empty: %+v", in)
+	}
+	// Counted once: live map still naming the slot must not double count.
+	if c := b.Totals(live)["sync"]; c.Requests != 1 {
+		t.Fatalf("after retire: %d requests", c.Requests)
+	}
+	for i := 0; i < 4; i++ {
+		if _, ok := b.Assign(0); !ok {
+			t.Fatalf("slot %d not free", i)
+		}
+	}
+	if _, ok := b.Assign(0); ok {
+		t.Fatal("Assign beyond capacity")
+	}
+}
+
+func sum(xs []uint64) (n uint64) {
+	for _, x := range xs {
+		n += x
+	}
+	return n
+}
+
+func TestLongStringsTruncated(t *testing.T) {
+	b := newBoard(t, 1)
+	s := b.Slot(0)
+	long := "/" + strings.Repeat("x", 200)
+	s.Begin("PROPFINDVERYLONGMETHOD", long, "c", 0)
+	r := s.Current()
+	if r.Path != long[:pathLen] || r.Method != "PROPFINDVERYLONG" {
+		t.Fatalf("got %q %q", r.Method, r.Path)
+	}
+}
+
+// TestSeqlockNoTornReads: concurrent writers of different request blocks;
+// a reader only ever sees a method/path pair that was written together.
+func TestSeqlockNoTornReads(t *testing.T) {
+	b := newBoard(t, 1)
+	s := b.Slot(0)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				m := fmt.Sprintf("M%d", i%7)
+				st := s.Begin(m, "/p/"+m+strings.Repeat("z", i%40), "c"+m, 0)
+				s.End(st, 200, 1)
+			}
+		}()
+	}
+	for i := 0; i < 20000; i++ {
+		r := s.Current()
+		if r.Method == "" {
+			continue
+		}
+		if !strings.HasPrefix(r.Path, "/p/"+r.Method) || r.Client != "c"+r.Method {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("torn read: %+v", r)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
+func TestMiddleware(t *testing.T) {
+	b := newBoard(t, 1)
+	s := b.Slot(0)
+	s.Started(os.Getpid())
+	h := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/panic":
+			panic("boom")
+		case "/teapot":
+			w.WriteHeader(418)
+		}
+		io.WriteString(w, "hello")
+	}), s)
+	for _, p := range []string{"/", "/teapot"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", p, nil))
+	}
+	func() {
+		defer func() { recover() }()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/panic", nil))
+	}()
+	c := s.Counters()
+	if c.Requests != 3 || c.Status[1] != 1 || c.Status[3] != 1 || c.Status[4] != 1 || c.Bytes != 10 {
+		t.Fatalf("counters: %+v", c)
+	}
+	if in := s.Info(); in.State != StateIdle || in.InFlight != 0 {
+		t.Fatalf("state after: %+v", in)
+	}
+}
+
+func TestQueueTime(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	for _, v := range []string{"t=1699999999900000", "1699999999900", "t=1699999999.9"} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("X-Request-Start", v)
+		if d := QueueTime(r, now); d < 99*time.Millisecond || d > 101*time.Millisecond {
+			t.Errorf("%s: %v", v, d)
+		}
+	}
+	if d := QueueTime(httptest.NewRequest("GET", "/", nil), now); d != 0 {
+		t.Errorf("no header: %v", d)
+	}
+}
+
+// TestAttachInChild: a real second process maps its slot from the
+// inherited memfd and its writes show up in the parent's mapping.
+func TestAttachInChild(t *testing.T) {
+	if os.Getenv("SCOREBOARD_CHILD") == "1" {
+		s, err := Attach()
+		if err != nil {
+			fmt.Println("attach:", err)
+			os.Exit(1)
+		}
+		st := s.Begin("POST", "/child", "peer", 0)
+		s.End(st, 201, 7)
+		s.Begin("GET", "/hung", "peer2", 0)
+		os.Exit(0)
+	}
+	b := newBoard(t, 8)
+	b.Assign(0)
+	idx, _ := b.Assign(0)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAttachInChild$")
+	cmd.ExtraFiles = []*os.File{b.File()}
+	cmd.Env = append(os.Environ(), "SCOREBOARD_CHILD=1", SlotEnv(3, idx))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	in := b.Slot(idx).Info()
+	if in.PID != cmd.Process.Pid || in.Requests != 1 || in.InFlight != 1 || in.State != StateHandling ||
+		in.Current.Path != "/hung" || in.Current.Age() <= 0 || in.Attached.IsZero() {
+		t.Fatalf("child slot: %+v", in)
+	}
+}
+
+// The overhead benchmarks: the same hello handler served over loopback
+// keep-alive with and without the middleware, in one run:
+//
+//	go test -run ^$ -bench Hello -count 5 ./scoreboard
+func BenchmarkHello(b *testing.B) {
+	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "Hello, World!\n") })
+	board := newBoard(b, 1)
+	s := board.Slot(0)
+	s.Started(os.Getpid())
+	for _, tc := range []struct {
+		name string
+		h    http.Handler
+	}{{"off", hello}, {"on", Middleware(hello, s)}} {
+		b.Run(tc.name, func(b *testing.B) { benchLoopback(b, tc.h) })
+	}
+}
+
+func benchLoopback(b *testing.B, h http.Handler) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	req := []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// BenchmarkMiddlewareOnly is the middleware's own cost per request.
+func BenchmarkMiddlewareOnly(b *testing.B) {
+	board := newBoard(b, 1)
+	s := board.Slot(0)
+	h := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) }), s)
+	r := httptest.NewRequest("GET", "/hello", nil)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		h.ServeHTTP(w, r)
+	}
+}

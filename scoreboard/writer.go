@@ -1,0 +1,171 @@
+package scoreboard
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// EnvSlot names the scoreboard fd and this worker's slot index, "FD:INDEX".
+// The arbiter sets it on a worker it gave a slot; without it a worker runs
+// with the no-op zero Slot.
+const EnvSlot = "MULTISERVE_SCOREBOARD"
+
+// SlotEnv is the EnvSlot entry for a worker.
+func SlotEnv(fd, idx int) string { return fmt.Sprintf("%s=%d:%d", EnvSlot, fd, idx) }
+
+// attached is the worker process's own mapping (one per process).
+var attached struct {
+	board *Board
+	slot  Slot
+	err   error
+	done  atomic.Bool
+}
+
+// Attach maps this worker's slot from EnvSlot (once per process) and marks
+// it idle with this process's pid. It returns the zero Slot, and no error,
+// when the arbiter gave no slot.
+func Attach() (Slot, error) {
+	if attached.done.Load() {
+		return attached.slot, attached.err
+	}
+	attached.done.Store(true)
+	v := os.Getenv(EnvSlot)
+	if v == "" {
+		return Slot{}, nil
+	}
+	fdS, idxS, _ := strings.Cut(v, ":")
+	fd, err1 := strconv.Atoi(fdS)
+	idx, err2 := strconv.Atoi(idxS)
+	if err1 != nil || err2 != nil || fd < 3 || idx < 0 {
+		attached.err = fmt.Errorf("scoreboard: bad %s=%q", EnvSlot, v)
+		return Slot{}, attached.err
+	}
+	unix.CloseOnExec(fd) // keep it from whatever the application execs
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		attached.err = fmt.Errorf("scoreboard: fstat fd %d: %w", fd, err)
+		return Slot{}, attached.err
+	}
+	n := int(st.Size) / SlotSize
+	if idx >= n {
+		attached.err = fmt.Errorf("scoreboard: slot %d beyond %d slots", idx, n)
+		return Slot{}, attached.err
+	}
+	b, err := mapFile(os.NewFile(uintptr(fd), "scoreboard"), n)
+	if err != nil {
+		attached.err = err
+		return Slot{}, err
+	}
+	s := b.Slot(idx)
+	s.Started(os.Getpid())
+	attached.board, attached.slot = b, s
+	return s, nil
+}
+
+// Started marks the slot's worker as running and idle.
+func (s Slot) Started(pid int) {
+	if s.w == nil {
+		return
+	}
+	atomic.StoreUint64(&s.w[wPID], uint64(pid))
+	atomic.StoreUint64(&s.w[wBoot], uint64(time.Now().UnixNano()))
+	atomic.StoreUint64(&s.w[wState], uint64(StateIdle))
+}
+
+// SetState records what the worker is doing (for classes that report
+// reading and keep-alive themselves).
+func (s Slot) SetState(st State) {
+	if s.w != nil {
+		atomic.StoreUint64(&s.w[wState], uint64(st))
+	}
+}
+
+// ConnOpened and ConnClosed count open connections, for classes that
+// report them.
+func (s Slot) ConnOpened() {
+	if s.w != nil {
+		atomic.AddUint64(&s.w[wConns], 1)
+	}
+}
+
+// ConnClosed: see ConnOpened.
+func (s Slot) ConnClosed() {
+	if s.w != nil {
+		atomic.AddUint64(&s.w[wConns], ^uint64(0))
+	}
+}
+
+// Begin records a request entering its handler: in flight +1, state
+// handling, the request block (when no other writer holds it). It returns
+// the start stamp to pass to End.
+func (s Slot) Begin(method, path, client string, queue time.Duration) int64 {
+	now := monoNow()
+	if s.w == nil {
+		return now
+	}
+	atomic.AddUint64(&s.w[wInFlight], 1)
+	atomic.StoreUint64(&s.w[wState], uint64(StateHandling))
+	if queue > 0 {
+		atomic.AddUint64(&s.w[wQSum], uint64(queue))
+		atomic.AddUint64(&s.w[wQCount], 1)
+		atomic.AddUint64(&s.w[wQBucket+bucket(int64(queue))], 1)
+	}
+	seq := atomic.LoadUint64(&s.w[wSeq])
+	if seq&1 == 0 && atomic.CompareAndSwapUint64(&s.w[wSeq], seq, seq+1) {
+		atomic.StoreUint64(&s.w[wStart], uint64(now))
+		s.writeString(wMethod, methodLen, method)
+		s.writeString(wClient, clientLen, client)
+		s.writeString(wPath, pathLen, path)
+		atomic.StoreUint64(&s.w[wSeq], seq+2)
+	}
+	return now
+}
+
+// End records a finished request started at start (Begin's result), with
+// its status code and body bytes.
+func (s Slot) End(start int64, status int, bytes int64) {
+	if s.w == nil {
+		return
+	}
+	d := monoNow() - start
+	atomic.AddUint64(&s.w[wRequests], 1)
+	atomic.AddUint64(&s.w[wBytes], uint64(bytes))
+	if c := status/100 - 1; c >= 0 && c < 5 {
+		atomic.AddUint64(&s.w[wStatus+c], 1)
+	}
+	atomic.AddUint64(&s.w[wLatSum], uint64(d))
+	atomic.AddUint64(&s.w[wLatBucket+bucket(d)], 1)
+	if atomic.AddUint64(&s.w[wInFlight], ^uint64(0)) == 0 {
+		atomic.StoreUint64(&s.w[wState], uint64(StateIdle))
+	}
+}
+
+// bucket is the index of the histogram bucket for d ns.
+func bucket(d int64) int {
+	for i, b := range bucketNs {
+		if d <= b {
+			return i
+		}
+	}
+	return nBuckets - 1
+}
+
+// writeString stores v, truncated to n bytes and NUL padded, 8 bytes per
+// atomic word.
+func (s Slot) writeString(word, n int, v string) {
+	for i := 0; i < n/8; i++ {
+		var x uint64
+		for j := 0; j < 8; j++ {
+			if k := i*8 + j; k < len(v) {
+				x |= uint64(v[k]) << (8 * j)
+			}
+		}
+		atomic.StoreUint64(&s.w[word+i], x)
+	}
+}
