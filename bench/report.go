@@ -275,10 +275,10 @@ func (b *bench) closedCharts(w *strings.Builder, wl *workload, ok []*result) err
 			p99 = append(p99, ms(p.P99))
 		}
 		peaks = append(peaks, slices.Max(rps))
-		thr.series = append(thr.series, series{name: label(r), color: c, xs: xs, ys: rps})
+		thr.series = append(thr.series, series{name: label(r), color: c, square: r.Peer, xs: xs, ys: rps})
 		thr.legend = append(thr.legend, legendEntry{name: label(r), color: c})
-		lat.series = append(lat.series, series{name: label(r) + " p99", color: c, xs: xs, ys: p99},
-			series{name: label(r) + " p50", color: c, dashed: true, xs: xs, ys: p50})
+		lat.series = append(lat.series, series{name: label(r) + " p99", color: c, square: r.Peer, xs: xs, ys: p99},
+			series{name: label(r) + " p50", color: c, dashed: true, square: r.Peer, xs: xs, ys: p50})
 		lat.legend = append(lat.legend, legendEntry{name: label(r), color: c})
 	}
 	if lo, hi := minMax(peaks); lo > 0 && hi/lo > 30 {

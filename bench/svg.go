@@ -10,9 +10,10 @@ import (
 
 // palette gives each configuration one color across all charts (chosen to
 // stay distinguishable, including for common color-vision deficiencies).
+// The first five go to the multiserve classes, the rest to the peers.
 var palette = []string{
-	"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
-	"#000000", "#8C564B", "#7F7F7F", "#BCBD22", "#17BECF", "#9467BD",
+	"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00",
+	"#000000", "#7F7F7F", "#8C564B", "#9467BD", "#BCBD22", "#17BECF", "#56B4E9",
 }
 
 // Chart geometry, in SVG user units (pixels).
@@ -35,6 +36,7 @@ type series struct {
 	name   string
 	color  string
 	dashed bool
+	square bool // square markers (peers), circles otherwise
 	xs, ys []float64
 }
 
@@ -221,6 +223,13 @@ func drawSeries(b *strings.Builder, s series, xa, ya axis, logY bool) {
 		fill := s.color
 		if s.dashed {
 			fill = "#ffffff"
+		}
+		if s.square {
+			xf, _ := strconv.ParseFloat(x, 64)
+			yf, _ := strconv.ParseFloat(y, 64)
+			fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" stroke="%s" stroke-width="1.5"/>`+"\n",
+				xf-markerR, yf-markerR, 2*markerR, 2*markerR, fill, s.color)
+			continue
 		}
 		fmt.Fprintf(b, `<circle cx="%s" cy="%s" r="%.1f" fill="%s" stroke="%s" stroke-width="1.5"/>`+"\n", x, y, markerR, fill, s.color)
 	}
