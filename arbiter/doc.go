@@ -49,5 +49,5 @@
 // crashing worker is respawned with exponential back-off per worker slot,
 // logged at error level, while the healthy workers keep serving. A worker
 // silent for longer than timeout gets SIGABRT (a Go worker prints every
-// goroutine's stack) and SIGKILL on a later tick if it is still there.
+// goroutine's stack) and SIGKILL if it is still there 3 seconds later.
 package arbiter

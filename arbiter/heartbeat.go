@@ -6,6 +6,9 @@ import (
 	"time"
 )
 
+// abortGrace is how long a worker has to die of SIGABRT before SIGKILL.
+const abortGrace = 3 * time.Second
+
 // checkWorkers runs on every tick: boot_timeout for workers not yet ready,
 // the heartbeat timeout for ready ones, SIGKILL for a worker that ignored
 // SIGABRT or overstayed its graceful stop, and records of reaped workers
@@ -21,9 +24,12 @@ func (a *arbiter) checkWorkers() {
 			}
 		case w.killed:
 		case !w.abortAt.IsZero():
-			// SIGABRT made a Go worker dump its stacks; one tick later it
-			// should be gone, otherwise it is wedged beyond that.
-			a.kill(w, "did not exit after SIGABRT")
+			// SIGABRT makes a Go worker dump every goroutine's stack and
+			// exit; give the dump time to be written (a queued tick can
+			// come right after the one that sent SIGABRT), then SIGKILL.
+			if now.Sub(w.abortAt) > abortGrace {
+				a.kill(w, "did not exit after SIGABRT")
+			}
 		case w.retiring:
 			if cfg.GracefulTimeout >= 0 && now.Sub(w.termAt) > cfg.GracefulTimeout+time.Second {
 				a.kill(w, "still running after graceful_timeout")
