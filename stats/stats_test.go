@@ -1,0 +1,216 @@
+package stats
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/multiserve/multiserve/scoreboard"
+)
+
+type fakeSource struct {
+	mu   sync.Mutex
+	snap Snapshot
+	err  error
+}
+
+func (f *fakeSource) Snapshot() (Snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snap, f.err
+}
+
+// ParseMetrics parses a Prometheus text exposition.
+func parseMetrics(t *testing.T, r io.Reader) map[string]*dto.MetricFamily {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mf, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mf
+}
+
+func value(mf map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
+	f := mf[name]
+	if f == nil {
+		return 0, false
+	}
+next:
+	for _, m := range f.Metric {
+		for _, lp := range m.Label {
+			if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+func TestEndpoint(t *testing.T) {
+	board, err := scoreboard.Create(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer board.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lf, _ := ln.(*net.TCPListener).File()
+	defer lf.Close()
+
+	busy, _ := board.Assign(os.Getpid())
+	idle, _ := board.Assign(os.Getpid())
+	s := board.Slot(busy)
+	s.Started(os.Getpid())
+	s.End(s.Begin("GET", "/done", "c", 0), 200, 5)
+	s.Begin("GET", "/slow", "1.2.3.4:9", 0)
+	board.Slot(idle).Started(os.Getpid())
+	src := &fakeSource{snap: Snapshot{
+		ArbiterPID: os.Getpid(), Class: "sync", Target: 2, Booted: true,
+		Workers: []Worker{
+			{PID: os.Getpid(), Age: 1, Class: "sync", Slot: busy, Ready: true, Spawned: time.Now()},
+			{PID: os.Getpid(), Age: 2, Class: "sync", Slot: idle, Ready: true, Spawned: time.Now()},
+		},
+		Restarts:  Restarts{ReasonCrash: 2},
+		Listeners: []Listener{{Name: "test", FD: int(lf.Fd())}},
+	}}
+	srv, err := Start("127.0.0.1:0", src, board, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	base := "http://" + srv.Addr().String()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	code, body := get("/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics %d", code)
+	}
+	mf := parseMetrics(t, strings.NewReader(body))
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"multiserve_requests_total", map[string]string{"class": "sync"}, 1},
+		{"multiserve_responses_total", map[string]string{"class": "sync", "code": "2xx"}, 1},
+		{"multiserve_request_duration_seconds", map[string]string{"class": "sync"}, 1},
+		{"multiserve_workers", map[string]string{"state": "busy"}, 1},
+		{"multiserve_workers", map[string]string{"state": "idle"}, 1},
+		{"multiserve_saturation", nil, 0.5},
+		{"multiserve_worker_restarts_total", map[string]string{"reason": "crash"}, 2},
+		{"multiserve_worker_restarts_total", map[string]string{"reason": "timeout"}, 0},
+		{"multiserve_listen_queue_length", map[string]string{"listener": "test"}, 0},
+		{"multiserve_up", nil, 1},
+	} {
+		if got, ok := value(mf, c.name, c.labels); !ok || got != c.want {
+			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
+
+	code, body = get("/status")
+	var st Status
+	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
+		t.Fatalf("/status %d %v: %s", code, err, body)
+	}
+	if len(st.Workers) != 2 || st.Workers[0].Current == nil || st.Workers[0].Current.Path != "/slow" ||
+		st.Workers[0].Threads == 0 || st.Workers[0].RSSBytes == 0 || st.Classes["sync"].Requests != 1 {
+		t.Fatalf("/status: %s", body)
+	}
+	if code, body = get("/"); code != 200 || !strings.Contains(body, "/slow") || !strings.Contains(body, "refresh") {
+		t.Fatalf("/ %d: %s", code, body)
+	}
+	if code, _ = get("/healthz"); code != 200 {
+		t.Fatalf("/healthz %d", code)
+	}
+	if code, _ = get("/readyz"); code != 200 {
+		t.Fatalf("/readyz %d", code)
+	}
+	src.mu.Lock()
+	src.snap.Draining = true
+	src.mu.Unlock()
+	if code, _ = get("/readyz"); code != 503 {
+		t.Fatalf("/readyz while draining %d", code)
+	}
+	src.mu.Lock()
+	src.err = errors.New("arbiter gone")
+	src.mu.Unlock()
+	if code, _ = get("/healthz"); code != 503 {
+		t.Fatalf("/healthz without arbiter %d", code)
+	}
+}
+
+// TestAcceptQueue: connections nobody accepts show up in the queue length.
+func TestAcceptQueue(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lf, _ := ln.(*net.TCPListener).File()
+	defer lf.Close()
+	for range 3 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ls := listenerStatus(Listener{Name: "x", FD: int(lf.Fd())})
+		if ls.Measured && ls.Queue == 3 && ls.Backlog > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("accept queue: %+v", ls)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestUnixBind(t *testing.T) {
+	path := t.TempDir() + "/stats.sock"
+	srv, err := Start("unix:"+path, &fakeSource{}, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode: %v %v", st, err)
+	}
+	srv.Close()
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+}
