@@ -512,3 +512,27 @@ func TestWinchAndUSR2(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A frozen worker (SIGSTOP: no thread runs, so nothing beats) is SIGABRTed
+// after timeout, which a stopped process cannot act on, and SIGKILLed after
+// the abort grace; a replacement serves.
+func TestFrozenWorkerIsKilled(t *testing.T) {
+	skipShort(t)
+	forClasses(t, func(t *testing.T, class string) {
+		cfg := testConfig(class, 1)
+		cfg.Timeout = time.Second
+		m := startMaster(t, cfg, true)
+		old, err := m.getPid()
+		if err != nil {
+			t.Fatal(err)
+		}
+		syscall.Kill(old, syscall.SIGSTOP)
+		m.waitLog(fmt.Sprintf("worker %d timed out", old))
+		m.waitLog(fmt.Sprintf("worker pid=%d did not exit after SIGABRT: SIGKILL", old))
+		m.waitLog(fmt.Sprintf("worker pid=%d exited signal=SIGKILL", old))
+		eventually(t, "a new worker serving", func() bool {
+			pid, err := m.getPid()
+			return err == nil && pid != old
+		})
+	})
+}
