@@ -107,8 +107,10 @@ func (a *arbiter) finish(w *worker) {
 		a.abortReload(fmt.Sprintf("new worker pid=%d %s", w.pid, w.reason()))
 	case w.gen != a.gen:
 		a.log.Info(msg, attrs...) // an old generation's straggler
-	case w.ws.code == 0:
-		a.log.Info(msg, attrs...) // max_requests recycle or a clean stop
+	case w.ws.code == 0 && w.ready:
+		// max_requests recycle or a clean stop. (Exiting 0 without ever
+		// being ready counts as a crash: no spawn loop without back-off.)
+		a.log.Info(msg, attrs...)
 		w.slot.failures = 0
 		w.slot.next = time.Time{}
 		a.vacate(w.slot)
