@@ -37,7 +37,9 @@ func (f *fakeArb) Snapshot() (stats.Snapshot, error) {
 	return stats.Snapshot{ArbiterPID: os.Getpid(), Class: "sync", Target: f.target, Booted: true,
 		Workers: []stats.Worker{{PID: os.Getpid(), Age: 1, Class: "sync", Slot: -1, Ready: true, Spawned: time.Now()}}}, nil
 }
-func (f *fakeArb) Config() (*config.Config, error) { return &config.Config{Workers: 3, WorkerClass: "sync"}, nil }
+func (f *fakeArb) Config() (*config.Config, error) {
+	return &config.Config{Workers: 3, WorkerClass: "sync"}, nil
+}
 func (f *fakeArb) Scale(d int) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
