@@ -139,6 +139,18 @@ func TestGracefulStopDropsSilentClient(t *testing.T) {
 	}
 }
 
+// Every --bind is served.
+func TestTwoListeners(t *testing.T) {
+	g := fdpolltest.NewGauge()
+	g.Release()
+	env, addr, heart := fdpolltest.NewEnv(t, g, nil)
+	addr2 := fdpolltest.AddListener(t, env)
+	fdpolltest.Start(t, &Worker{}, env, heart)
+	for _, a := range []string{addr, addr2, addr} {
+		fdpolltest.GetAll(t, a, "/", 1, true)()
+	}
+}
+
 func TestConformance(t *testing.T) {
 	workerstest.Run(t, "sync", workerstest.Options{NoKeepAlive: true})
 }

@@ -163,6 +163,18 @@ func TestWorkerConnectionsCap(t *testing.T) {
 	}
 }
 
+// Every --bind is served.
+func TestTwoListeners(t *testing.T) {
+	g := fdpolltest.NewGauge()
+	g.Release()
+	env, addr, heart := fdpolltest.NewEnv(t, g, nil)
+	addr2 := fdpolltest.AddListener(t, env)
+	fdpolltest.Start(t, &Worker{}, env, heart)
+	for _, a := range []string{addr, addr2, addr} {
+		fdpolltest.GetAll(t, a, "/", 1, false)()
+	}
+}
+
 func TestCheckConfig(t *testing.T) {
 	for _, tc := range []struct {
 		threads, conns int

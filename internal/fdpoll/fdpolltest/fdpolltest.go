@@ -82,6 +82,15 @@ func NewEnv(t testing.TB, handler http.Handler, cfg *config.Config) (*workers.En
 	return env, addr, h
 }
 
+// AddListener gives env one more TCP listener (as a second --bind would)
+// and returns its address.
+func AddListener(t testing.TB, env *workers.Env) string {
+	t.Helper()
+	fd, addr := ListenTCP(t)
+	env.Listeners = append(env.Listeners, &workers.Listener{FD: fd, Name: addr, Network: "tcp"})
+	return addr
+}
+
 type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
