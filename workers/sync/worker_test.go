@@ -140,16 +140,7 @@ func TestGracefulStopDropsSilentClient(t *testing.T) {
 }
 
 // Every --bind is served.
-func TestTwoListeners(t *testing.T) {
-	g := fdpolltest.NewGauge()
-	g.Release()
-	env, addr, heart := fdpolltest.NewEnv(t, g, nil)
-	addr2 := fdpolltest.AddListener(t, env)
-	fdpolltest.Start(t, &Worker{}, env, heart)
-	for _, a := range []string{addr, addr2, addr} {
-		fdpolltest.GetAll(t, a, "/", 1, true)()
-	}
-}
+func TestTwoListeners(t *testing.T) { fdpolltest.ServesEveryListener(t, &Worker{}, true) }
 
 func TestConformance(t *testing.T) {
 	workerstest.Run(t, "sync", workerstest.Options{NoKeepAlive: true})

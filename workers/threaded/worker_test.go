@@ -164,16 +164,7 @@ func TestWorkerConnectionsCap(t *testing.T) {
 }
 
 // Every --bind is served.
-func TestTwoListeners(t *testing.T) {
-	g := fdpolltest.NewGauge()
-	g.Release()
-	env, addr, heart := fdpolltest.NewEnv(t, g, nil)
-	addr2 := fdpolltest.AddListener(t, env)
-	fdpolltest.Start(t, &Worker{}, env, heart)
-	for _, a := range []string{addr, addr2, addr} {
-		fdpolltest.GetAll(t, a, "/", 1, false)()
-	}
-}
+func TestTwoListeners(t *testing.T) { fdpolltest.ServesEveryListener(t, &Worker{}, false) }
 
 func TestCheckConfig(t *testing.T) {
 	for _, tc := range []struct {

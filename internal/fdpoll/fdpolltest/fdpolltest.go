@@ -82,13 +82,20 @@ func NewEnv(t testing.TB, handler http.Handler, cfg *config.Config) (*workers.En
 	return env, addr, h
 }
 
-// AddListener gives env one more TCP listener (as a second --bind would)
-// and returns its address.
-func AddListener(t testing.TB, env *workers.Env) string {
+// ServesEveryListener runs w with two listeners (as two --bind entries
+// give) and checks that requests on each are answered; wantClose is the
+// class's keep-alive policy.
+func ServesEveryListener(t testing.TB, w workers.Worker, wantClose bool) {
 	t.Helper()
-	fd, addr := ListenTCP(t)
-	env.Listeners = append(env.Listeners, &workers.Listener{FD: fd, Name: addr, Network: "tcp"})
-	return addr
+	g := NewGauge()
+	g.Release()
+	env, addr, heart := NewEnv(t, g, nil)
+	fd, addr2 := ListenTCP(t)
+	env.Listeners = append(env.Listeners, &workers.Listener{FD: fd, Name: addr2, Network: "tcp"})
+	Start(t, w, env, heart)
+	for _, a := range []string{addr, addr2, addr} {
+		GetAll(t, a, "/", 1, wantClose)()
+	}
 }
 
 type testWriter struct{ t testing.TB }
