@@ -114,7 +114,8 @@ func serve(args []string, cfg *config.Config, stderr io.Writer) int {
 			}
 			return l.Config, nil
 		},
-		Log: log,
+		Log:        log,
+		ReopenLogs: errlog.Reopen,
 		Ready: func(addrs []net.Addr) {
 			names := make([]string, len(addrs))
 			for i, a := range addrs {
