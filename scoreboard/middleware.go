@@ -34,7 +34,11 @@ func Middleware(next http.Handler, s Slot) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := s.Begin(r.Method, r.URL.Path, r.RemoteAddr, QueueTime(r, time.Now()))
+		target := r.RequestURI // as received, query included; no allocation
+		if target == "" {
+			target = r.URL.Path
+		}
+		start := s.Begin(r.Method, target, r.RemoteAddr, QueueTime(r, time.Now()))
 		rec := &recorder{ResponseWriter: w}
 		finished := false
 		defer func() {

@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/multiserve/multiserve/internal/proc"
 )
 
 // EnvSlot names the scoreboard fd and this worker's slot index, "FD:INDEX".
 // The arbiter sets it on a worker it gave a slot; without it a worker runs
 // with the no-op zero Slot.
-const EnvSlot = "MULTISERVE_SCOREBOARD"
+const EnvSlot = proc.EnvScoreboard
 
 // SlotEnv is the EnvSlot entry for a worker.
 func SlotEnv(fd, idx int) string { return fmt.Sprintf("%s=%d:%d", EnvSlot, fd, idx) }

@@ -11,6 +11,7 @@ const (
 	EnvWorkerAge   = "MULTISERVE_WORKER_AGE"   // spawn sequence number (gunicorn's age)
 	EnvListenFDs   = "MULTISERVE_LISTEN_FDS"   // number of listener fds from FDFirstListener
 	EnvListenNames = "MULTISERVE_LISTEN_NAMES" // comma-separated bind names, in fd order
+	EnvScoreboard  = "MULTISERVE_SCOREBOARD"   // "FD:SLOT": the scoreboard memfd and this worker's slot (absent: no slot)
 	RoleWorker     = "worker"
 )
 
@@ -20,6 +21,8 @@ const (
 	FDStatus        = 4 // write end of a pipe: worker → arbiter status lines ("ready", "error ...")
 	FDParent        = 5 // read end of a pipe whose write end only the arbiter holds: EOF = arbiter gone
 	FDFirstListener = 6 // listening sockets, EnvListenFDs of them
+	// After the listeners, the scoreboard memfd when the worker has a slot;
+	// its fd number travels in EnvScoreboard, so the layout above is unchanged.
 )
 
 // Exit codes shared by the arbiter and workers (SPEC §4).

@@ -34,7 +34,7 @@ func (s Spec) Env() []string {
 func IsProtocolVar(kv string) bool {
 	key, _, _ := strings.Cut(kv, "=")
 	switch key {
-	case EnvRole, EnvConfig, EnvArbiterPID, EnvWorkerAge, EnvListenFDs, EnvListenNames:
+	case EnvRole, EnvConfig, EnvArbiterPID, EnvWorkerAge, EnvListenFDs, EnvListenNames, EnvScoreboard:
 		return true
 	}
 	return false
