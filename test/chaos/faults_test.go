@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	stdsync "sync"
 	"syscall"
 	"testing"
@@ -244,7 +245,7 @@ func TestHUPStorm(t *testing.T) {
 			if f := st.failed.Load(); f != 0 {
 				t.Errorf("%d failed requests across HUPs, want 0: %v", f, st)
 			}
-			logFailures(t, st, 5)
+			logFailures(t, st, 5, s.Log())
 		}
 		if _, ok := waitWorkers(s.Pid(), 2, 30*time.Second); !ok {
 			t.Errorf("worker count after HUPs: %v, want 2", workers(s.Pid()))
@@ -254,7 +255,7 @@ func TestHUPStorm(t *testing.T) {
 
 // logFailures logs up to n failed attempts with UTC times that match the
 // server log's, and whether the connection was fresh.
-func logFailures(t *testing.T, st *loadStats, n int) {
+func logFailures(t *testing.T, st *loadStats, n int, serverLog string) {
 	t.Helper()
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -268,7 +269,29 @@ func logFailures(t *testing.T, st *loadStats, n int) {
 		}
 		t.Logf("  failed: %s on a %s, %s..%s UTC: %v", errKind(r), conn,
 			r.start.UTC().Format("15:04:05.000"), r.end.UTC().Format("15:04:05.000"), r.err)
+		if i == 0 {
+			t.Logf("  server log around the first failure:\n%s", strings.Join(logAround(serverLog, r.start, r.end, 150*time.Millisecond), "\n"))
+		}
 	}
+}
+
+var logTimeRE = regexp.MustCompile(`^time=(\S+)`)
+
+// logAround returns the server log lines stamped within margin of
+// [from, to].
+func logAround(log string, from, to time.Time, margin time.Duration) []string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		m := logTimeRE.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, m[1])
+		if err == nil && !at.Before(from.Add(-margin)) && !at.After(to.Add(margin)) {
+			out = append(out, "    "+l)
+		}
+	}
+	return out
 }
 
 // TestTTINTTOUStorm: 20 mixed TTIN/TTOU in 2 s under load; a client that
