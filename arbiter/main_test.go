@@ -29,13 +29,19 @@ import (
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/internal/proc"
 	"github.com/multiserve/multiserve/workers"
+	_ "github.com/multiserve/multiserve/workers/evloop"
 	"github.com/multiserve/multiserve/workers/goroutine"
+	_ "github.com/multiserve/multiserve/workers/sync"
+	_ "github.com/multiserve/multiserve/workers/threaded"
 )
 
 // e2eClasses are the worker classes every end-to-end test runs with.
 // A class joins with one line here (and its blank import above).
 // "class+engine" picks the goroutine class's http_engine.
 var e2eClasses = []string{
+	"sync",
+	"threaded",
+	"evloop",
 	"goroutine",
 	"goroutine+net/http",
 }
