@@ -120,8 +120,13 @@ func (a *arbiter) finish(w *worker) {
 }
 
 // stableAfter: a worker that served this long before crashing resets its
-// slot's back-off, so an occasional crash is always respawned at once.
-const stableAfter = 10 * time.Second
+// slot's back-off, so an occasional crash (an OOM kill, a kill -9) is
+// respawned at once. It is short on purpose: back-off exists to stop a
+// worker that dies as soon as it starts from becoming a fork bomb, and one
+// that lived a second already bounds the respawn rate; a longer window let
+// a storm of kills on healthy workers push every slot into seconds of
+// back-off with nothing serving (test/chaos TestKillWorkerStorm).
+const stableAfter = time.Second
 
 func (a *arbiter) workerCrashed(w *worker, msg string, attrs []any) {
 	now := time.Now()
