@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/multiserve/multiserve/config"
@@ -38,8 +39,9 @@ func Middleware(next http.Handler, s Slot) http.Handler {
 		if target == "" {
 			target = r.URL.Path
 		}
-		start := s.Begin(r.Method, target, r.RemoteAddr, QueueTime(r, time.Now()))
-		rec := &recorder{ResponseWriter: w}
+		start := s.Begin(r.Method, target, r.RemoteAddr, queueTime(r))
+		rec := recPool.Get().(*recorder)
+		*rec = recorder{ResponseWriter: w}
 		finished := false
 		defer func() {
 			// Also runs while a panic unwinds (the engine owns the recovery
@@ -52,10 +54,25 @@ func Middleware(next http.Handler, s Slot) http.Handler {
 				status = http.StatusOK
 			}
 			s.End(start, status, rec.bytes)
+			if finished {
+				// Not while panicking: the engine's recovery may still
+				// reach rec.
+				*rec = recorder{}
+				recPool.Put(rec)
+			}
 		}()
 		next.ServeHTTP(rec, r)
 		finished = true
 	})
+}
+
+// queueTime is QueueTime now, reading the clock only when the header is
+// there.
+func queueTime(r *http.Request) time.Duration {
+	if len(r.Header["X-Request-Start"]) == 0 {
+		return 0
+	}
+	return QueueTime(r, time.Now())
 }
 
 // QueueTime is how long the request waited before its handler ran, from
@@ -87,6 +104,8 @@ func QueueTime(r *http.Request, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+var recPool = sync.Pool{New: func() any { return new(recorder) }}
 
 // recorder notes the final status and body bytes, and passes Flush,
 // Hijack and ReaderFrom through via Unwrap (http.ResponseController).

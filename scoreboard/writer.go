@@ -158,15 +158,19 @@ func bucket(d int64) int {
 	return nBuckets - 1
 }
 
-// writeString stores v, truncated to n bytes and NUL padded, 8 bytes per
-// atomic word.
+// writeString stores v, truncated to n bytes, 8 bytes per atomic word. It
+// writes only the words v needs plus one NUL-terminated word (readers stop
+// at the first NUL), so a short path costs one or two stores, not n/8.
 func (s Slot) writeString(word, n int, v string) {
-	for i := 0; i < n/8; i++ {
+	if len(v) > n {
+		v = v[:n]
+	}
+	words := min(len(v)/8+1, n/8)
+	for i := 0; i < words; i++ {
 		var x uint64
-		for j := 0; j < 8; j++ {
-			if k := i*8 + j; k < len(v) {
-				x |= uint64(v[k]) << (8 * j)
-			}
+		chunk := v[min(i*8, len(v)):min(i*8+8, len(v))]
+		for j := len(chunk) - 1; j >= 0; j-- {
+			x = x<<8 | uint64(chunk[j])
 		}
 		atomic.StoreUint64(&s.w[word+i], x)
 	}
