@@ -76,3 +76,39 @@ func BenchmarkNetHTTPReadRequest(b *testing.B) {
 		}
 	}
 }
+
+// discardSink is a Sink that drops everything (the event loop's buffer
+// without the socket).
+type discardSink struct{ n int64 }
+
+func (d *discardSink) Write(p []byte) (int, error) { d.n += int64(len(p)); return len(p), nil }
+func (d *discardSink) Flush() error                { return nil }
+
+// BenchmarkEventLoopHello is evloop's inline hot path for wrk's request:
+// Next, Request, NewResponse, Handle (apps.Hello's handler), Release.
+func BenchmarkEventLoopHello(b *testing.B) {
+	body := []byte("Hello, World!")
+	ctype, clen := []string{"text/plain; charset=utf-8"}, []string{"13"}
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = ctype // as apps.Hello does
+		w.Header()["Content-Length"] = clen
+		w.WriteHeader(http.StatusOK)
+		w.Write(body)
+	})}
+	p := srv.NewParser()
+	buf := []byte("GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n")
+	ctx := context.Background()
+	sink := &discardSink{}
+	b.ReportAllocs()
+	for b.Loop() {
+		_, n, _, _ := p.Next(buf, 0)
+		req, err := p.Request(ctx, "127.0.0.1:1234")
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Next(buf[n:], 0)
+		w := NewResponse(req, sink, p.KeepAlive(), false)
+		srv.Handle(w, req)
+		w.Release()
+	}
+}

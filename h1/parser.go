@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/multiserve/multiserve/config"
@@ -64,6 +65,9 @@ type Parser struct {
 	err   error
 	// skipped: the one empty line allowed before this request line was seen.
 	skipped bool
+	// tmpl carries tmplCtx for Request (see template).
+	tmpl    *http.Request
+	tmplCtx context.Context
 }
 
 // NewParser returns a parser enforcing the server's limits (from a pool:
@@ -268,6 +272,7 @@ func (p *Parser) Trailer() http.Header {
 // reset makes the parser ready for a new connection.
 func (p *Parser) reset() {
 	p.st, p.left, p.total, p.err, p.skipped = stHead, 0, 0, nil, false
+	p.tmpl, p.tmplCtx = nil, nil // do not keep a connection's context in the pool
 	p.sc.reset()
 	p.h.reset()
 	p.ck.reset()

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"reflect"
 	"unsafe"
 )
 
@@ -13,6 +14,11 @@ import (
 // All strings are copied out of the caller's buffer in one allocation.
 // Body is http.NoBody when the request has none and nil otherwise: the
 // caller supplies a streaming reader. RemoteAddr is set from remoteAddr.
+//
+// Cost: the strings, the Request with its URL and first header values
+// (one block), and the Header map. The context is set by copying a
+// template Request that already carries ctx (made once per distinct ctx),
+// not by WithContext's copy of every request.
 func (p *Parser) Request(ctx context.Context, remoteAddr string) (*http.Request, error) {
 	h := &p.h
 	raw := string(headSpan(h))
@@ -23,26 +29,26 @@ func (p *Parser) Request(ctx context.Context, remoteAddr string) (*http.Request,
 		}
 		return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(base), spanOffset(h, b))), len(b))
 	}
+	blk := new(requestBlock)
 	target := str(h.target)
-	u, err := parseTarget(h.method, target)
+	u, err := parseTarget(h.method, target, &blk.url)
 	if err != nil {
 		return nil, errBadRequest("invalid request target")
 	}
-	r := &http.Request{
-		Method:     internMethod(h.method, str),
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: h.minor,
-		Header:     make(http.Header, len(h.fields)),
-		RequestURI: target,
-		RemoteAddr: remoteAddr,
-		Close:      !p.KeepAlive(),
-	}
+	r := &blk.req
+	*r = *p.template(ctx)
+	r.Method = internMethod(h.method, str)
+	r.URL = u
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, h.minor
 	if h.minor == 0 {
 		r.Proto = "HTTP/1.0"
 	}
-	vals := make([]string, len(h.fields))
+	r.Header = make(http.Header, len(h.fields))
+	r.RequestURI, r.RemoteAddr, r.Close = target, remoteAddr, !p.KeepAlive()
+	vals := blk.vals[:]
+	if len(h.fields) > len(vals) {
+		vals = make([]string, len(h.fields))
+	}
 	for i, f := range h.fields {
 		k := headerKey(f.name, str)
 		if k == "Host" {
@@ -66,7 +72,32 @@ func (p *Parser) Request(ctx context.Context, remoteAddr string) (*http.Request,
 	if r.ContentLength == 0 {
 		r.Body = http.NoBody
 	}
-	return r.WithContext(ctx), nil
+	return r, nil
+}
+
+// requestBlock is what Request allocates in one piece: the Request, its
+// URL (unused when the target needed url.ParseRequestURI) and the values
+// of the first header fields.
+type requestBlock struct {
+	req  http.Request
+	url  url.URL
+	vals [4]string
+}
+
+// template returns an empty Request whose context is ctx: copying it into
+// a new Request sets the (unexported) context without WithContext. It is
+// cached while ctx stays the same (a connection's context, or
+// context.Background for evloop's inline handlers); a context of a type
+// that is not comparable is never cached.
+func (p *Parser) template(ctx context.Context) *http.Request {
+	if p.tmpl != nil && p.tmplCtx == ctx {
+		return p.tmpl
+	}
+	t := (&http.Request{}).WithContext(ctx)
+	if reflect.TypeOf(ctx).Comparable() {
+		p.tmpl, p.tmplCtx = t, ctx
+	}
+	return t
 }
 
 // headSpan returns the slice of the caller's buffer from the method to the
@@ -89,15 +120,67 @@ func spanOffset(h *head, b []byte) int {
 	return int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(unsafe.Pointer(unsafe.SliceData(h.method))))
 }
 
-func parseTarget(method []byte, target string) (*url.URL, error) {
-	if string(method) == "CONNECT" {
-		return &url.URL{Host: target}, nil
+// parseTarget fills u for the request target, as url.ParseRequestURI
+// would, or returns the URL that function allocated. The common
+// origin-form target (a path of characters that ParseRequestURI keeps
+// as they are, an optional query) is split here without it.
+func parseTarget(method []byte, target string, u *url.URL) (*url.URL, error) {
+	switch {
+	case string(method) == "CONNECT":
+		u.Host = target
+		return u, nil
+	case target == "*":
+		u.Path = "*"
+		return u, nil
 	}
-	if target == "*" {
-		return &url.URL{Path: "*"}, nil
+	if !splitOriginForm(target, u) {
+		return url.ParseRequestURI(target)
 	}
-	return url.ParseRequestURI(target)
+	return u, nil
 }
+
+// splitOriginForm sets u.Path, u.RawQuery and u.ForceQuery from an
+// origin-form target whose path needs no unescaping and would not be
+// escaped by url.URL (so RawPath stays empty), and whose query is
+// printable ASCII. It reports false for anything else.
+func splitOriginForm(target string, u *url.URL) bool {
+	if len(target) == 0 || target[0] != '/' {
+		return false
+	}
+	i := 0
+	for ; i < len(target) && target[i] != '?'; i++ {
+		if !plainPathChar[target[i]] {
+			return false
+		}
+	}
+	if i == len(target) {
+		u.Path = target
+		return true
+	}
+	for j := i + 1; j < len(target); j++ {
+		if c := target[j]; c <= ' ' || c >= 0x7f || c == '#' {
+			return false
+		}
+	}
+	u.Path, u.RawQuery = target[:i], target[i+1:]
+	u.ForceQuery = u.RawQuery == ""
+	return true
+}
+
+// plainPathChar: the bytes url.ParseRequestURI keeps unchanged in a path
+// with RawPath empty (TestSplitOriginFormMatchesNetURL checks it).
+var plainPathChar = func() (t [256]bool) {
+	for _, c := range []byte("$&+,-./:;=@_~") {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	return t
+}()
 
 var commonMethods = []string{"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"}
 

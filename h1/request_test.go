@@ -1,0 +1,73 @@
+package h1
+
+import (
+	"context"
+	"net/url"
+	"reflect"
+	"testing"
+)
+
+// TestSplitOriginFormMatchesNetURL: the fast path for origin-form targets
+// gives exactly the URL url.ParseRequestURI gives, and declines every
+// target it could not split the same way.
+func TestSplitOriginFormMatchesNetURL(t *testing.T) {
+	targets := []string{
+		"/", "/a/b.html", "/a?", "/a??", "/a?b?", "/a?x=1&y=2", "/?", "//x", "/a//b/../c",
+		"/%41", "/a%2Fb", "/a b", "/a+b", "/$&+,;=:@~_-.", "/a?q=%zz", "/a?q=a/b?c",
+		"*", "http://h/x", "/a\x7f", "/a?\x7f", "/é", "/a?é",
+	}
+	for c := 0x21; c < 0x7f; c++ {
+		targets = append(targets, "/a"+string(rune(c))+"b", "/a?x"+string(rune(c))+"y")
+	}
+	for _, tg := range targets {
+		var got url.URL
+		if !splitOriginForm(tg, &got) {
+			continue
+		}
+		want, err := url.ParseRequestURI(tg)
+		if err != nil {
+			t.Errorf("%q: fast path accepted, ParseRequestURI: %v", tg, err)
+			continue
+		}
+		if !reflect.DeepEqual(&got, want) {
+			t.Errorf("%q: fast path %#v, ParseRequestURI %#v", tg, got, *want)
+		}
+	}
+}
+
+// TestRequestContext: the request carries the context it was built with,
+// also when the context changes between requests on one parser.
+func TestRequestContext(t *testing.T) {
+	type key struct{}
+	// a context whose type is not comparable must not be cached (== panics)
+	type unhashable struct {
+		context.Context
+		s []int
+	}
+	odd := unhashable{context.Background(), nil}
+	p := (&Server{}).NewParser()
+	defer p.Release()
+	buf := []byte("GET /x?y HTTP/1.1\r\nHost: h\r\nA: 1\r\n\r\n")
+	for i, ctx := range []context.Context{
+		context.Background(),
+		context.WithValue(context.Background(), key{}, 1),
+		context.WithValue(context.Background(), key{}, 2),
+		context.WithValue(context.Background(), key{}, 2),
+		odd, odd,
+	} {
+		if ev, n, _, err := p.Next(buf, 0); ev != Head || n != len(buf) || err != nil {
+			t.Fatalf("Next: %v %d %v", ev, n, err)
+		}
+		r, err := p.Request(ctx, "1.2.3.4:5")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Context().Value(key{}) != ctx.Value(key{}) || r.Context().Done() != ctx.Done() {
+			t.Errorf("request %d: wrong context", i)
+		}
+		if r.URL.Path != "/x" || r.URL.RawQuery != "y" || r.Host != "h" || r.Header.Get("A") != "1" {
+			t.Errorf("request %d: %+v", i, r)
+		}
+		p.Next(buf[len(buf):], 0) // BodyEnd
+	}
+}
