@@ -36,7 +36,9 @@ func (p *Parser) Request(ctx context.Context, remoteAddr string) (*http.Request,
 		return nil, errBadRequest("invalid request target")
 	}
 	r := &blk.req
-	*r = *p.template(ctx)
+	if ctx != context.Background() {
+		*r = *p.template(ctx) // a zero Request's Context() is Background already
+	}
 	r.Method = internMethod(h.method, str)
 	r.URL = u
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, h.minor

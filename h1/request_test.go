@@ -2,9 +2,12 @@ package h1
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestSplitOriginFormMatchesNetURL: the fast path for origin-form targets
@@ -69,5 +72,29 @@ func TestRequestContext(t *testing.T) {
 			t.Errorf("request %d: %+v", i, r)
 		}
 		p.Next(buf[len(buf):], 0) // BodyEnd
+	}
+}
+
+// TestAppendHeaderMapSanitises: CR, LF and NUL in a handler's header value
+// become spaces (no response splitting), wherever they are.
+func TestAppendHeaderMapSanitises(t *testing.T) {
+	h := http.Header{"X-A": {"ok", "a\r\nEvil: 1", "\nb\x00"}}
+	got := string(appendHeaderMap(nil, h))
+	want := "X-A: ok\r\nX-A: a  Evil: 1\r\nX-A:  b \r\n"
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestDateLine: the cached Date line is the current second's.
+func TestDateLine(t *testing.T) {
+	for range 3 {
+		before := time.Now().UTC().Truncate(time.Second)
+		line := string(appendDate(nil))
+		after := time.Now().UTC()
+		d, err := http.ParseTime(strings.TrimSuffix(strings.TrimPrefix(line, "Date: "), "\r\n"))
+		if err != nil || d.Before(before) || d.After(after) {
+			t.Fatalf("Date line %q outside [%v, %v]: %v", line, before, after, err)
+		}
 	}
 }

@@ -113,8 +113,9 @@ func (w *Response) writeHeaderLocked(code int) {
 		return
 	}
 	w.wroteHeader, w.status = true, code
-	if cl := w.hdr.Get("Content-Length"); cl != "" {
-		if n, ok := parseContentLength([]byte(cl)); ok {
+	// Direct map reads: Header.Get would canonicalise the constant key.
+	if v := w.hdr["Content-Length"]; len(v) > 0 && v[0] != "" {
+		if n, ok := parseContentLength([]byte(v[0])); ok {
 			w.declared = n
 		} else {
 			w.hdr.Del("Content-Length")
@@ -268,7 +269,7 @@ func (w *Response) commit(final bool) {
 	if len(w.buf) > 0 {
 		w.sniff(w.buf)
 	}
-	if w.hdr.Get("Connection") != "" && hasToken(w.hdr["Connection"], "close") {
+	if hasToken(w.hdr["Connection"], "close") {
 		w.disableKeep = true
 	}
 	if w.stopping != nil && w.stopping.Load() {
@@ -490,15 +491,28 @@ func appendHeaderMap(b []byte, h http.Header) []byte {
 		for _, v := range vs {
 			b = append(b, k...)
 			b = append(b, ": "...)
-			for i := 0; i < len(v); i++ {
-				c := v[i]
-				if c == '\r' || c == '\n' || c == 0 {
-					c = ' '
-				}
-				b = append(b, c)
-			}
+			b = appendFieldValue(b, v)
 			b = append(b, "\r\n"...)
 		}
+	}
+	return b
+}
+
+// appendFieldValue appends v with CR, LF and NUL turned into spaces.
+func appendFieldValue(b []byte, v string) []byte {
+	i := 0
+	for ; i < len(v); i++ {
+		if c := v[i]; c == '\r' || c == '\n' || c == 0 {
+			break
+		}
+	}
+	b = append(b, v[:i]...) // the usual case: all of v
+	for ; i < len(v); i++ {
+		c := v[i]
+		if c == '\r' || c == '\n' || c == 0 {
+			c = ' '
+		}
+		b = append(b, c)
 	}
 	return b
 }
@@ -535,19 +549,22 @@ func appendStatusLine(b []byte, code int) []byte {
 }
 
 type dateLine struct {
-	sec  int64
+	at   time.Time     // when line was formatted (with its monotonic reading)
+	left time.Duration // from at to the next wall-clock second
 	line []byte
 }
 
 var cachedDate atomic.Pointer[dateLine]
 
 // appendDate appends "Date: ...\r\n", formatted at most once a second.
+// While the cached line is valid, time.Since reads only the monotonic
+// clock (time.Now reads the wall clock too).
 func appendDate(b []byte) []byte {
-	now := time.Now()
 	d := cachedDate.Load()
-	if d == nil || d.sec != now.Unix() {
+	if d == nil || time.Since(d.at) >= d.left {
+		now := time.Now()
 		line := now.UTC().AppendFormat([]byte("Date: "), http.TimeFormat)
-		d = &dateLine{sec: now.Unix(), line: append(line, "\r\n"...)}
+		d = &dateLine{at: now, left: time.Second - time.Duration(now.Nanosecond()), line: append(line, "\r\n"...)}
 		cachedDate.Store(d)
 	}
 	return append(b, d.line...)
