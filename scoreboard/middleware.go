@@ -5,12 +5,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/internal/reqmeta"
 	"github.com/multiserve/multiserve/workers"
 )
 
@@ -66,43 +65,12 @@ func Middleware(next http.Handler, s Slot) http.Handler {
 	})
 }
 
-// queueTime is QueueTime now, reading the clock only when the header is
-// there.
+// queueTime reads the clock only when the request carries the header.
 func queueTime(r *http.Request) time.Duration {
-	if len(r.Header["X-Request-Start"]) == 0 {
+	if !reqmeta.HasQueueStart(r) {
 		return 0
 	}
-	return QueueTime(r, time.Now())
-}
-
-// QueueTime is how long the request waited before its handler ran, from
-// an X-Request-Start header set by a proxy in front (nginx/Heroku style:
-// "t=<µs or ms or s since the epoch>", or the bare number). Without the
-// header it is 0: the worker cannot know when the kernel queued the
-// connection.
-func QueueTime(r *http.Request, now time.Time) time.Duration {
-	v := r.Header.Get("X-Request-Start")
-	if v == "" {
-		return 0
-	}
-	v = strings.TrimPrefix(v, "t=")
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f <= 0 {
-		return 0
-	}
-	var t time.Time
-	switch {
-	case f > 1e15: // microseconds
-		t = time.UnixMicro(int64(f))
-	case f > 1e12: // milliseconds
-		t = time.UnixMilli(int64(f))
-	default: // seconds, possibly fractional
-		t = time.Unix(0, int64(f*1e9))
-	}
-	if d := now.Sub(t); d > 0 {
-		return d
-	}
-	return 0
+	return reqmeta.QueueTime(r, time.Now())
 }
 
 var recPool = sync.Pool{New: func() any { return new(recorder) }}

@@ -152,20 +152,6 @@ func TestMiddleware(t *testing.T) {
 	}
 }
 
-func TestQueueTime(t *testing.T) {
-	now := time.Unix(1700000000, 0)
-	for _, v := range []string{"t=1699999999900000", "1699999999900", "t=1699999999.9"} {
-		r := httptest.NewRequest("GET", "/", nil)
-		r.Header.Set("X-Request-Start", v)
-		if d := QueueTime(r, now); d < 99*time.Millisecond || d > 101*time.Millisecond {
-			t.Errorf("%s: %v", v, d)
-		}
-	}
-	if d := QueueTime(httptest.NewRequest("GET", "/", nil), now); d != 0 {
-		t.Errorf("no header: %v", d)
-	}
-}
-
 // TestAttachInChild: a real second process maps its slot from the
 // inherited memfd and its writes show up in the parent's mapping.
 func TestAttachInChild(t *testing.T) {
