@@ -26,6 +26,8 @@ func fixture() (*http.Request, *entry) {
 		status: 201,
 		bytes:  42,
 		header: http.Header{"X-Out": {"v1"}},
+		queue:  2500 * time.Microsecond,
+		rid:    "rid-1",
 	}
 	return r, e
 }
@@ -115,8 +117,8 @@ func TestEscaping(t *testing.T) {
 
 func TestFormatErrors(t *testing.T) {
 	for _, tc := range []struct{ format, want string }{
-		{"%(h)s %(x)s", `accesslog: unknown atom %(x)s (known: h l u t r m U q H s B b f a T D M L p {Header}i {Header}o {VAR}e) (at byte 6 of format "%(h)s %(x)s")`},
-		{"%({X}z)s", `accesslog: unknown atom %({X}z)s (known: h l u t r m U q H s B b f a T D M L p {Header}i {Header}o {VAR}e) (at byte 0 of format "%({X}z)s")`},
+		{"%(h)s %(x)s", `accesslog: unknown atom %(x)s (known: h l u t r m U q H s B b f a T D M L p Q rid {Header}i {Header}o {VAR}e) (at byte 6 of format "%(h)s %(x)s")`},
+		{"%({X}z)s", `accesslog: unknown atom %({X}z)s (known: h l u t r m U q H s B b f a T D M L p Q rid {Header}i {Header}o {VAR}e) (at byte 0 of format "%({X}z)s")`},
 		{"%(h", `accesslog: unterminated atom %(h (at byte 0 of format "%(h")`},
 		{"%(h)x", `accesslog: atom %(h) must be followed by s, as in %(h)s (at byte 0 of format "%(h)x")`},
 		{"%(h)", `accesslog: atom %(h) must be followed by s, as in %(h)s (at byte 0 of format "%(h)")`},
@@ -144,6 +146,7 @@ func TestJSON(t *testing.T) {
 		"uri": "/p/a%20b?x=1&y=2", "path": "/p/a b", "query": "x=1&y=2", "proto": "HTTP/1.1",
 		"status": 201.0, "bytes": 42.0, "duration_us": 1234567.0, "referer": "http://ref.example/",
 		"user_agent": "a\"b\n\ufffd\u2028", "pid": float64(os.Getpid()),
+		"request_id": "rid-1", "queue_us": 2500.0,
 	}
 	for k, v := range want {
 		if m[k] != v {

@@ -36,6 +36,8 @@ const (
 	kRespHeader              // {Name}o, arg = canonical name
 	kRemotePort              // {REMOTE_PORT}e
 	kRequestURI              // {RAW_URI}e, {REQUEST_URI}e
+	kQueue                   // Q: queue time in microseconds (X-Request-Start), "-" without it
+	kRequestID               // {X-Request-Id}i also works; rid is the short name
 )
 
 // item is one compiled piece: a literal or an atom.
@@ -49,6 +51,7 @@ var simpleAtoms = map[string]kind{
 	"m": kMethod, "U": kPath, "q": kQuery, "H": kProto, "s": kStatus,
 	"B": kBytes, "b": kBytesCLF, "f": kReferer, "a": kUserAgent, "T": kSeconds,
 	"D": kMicros, "M": kMillis, "L": kDecimalSecs, "p": kPID,
+	"Q": kQueue, "rid": kRequestID,
 }
 
 // cgiVars maps gunicorn's WSGI-environ names for {VAR}e to what a Go
@@ -128,7 +131,7 @@ func atom(name string) (item, error) {
 			return envAtom(arg), nil
 		}
 	}
-	return item{}, fmt.Errorf("unknown atom %%(%s)s (known: h l u t r m U q H s B b f a T D M L p {Header}i {Header}o {VAR}e)", name)
+	return item{}, fmt.Errorf("unknown atom %%(%s)s (known: h l u t r m U q H s B b f a T D M L p Q rid {Header}i {Header}o {VAR}e)", name)
 }
 
 func envAtom(name string) item {

@@ -28,6 +28,11 @@ func appendJSON(b []byte, r *http.Request, e *entry) []byte {
 	b = strconv.AppendInt(b, int64(e.dur/time.Microsecond), 10)
 	b = appendJSONField(b, "referer", first(r.Header["Referer"]))
 	b = appendJSONField(b, "user_agent", first(r.Header["User-Agent"]))
+	b = appendJSONField(b, "request_id", e.rid)
+	if e.queue >= 0 {
+		b = append(b, `,"queue_us":`...)
+		b = strconv.AppendInt(b, int64(e.queue/time.Microsecond), 10)
+	}
 	b = append(b, `,"pid":`...)
 	b = append(b, pidAtom[1:len(pidAtom)-1]...)
 	return append(b, '}')

@@ -58,7 +58,9 @@ type entry struct {
 	dur    time.Duration
 	status int
 	bytes  int64
-	header http.Header // response header
+	header http.Header   // response header
+	queue  time.Duration // from X-Request-Start; -1 without it
+	rid    string        // X-Request-Id, honoured or generated
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -110,6 +112,12 @@ func (l *Logger) appendLine(b []byte, r *http.Request, e *entry) []byte {
 			b = appendDecimalSecs(b, e.dur)
 		case kPID:
 			b = append(b, pidAtom...)
+		case kQueue:
+			if e.queue < 0 {
+				b = append(b, '-')
+			} else {
+				b = strconv.AppendInt(b, int64(e.queue/time.Microsecond), 10)
+			}
 		case kRequestLine:
 			b = appendEscaped(b, r.Method)
 			b = append(b, ' ')
@@ -150,6 +158,8 @@ func stringAtom(it *item, r *http.Request, e *entry) string {
 		return first(r.Header["Referer"])
 	case kUserAgent:
 		return first(r.Header["User-Agent"])
+	case kRequestID:
+		return e.rid
 	case kReqHeader:
 		return headerValue(r.Header, it.arg)
 	case kRespHeader:

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/multiserve/multiserve/internal/reqmeta"
 )
 
 // Wrap returns a handler that serves with next and then writes one access
@@ -27,6 +29,7 @@ func Wrap(next http.Handler, l *Logger) http.Handler {
 		rec := recPool.Get().(*recorder)
 		rec.reset(w)
 		start := time.Now()
+		meta := requestMeta(w, r, start)
 		finished := false
 		defer func() {
 			if finished {
@@ -37,22 +40,39 @@ func Wrap(next http.Handler, l *Logger) http.Handler {
 			if rec.status == 0 {
 				rec.status = http.StatusInternalServerError
 			}
-			l.log(r, rec, start)
+			l.log(r, rec, start, meta)
 		}()
 		next.ServeHTTP(rec, r)
 		finished = true
-		l.log(r, rec, start)
+		l.log(r, rec, start, meta)
 		rec.reset(nil)
 		recPool.Put(rec)
 	})
 }
 
-func (l *Logger) log(r *http.Request, rec *recorder, start time.Time) {
+// meta is what Wrap notes before the handler runs.
+type meta struct {
+	queue time.Duration
+	rid   string
+}
+
+// requestMeta takes the request id (honoured or generated, set on the
+// request and echoed in the response) and the queue time.
+func requestMeta(w http.ResponseWriter, r *http.Request, now time.Time) meta {
+	m := meta{queue: -1, rid: reqmeta.RequestID(r)}
+	w.Header().Set(reqmeta.HeaderRequestID, m.rid)
+	if reqmeta.HasQueueStart(r) {
+		m.queue = reqmeta.QueueTime(r, now)
+	}
+	return m
+}
+
+func (l *Logger) log(r *http.Request, rec *recorder, start time.Time, m meta) {
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK // nothing written: the server sends 200 with no body
 	}
-	e := entry{start: start, dur: time.Since(start), status: status, bytes: rec.bytes}
+	e := entry{start: start, dur: time.Since(start), status: status, bytes: rec.bytes, queue: m.queue, rid: m.rid}
 	if rec.ResponseWriter != nil {
 		e.header = rec.ResponseWriter.Header()
 	}

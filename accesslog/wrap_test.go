@@ -8,9 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // syncBuffer is a concurrency-safe log sink for tests.
@@ -213,5 +215,39 @@ func TestWrapConcurrent(t *testing.T) {
 		if want := fmt.Sprintf("200 4 /%03d", i); !seen[want] {
 			t.Errorf("missing line %q", want)
 		}
+	}
+}
+
+// TestWrapRequestIDAndQueue: an incoming X-Request-Id is kept, a missing
+// one generated; both reach the log and the response; Q is the queue time
+// from X-Request-Start, "-" without it.
+func TestWrapRequestIDAndQueue(t *testing.T) {
+	var buf bytes.Buffer
+	l, err := New(&buf, "%(rid)s %(Q)s %({X-Request-Id}i)s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen string
+	h := Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = r.Header.Get("X-Request-Id") }), l)
+
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("X-Request-Id", "from-proxy")
+	r.Header.Set("X-Request-Start", fmt.Sprintf("t=%d", time.Now().Add(-time.Second).UnixMicro()))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	f := strings.Fields(buf.String())
+	if seen != "from-proxy" || w.Header().Get("X-Request-Id") != "from-proxy" || f[0] != "from-proxy" || f[2] != "from-proxy" {
+		t.Fatalf("honoured id: handler %q, response %q, log %q", seen, w.Header().Get("X-Request-Id"), buf.String())
+	}
+	if q, err := strconv.Atoi(f[1]); err != nil || q < 1e6 || q > 60e6 {
+		t.Fatalf("queue atom %q", f[1])
+	}
+
+	buf.Reset()
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+	f = strings.Fields(buf.String())
+	if len(seen) != 32 || w.Header().Get("X-Request-Id") != seen || f[0] != seen || f[1] != "-" {
+		t.Fatalf("generated id: handler %q, response %q, log %q", seen, w.Header().Get("X-Request-Id"), buf.String())
 	}
 }
