@@ -21,7 +21,7 @@ body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.3em;margin:0 0 .3em}
 .sum span{display:inline-block;margin-right:1.5em}
 table{border-collapse:collapse;margin-top:1em;min-width:60em}
-th,td{padding:.3em .7em;border-bottom:1px solid #ddd;text-align:right}
+th,td{padding:.3em .7em;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
 th{background:#f4f4f4}
 td.l,th.l{text-align:left}
 .handling{background:#ffe9b3}.idle{background:#e3f6e3}.booting{background:#dde8ff}.retiring{background:#eee;color:#777}
@@ -36,7 +36,8 @@ small{color:#666}
 <span>saturation <b>{{pct .Summary.Saturation}}</b></span><span>in flight {{.Summary.InFlight}}</span>
 {{if .Draining}}<span><b>draining</b></span>{{end}}
 </div>
-<div class="sum">{{range $c, $t := .Classes}}<span>{{$c}}: {{$t.Requests}} requests, {{bytes $t.Bytes}} out</span>{{end}}
+<div class="sum"><span>{{.Summary.Workers}} worker processes, {{.Summary.Threads}} OS threads in all</span></div>
+<div class="sum">{{range $c, $t := .Classes}}<span>{{$c}}: {{$t.Requests}} requests ({{range $k, $n := $t.Responses}}{{if $n}}{{$k}} {{$n}} {{end}}{{end}}), {{bytes $t.Bytes}} out</span>{{end}}
 {{range .Listeners}}{{if .Measured}}<span>{{.Name}}: accept queue {{.Queue}}/{{.Backlog}}</span>{{end}}{{end}}</div>
 <table>
 <tr><th>pid</th><th>age</th><th>gen</th><th class="l">class</th><th class="l">state</th><th>up</th><th>requests</th><th>in flight</th><th>bytes out</th><th>RSS</th><th>threads</th><th class="l">current / last request</th></tr>
@@ -44,12 +45,20 @@ small{color:#666}
 <td>{{.PID}}</td><td>{{.Age}}</td><td>{{.Generation}}</td><td class="l">{{.Class}}</td><td class="l">{{.State}}</td>
 <td>{{duration .UptimeSec}}</td><td>{{.Requests}}</td><td>{{.InFlight}}</td><td>{{bytes .Bytes}}</td>
 <td>{{bytes .RSSBytes}}</td><td>{{.Threads}}</td>
-<td class="l">{{with .Current}}{{.Method}} {{.Path}} <small>from {{.Client}}, {{if .Running}}running {{else}}started {{end}}{{ms .AgeSec}}{{if not .Running}} ago{{end}}</small>{{end}}</td>
+<td class="l" style="white-space:normal">{{with .Current}}{{.Method}} {{.Path}} <small>from {{.Client}}, {{if .Running}}running {{else}}started {{end}}{{ms .AgeSec}}{{if not .Running}} ago{{end}}</small>{{end}}</td>
 </tr>{{end}}
 </table>
 <p><small>Refreshes every 2 s · <a href="/status">/status</a> (JSON) · <a href="/metrics">/metrics</a> (Prometheus) · threads and RSS from /proc/PID/status</small></p>
 </body></html>
 `))
+
+// ago formats a request's age: ms below a second, then seconds.
+func ago(sec float64) string {
+	if sec < 1 {
+		return fmt.Sprintf("%.0f ms", sec*1000)
+	}
+	return fmt.Sprintf("%.1f s", sec)
+}
 
 func humanBytes(v any) string {
 	var n float64

@@ -34,6 +34,7 @@ type Summary struct {
 	Retiring   int     `json:"retiring"`
 	InFlight   int64   `json:"in_flight"`
 	Saturation float64 `json:"saturation"` // busy / workers
+	Threads    int     `json:"threads"`    // OS threads of all workers
 }
 
 // WorkerStatus is one worker's row.
@@ -126,6 +127,7 @@ func (s *Summary) add(w WorkerStatus) {
 	}
 	s.Workers++
 	s.InFlight += w.InFlight
+	s.Threads += w.Threads
 }
 
 func workerStatus(w Worker, board *scoreboard.Board, now time.Time) WorkerStatus {
