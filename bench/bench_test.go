@@ -43,7 +43,7 @@ func TestRunnerEndToEndNetHTTP(t *testing.T) {
 	}
 	report := readFile(t, path)
 	for _, want := range []string{"## hello", "## io", "## slow-clients", "## idle", "| nethttp (peer) | 8 |",
-		"req per server CPU-s", "Open loop (constant 2000 req/s", "## How to choose", "server processes' CPUs"} {
+		"req per server CPU-s", "Open loop (constant 5000 req/s", "## How to choose", "server processes' CPUs"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q", want)
 		}

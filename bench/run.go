@@ -171,10 +171,10 @@ func (b *bench) setup(ctx context.Context) error {
 		return fmt.Errorf("bench: create %s: %w", b.rawDir, err)
 	}
 	b.chooseDriver()
-	if err := b.buildTargets(ctx); err != nil {
+	if err := b.chooseWorkloads(); err != nil {
 		return err
 	}
-	return b.chooseWorkloads()
+	return b.buildTargets(ctx)
 }
 
 // chooseDriver picks wrk when installed, else the Go closed-loop driver.
@@ -218,7 +218,11 @@ func (b *bench) buildTargets(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	wantPeer, err := nameFilter(b.opts.peers, []string{"nethttp", "gnetbare", "nginx", "gunicorn-sync", "gunicorn-gthread", "gunicorn-gevent"})
+	peers := b.opts.peers
+	if !slices.ContainsFunc(b.workloads, func(w *workload) bool { return w.name != "custom" }) {
+		peers = "none" // no peer serves the user's app: do not build them
+	}
+	wantPeer, err := nameFilter(peers, []string{"nethttp", "gnetbare", "nginx", "gunicorn-sync", "gunicorn-gthread", "gunicorn-gevent"})
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ var mixedPaths = []string{
 // allWorkloads lists the built-in workloads in the order they run.
 func allWorkloads() []*workload {
 	return []*workload{
-		{name: "hello", kind: kindClosed, cpuBound: true, app: "hello", paths: []string{"/"}, rate: 2000,
+		{name: "hello", kind: kindClosed, cpuBound: true, app: "hello", paths: []string{"/"}, rate: 5000,
 			desc:     "`hello`: a 13-byte response on kept-alive connections; measures the server's own overhead.",
 			question: "Tiny, fast handlers (cached JSON, health checks, redirects)"},
 		{name: "io", kind: kindClosed, app: "sim", paths: []string{"/sim?io=20ms"}, rate: 1000, needsSim: true,
@@ -51,7 +51,7 @@ func allWorkloads() []*workload {
 		{name: "large", kind: kindClosed, cpuBound: true, app: "sim", paths: []string{"/sim?size=1048576"}, rate: 200, needsSim: true,
 			desc:     "`sim?size=1048576`: a 1 MiB response per request.",
 			question: "Large responses (downloads, reports, images)"},
-		{name: "conn-per-request", kind: kindClosed, cpuBound: true, app: "hello", paths: []string{"/"}, close: true, rate: 1000,
+		{name: "conn-per-request", kind: kindClosed, cpuBound: true, app: "hello", paths: []string{"/"}, close: true, rate: 2000,
 			desc:     "`hello` with `Connection: close`: a new TCP connection for every request (clients without keep-alive).",
 			question: "Clients that do not keep connections alive"},
 		{name: "slow-clients", kind: kindSlow, app: "hello", paths: []string{"/"},
