@@ -139,6 +139,9 @@ func TestReportComputesWinners(t *testing.T) {
 		"(`idle`) → **evloop**. 3.0 KiB per idle connection; goroutine uses 3× as much.",
 		"Overall in this run, **evloop** is the first choice in 3 of 3 workloads",
 		"threaded unavailable (see Configurations)",
+		"| workload | deciding metric | sync | goroutine | evloop | threaded |",
+		"| hello | req/CPU-s | 0.12 | 0.62 | **1.00** | – |",
+		"| idle | fewest KiB per idle conn | – | 0.33 | **1.00** | – |",
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q", want)

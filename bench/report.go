@@ -31,7 +31,9 @@ func (b *bench) writeReport() (string, error) {
 		}
 	}
 	if len(summary) > 0 {
-		w.WriteString("## Summary\n\n" + strings.Join(summary, "\n") + "\n\n")
+		w.WriteString("## Summary\n\n")
+		b.writeMatrix(&w)
+		w.WriteString(strings.Join(summary, "\n") + "\n\n")
 	}
 	w.WriteString(sections.String())
 	b.writeChoose(&w)
@@ -671,6 +673,77 @@ func idleVerdict(ok []*result) string {
 		}
 	}
 	return strings.TrimSpace(s.String())
+}
+
+// score is a class's value on a workload's deciding metric, higher is
+// better; ok is false when the class has no number there.
+func (b *bench) score(wl *workload, r *result) (float64, bool) {
+	if r.Status != statusOK || r.Peer {
+		return 0, false
+	}
+	switch {
+	case wl.kind == kindClosed && len(r.Points) > 0:
+		prim, _ := metrics(wl)
+		return prim.key(r), true
+	case wl.kind == kindSlow && r.SlowLoad != nil:
+		return r.SlowLoad.RPS, true
+	case wl.kind == kindIdle && r.Idle != nil && holdsIdle(r) && r.Idle.PerConnKB > 0:
+		return 1 / r.Idle.PerConnKB, true
+	}
+	return 0, false
+}
+
+// writeMatrix renders one row per workload and one column per class: the
+// class's deciding metric relative to the best class (1.00).
+func (b *bench) writeMatrix(w *strings.Builder) {
+	var classes []string
+	for _, t := range b.targets {
+		if !t.peer {
+			classes = append(classes, t.name)
+		}
+	}
+	if len(classes) == 0 {
+		return
+	}
+	w.WriteString("Relative score per workload (1.00 = the best class on the workload's deciding metric; – = not measured):\n\n")
+	w.WriteString("| workload | deciding metric | " + strings.Join(classes, " | ") + " |\n|---|---|" + strings.Repeat("--:|", len(classes)) + "\n")
+	for _, wl := range b.workloads {
+		vals := map[string]float64{}
+		best := 0.0
+		for _, r := range b.resultsFor(wl) {
+			if v, ok := b.score(wl, r); ok {
+				vals[r.Target] = v
+				best = math.Max(best, v)
+			}
+		}
+		cells := make([]string, len(classes))
+		for i, c := range classes {
+			v, ok := vals[c]
+			switch {
+			case !ok:
+				cells[i] = "–"
+			case best > 0 && v >= best:
+				cells[i] = "**1.00**"
+			case best > 0:
+				cells[i] = fmt.Sprintf("%.2f", v/best)
+			default:
+				cells[i] = "0"
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s |\n", wl.name, decidingMetric(wl), strings.Join(cells, " | "))
+	}
+	w.WriteString("\n")
+}
+
+func decidingMetric(wl *workload) string {
+	switch wl.kind {
+	case kindSlow:
+		return "normal-load req/s"
+	case kindIdle:
+		return "fewest KiB per idle conn"
+	}
+	prim, _ := metrics(wl)
+	return prim.unit
 }
 
 // --- how to choose ---
