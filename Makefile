@@ -52,7 +52,7 @@ BENCH_OUT  ?= $(or $(TMPDIR),/tmp)/multiserve-bench-quick
 
 bench:
 	$(GO) build -o $(BENCH_BIN) ./bench
-	./$(BENCH_BIN) $(BENCH_ARGS)
+	./$(BENCH_BIN) --nice -10 $(BENCH_ARGS)
 
 bench-quick:
 	$(GO) build -o $(BENCH_BIN) ./bench
