@@ -27,13 +27,14 @@ type head struct {
 	expectContinue bool
 	host           []byte
 	hasHost        bool
+	hostIdx        int // index of the Host field in fields, -1: none
 }
 
 func (h *head) reset() {
 	h.method, h.target, h.host = nil, nil, nil
 	h.minor = 0
 	h.fields = h.fields[:0]
-	h.contentLength = -1
+	h.contentLength, h.hostIdx = -1, -1
 	h.chunked, h.connClose, h.connKeepAlive, h.expectContinue, h.hasHost = false, false, false, false, false
 }
 
@@ -390,7 +391,7 @@ func checkFraming(h *head, lim *limits) error {
 			if len(f.value) > 0 && !validAuthority(f.value, false) {
 				return errBadRequest("invalid Host")
 			}
-			h.hasHost, h.host = true, f.value
+			h.hasHost, h.host, h.hostIdx = true, f.value, i
 		case asciiEqualFold(f.name, "Connection"):
 			parseConnection(h, f.value)
 		case asciiEqualFold(f.name, "Expect"):

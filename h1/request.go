@@ -52,10 +52,10 @@ func (p *Parser) Request(ctx context.Context, remoteAddr string) (*http.Request,
 		vals = make([]string, len(h.fields))
 	}
 	for i, f := range h.fields {
-		k := headerKey(f.name, str)
-		if k == "Host" {
+		if i == h.hostIdx {
 			continue // promoted to r.Host, as net/http does
 		}
+		k := headerKey(f.name, str)
 		vals[i] = str(f.value)
 		if old, ok := r.Header[k]; ok {
 			r.Header[k] = append(old, vals[i])

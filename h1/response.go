@@ -131,7 +131,7 @@ func (w *Response) writeInterim(code int) {
 		w.sentContinue = true
 	}
 	b := appendStatusLine(w.scratch[:0], code)
-	b = appendHeaderMap(b, w.hdr)
+	b, _ = appendHeaderMap(b, w.hdr)
 	b = append(b, "\r\n"...)
 	w.scratch = b[:0]
 	w.write(b)
@@ -266,22 +266,26 @@ func (w *Response) SetClose() {
 // final says the handler has returned, so a buffered body's length is known.
 func (w *Response) commit(final bool) {
 	w.committed = true
-	if len(w.buf) > 0 {
-		w.sniff(w.buf)
+	b := appendStatusLine(w.scratch[:0], w.status)
+	b, seen := appendHeaderMap(b, w.hdr)
+	if len(w.buf) > 0 && !seen.has(seenContentType) {
+		if ct := w.sniffed(w.buf); ct != "" {
+			b = append(b, "Content-Type: "...)
+			b = append(b, ct...)
+			b = append(b, "\r\n"...)
+		}
 	}
-	if hasToken(w.hdr["Connection"], "close") {
+	if seen.has(seenConnClose) {
 		w.disableKeep = true
 	}
 	if w.stopping != nil && w.stopping.Load() {
 		w.disableKeep = true // graceful stop began while the handler ran
 	}
 	w.keepAlive = w.reqKeep && !w.disableKeep
-	b := appendStatusLine(w.scratch[:0], w.status)
-	b = appendHeaderMap(b, w.hdr)
-	if _, ok := w.hdr["Date"]; !ok {
+	if !seen.has(seenDate) {
 		b = appendDate(b)
 	}
-	if _, ok := w.hdr["Server"]; !ok {
+	if !seen.has(seenServer) {
 		b = append(b, "Server: multiserve\r\n"...)
 	}
 	b = w.appendFraming(b, final)
@@ -342,9 +346,20 @@ func (w *Response) writeBody(p []byte) {
 }
 
 func (w *Response) sniff(p []byte) {
-	if _, ok := w.hdr["Content-Type"]; !ok && bodyAllowed(w.status) {
-		w.hdr["Content-Type"] = []string{http.DetectContentType(p)}
+	if _, ok := w.hdr["Content-Type"]; !ok {
+		w.sniffed(p)
 	}
+}
+
+// sniffed sets (and returns) the Content-Type detected from p when the
+// status allows a body; the caller checked that none was set.
+func (w *Response) sniffed(p []byte) string {
+	if !bodyAllowed(w.status) {
+		return ""
+	}
+	ct := http.DetectContentType(p)
+	w.hdr["Content-Type"] = []string{ct}
+	return ct
 }
 
 func (w *Response) write(p []byte) {
@@ -476,14 +491,39 @@ func trimOWSString(s string) string {
 	return s
 }
 
+// headerSeen records which fields the engine cares about appendHeaderMap
+// met, so commit needs no further map lookups.
+type headerSeen uint8
+
+const (
+	seenDate headerSeen = 1 << iota
+	seenServer
+	seenContentType
+	seenConnClose // a Connection field with the "close" token
+)
+
+func (s headerSeen) has(f headerSeen) bool { return s&f != 0 }
+
 // appendHeaderMap writes the handler's fields, skipping the framing fields
 // the engine owns and invalid names, and turning CR/LF in values into
 // spaces (no response splitting).
-func appendHeaderMap(b []byte, h http.Header) []byte {
+func appendHeaderMap(b []byte, h http.Header) ([]byte, headerSeen) {
+	var seen headerSeen
 	for k, vs := range h {
 		switch k {
-		case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Trailer":
+		case "Connection":
+			if hasToken(vs, "close") {
+				seen |= seenConnClose
+			}
 			continue
+		case "Content-Length", "Transfer-Encoding", "Keep-Alive", "Trailer":
+			continue
+		case "Date":
+			seen |= seenDate
+		case "Server":
+			seen |= seenServer
+		case "Content-Type":
+			seen |= seenContentType
 		}
 		if !isTokenString(k) {
 			continue
@@ -495,7 +535,7 @@ func appendHeaderMap(b []byte, h http.Header) []byte {
 			b = append(b, "\r\n"...)
 		}
 	}
-	return b
+	return b, seen
 }
 
 // appendFieldValue appends v with CR, LF and NUL turned into spaces.
