@@ -522,8 +522,12 @@ func (b *bench) writeSlow(w *strings.Builder, wl *workload, rs []*result) (strin
 		if hp, found := b.helloAt(r.Target, c); found {
 			base = fmt.Sprintf("%s req/s, p99 %s", fmtNum(hp.RPS), fmtDur(hp.P99))
 		}
+		errs := fmtErrors(p.Errors, p.Requests)
+		if p.Requests == 0 {
+			errs = "no request answered"
+		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %d | %d |\n", label(r), fmtNum(p.RPS), fmtDur(p.P50), fmtDur(p.P99),
-			fmtErrors(p.Errors, p.Requests), base, r.Slow.Kicked, r.Slow.OpenAtEnd)
+			errs, base, r.Slow.Kicked, r.Slow.OpenAtEnd)
 		bars = append(bars, bar{name: label(r), color: b.color(r.Target), value: p.RPS})
 	}
 	w.WriteString("\n")
