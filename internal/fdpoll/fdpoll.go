@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	stdsync "sync"
 	"time"
 
@@ -149,4 +150,31 @@ func ClassifyAccept(err error) AcceptVerdict {
 		return AcceptBackoff
 	}
 	return AcceptFatal
+}
+
+// AcceptLogInterval is the least time between two "out of resources"
+// accept warnings from one loop. While descriptors stay exhausted, accept
+// fails every AcceptBackoffDelay: logging each would flood the log.
+const AcceptLogInterval = 10 * time.Second
+
+// AcceptBackoffLog rate-limits the accept back-off warning: the first
+// failure is logged at once, later ones at most once per
+// AcceptLogInterval, with the count of those not logged in between. The
+// zero value is ready; it belongs to one loop (not safe for concurrent
+// use).
+type AcceptBackoffLog struct {
+	last       time.Time
+	suppressed int
+}
+
+// Warn logs msg (with the listener and the error) unless one was logged
+// less than AcceptLogInterval before now.
+func (a *AcceptBackoffLog) Warn(log *slog.Logger, now time.Time, msg, listener string, err error) {
+	if !a.last.IsZero() && now.Sub(a.last) < AcceptLogInterval {
+		a.suppressed++
+		return
+	}
+	log.Warn(msg, "listener", listener, "err", err, "suppressed", a.suppressed,
+		"next_log_after", AcceptLogInterval)
+	a.last, a.suppressed = now, 0
 }

@@ -1,8 +1,11 @@
 package fdpoll
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,5 +101,26 @@ func TestNonblockListeners(t *testing.T) {
 	}
 	if _, _, err := unix.Accept4(fd, 0); err != unix.EAGAIN {
 		t.Fatalf("accept4 on an empty non-blocking listener = %v, want EAGAIN", err)
+	}
+}
+
+// TestAcceptBackoffLogRateLimited: a failure every back-off delay logs
+// once per AcceptLogInterval, with the count of the lines held back.
+func TestAcceptBackoffLogRateLimited(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	var a AcceptBackoffLog
+	start := time.Unix(1000, 0)
+	steps := int(2*AcceptLogInterval/AcceptBackoffDelay) + 1
+	for i := range steps {
+		a.Warn(log, start.Add(time.Duration(i)*AcceptBackoffDelay), "accept failed", "l", unix.EMFILE)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d failures over %v logged %d lines, want 3:\n%s", steps, 2*AcceptLogInterval, len(lines), buf.String())
+	}
+	want := fmt.Sprintf("suppressed=%d", int(AcceptLogInterval/AcceptBackoffDelay)-1)
+	if !strings.Contains(lines[1], want) {
+		t.Errorf("second line %q lacks %s", lines[1], want)
 	}
 }

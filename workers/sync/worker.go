@@ -90,6 +90,7 @@ type loop struct {
 	waker   *fdpoll.Waker
 	fds     []unix.PollFd // [0] is the waker, then the listeners in Env order
 	pauseTo time.Time     // accepting paused (out of descriptors) until then
+	emfile  fdpoll.AcceptBackoffLog
 }
 
 func (l *loop) run(ctx context.Context) error {
@@ -155,8 +156,9 @@ func (l *loop) acceptFailed(ln *workers.Listener, err error) error {
 	case fdpoll.AcceptDrained, fdpoll.AcceptRetry:
 		// A sibling worker won the race, or that one connection died.
 	case fdpoll.AcceptBackoff:
-		l.env.Log.Warn("sync: accept: out of resources, pausing", "listener", ln.Name, "err", err)
-		l.pauseTo = time.Now().Add(fdpoll.AcceptBackoffDelay)
+		now := time.Now()
+		l.emfile.Warn(l.env.Log, now, "sync: accept: out of resources, pausing", ln.Name, err)
+		l.pauseTo = now.Add(fdpoll.AcceptBackoffDelay)
 	default:
 		return fmt.Errorf("sync: listener %s: %w", ln.Name, err)
 	}

@@ -36,7 +36,8 @@ type poller struct {
 
 	listening   bool      // listeners are in the epoll set
 	pauseTo     time.Time // accepting paused (out of descriptors) until then
-	stopped     bool      // stop has run
+	emfile      fdpoll.AcceptBackoffLog
+	stopped     bool // stop has run
 	queueClosed bool
 
 	mu       stdsync.Mutex
@@ -169,8 +170,9 @@ func (p *poller) accept(l *workers.Listener) error {
 			case fdpoll.AcceptRetry:
 				continue
 			case fdpoll.AcceptBackoff:
-				p.env.Log.Warn("threaded: accept: out of resources, pausing", "listener", l.Name, "err", err)
-				p.pauseTo = time.Now().Add(fdpoll.AcceptBackoffDelay)
+				now := time.Now()
+				p.emfile.Warn(p.env.Log, now, "threaded: accept: out of resources, pausing", l.Name, err)
+				p.pauseTo = now.Add(fdpoll.AcceptBackoffDelay)
 				return nil
 			}
 			return fmt.Errorf("threaded: listener %s: %w", l.Name, err)
