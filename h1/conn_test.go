@@ -183,8 +183,10 @@ func TestBodyLimit413BeforeHandler(t *testing.T) {
 	c := dialRaw(t, addr)
 	c.send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000000\r\nExpect: 100-continue\r\n\r\n")
 	resp, _, _ := c.read("POST")
-	if resp.StatusCode != 413 || called || !c.closed() {
-		t.Fatalf("status %d handler called %v", resp.StatusCode, called)
+	// resp.Close: the response said Connection: close (net/http moves
+	// that header into Close and deletes it from Header).
+	if resp.StatusCode != 413 || !resp.Close || called || !c.closed() {
+		t.Fatalf("status %d close %v handler called %v", resp.StatusCode, resp.Close, called)
 	}
 	// Chunked bodies are counted as they arrive.
 	c = dialRaw(t, addr)
