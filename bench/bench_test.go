@@ -41,6 +41,9 @@ func TestRunnerEndToEndNetHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if left := tree(os.Getpid())[1:]; len(left) > 0 {
+		t.Errorf("processes left running after the bench: %v", left)
+	}
 	report := readFile(t, path)
 	for _, want := range []string{"## hello", "## io", "## slow-clients", "## idle", "| nethttp (peer) | 8 |",
 		"req per server CPU-s", "Open loop (constant 5000 req/s", "## How to choose", "server processes' CPUs"} {
