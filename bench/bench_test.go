@@ -99,8 +99,11 @@ func checkSVGs(t *testing.T, dir string) {
 // checks the computed verdicts, ratios and "how to choose" lines.
 func TestReportComputesWinners(t *testing.T) {
 	out := t.TempDir()
-	ws := allWorkloads()
-	hello, slow, idle := ws[0], ws[6], ws[7]
+	ws, err := selectWorkloads("hello,slow-clients,idle", allWorkloads())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello, slow, idle := ws[0], ws[1], ws[2]
 	b := &bench{opts: options{duration: time.Second, concurrency: []int{16, 64}, reqTimeout: 5 * time.Second, workers: 1, threads: 16},
 		driver: goDriver{}, outDir: out, started: time.Now(), workloads: []*workload{hello, slow, idle}}
 	for _, n := range []string{"sync", "goroutine", "evloop"} {

@@ -760,7 +760,7 @@ type choice struct {
 
 func (b *bench) writeChoose(w *strings.Builder) {
 	w.WriteString("## How to choose (computed from this run)\n\n")
-	w.WriteString("Each line is derived from the tables above by fixed rules. CPU-bound workloads (hello, cpu, large, conn-per-request) are ranked by requests per server CPU-second, workloads that wait (io, mixed, custom) by peak throughput; classes within 10 % of the leader are listed as equally good. Slow clients: the highest normal-load throughput. Idle connections: the fewest KiB per open connection among classes that keep them open.\n\n")
+	w.WriteString("Each line is derived from the tables above by fixed rules. CPU-bound workloads (hello, cpu, large, conn-per-request) are ranked by requests per server CPU-second, workloads that wait (io, io-1000, mixed, custom) by peak throughput; classes within 10 % of the leader are listed as equally good. Slow clients: the highest normal-load throughput. Idle connections: the fewest KiB per open connection among classes that keep them open.\n\n")
 	wins := map[string]int{}
 	n := 0
 	for _, wl := range b.workloads {

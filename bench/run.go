@@ -350,7 +350,7 @@ func (b *bench) fits(wl *workload) bool {
 	est := 2 * time.Second // start + stop
 	switch wl.kind {
 	case kindClosed:
-		est += time.Duration(len(b.opts.concurrency)) * (b.opts.duration + 200*time.Millisecond)
+		est += time.Duration(len(b.levels(wl))) * (b.opts.duration + 200*time.Millisecond)
 		if b.openFor(wl) {
 			est += b.opts.openDuration
 		}
@@ -360,6 +360,14 @@ func (b *bench) fits(wl *workload) bool {
 		est += 2 * time.Second
 	}
 	return time.Until(b.deadline) > est
+}
+
+// levels are the closed-loop concurrency levels of a workload.
+func (b *bench) levels(wl *workload) []int {
+	if len(wl.conc) > 0 {
+		return wl.conc
+	}
+	return b.opts.concurrency
 }
 
 func (b *bench) openFor(wl *workload) bool {
@@ -472,8 +480,8 @@ func (b *bench) measure(ctx context.Context, srv *serverProc, s loadSpec) (point
 func (b *bench) measureClosed(ctx context.Context, wl *workload, t *target, srv *serverProc, r *result) {
 	// Warm up (first connections, heap growth, lazily started loops) so
 	// the first level does not measure a cold server.
-	_, _ = goDriver{}.run(ctx, b.spec(srv, wl, b.opts.concurrency[0], warmup))
-	for _, c := range b.opts.concurrency {
+	_, _ = goDriver{}.run(ctx, b.spec(srv, wl, b.levels(wl)[0], warmup))
+	for _, c := range b.levels(wl) {
 		p, err := b.measure(ctx, srv, b.spec(srv, wl, c, b.opts.duration))
 		if err != nil {
 			r.Status, r.Reason = statusFailed, err.Error()
