@@ -528,7 +528,11 @@ func (b *bench) measureSlow(ctx context.Context, wl *workload, t *target, srv *s
 // of the server's RSS to those still open.
 func (b *bench) measureIdle(ctx context.Context, wl *workload, t *target, srv *serverProc, r *result) {
 	before := treeRSS(srv.pid)
-	conns, failed, closed := idleConns(ctx, srv.addr, wl.paths[0], b.opts.idleN)
+	// Bound the opening phase: a server that stops accepting must not hold
+	// the run for idleN dial timeouts.
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second+time.Duration(b.opts.idleN)*5*time.Millisecond)
+	conns, failed, closed := idleConns(octx, srv.addr, wl.paths[0], b.opts.idleN)
+	cancel()
 	defer func() {
 		for _, c := range conns {
 			c.Close()
