@@ -223,8 +223,13 @@ func (b *bench) writeClosed(w *strings.Builder, wl *workload, rs []*result) (str
 	w.WriteString("\n")
 	openVerdict := b.writeOpen(w, ok)
 	verdict := closedVerdict(wl, ok)
-	if wl.name == "hello" {
+	switch wl.name {
+	case "hello":
 		if v := issue4Check(ok); v != "" {
+			verdict += " " + v
+		}
+	case "io-1000":
+		if v := poolCheck(ok); v != "" {
 			verdict += " " + v
 		}
 	}
@@ -449,6 +454,30 @@ func issue4Check(ok []*result) string {
 		return ""
 	}
 	return "Issue 4 check: " + strings.Join(parts, "; ") + "."
+}
+
+// poolCheck states issue 4's io-1000 target: evloop with a handler pool
+// reaches at least what plain net/http reaches.
+func poolCheck(ok []*result) string {
+	var pool, nh, inline *result
+	for _, r := range ok {
+		switch r.Target {
+		case "evloop-pool":
+			pool = r
+		case "nethttp":
+			nh = r
+		case "evloop":
+			inline = r
+		}
+	}
+	if pool == nil || nh == nil {
+		return ""
+	}
+	s := fmt.Sprintf("Issue 4 check: evloop-pool ÷ plain net/http = %s req/s (target ≥ 1×)", ratio(peak(pool).RPS, peak(nh).RPS))
+	if inline != nil {
+		s += fmt.Sprintf("; evloop inline reaches %s req/s", fmtNum(peak(inline).RPS))
+	}
+	return s + "."
 }
 
 // writeOpen renders the open-loop table and returns its verdict.
