@@ -133,16 +133,16 @@ func TestReportComputesWinners(t *testing.T) {
 	}
 	report := readFile(t, path)
 	for _, want := range []string{
-		"By requests per server CPU-second, **evloop** wins with 52,000 req/CPU-s: 1.6× goroutine, 8.5× sync.",
-		"By peak throughput, **evloop** wins with 40,000 req/s (at 64 connections): 1.1× goroutine, 7.7× sync (evloop and goroutine within 10 %",
-		"evloop ÷ goroutine = 1.6× req/CPU-s (target ≥ 1.5×)",
+		"By requests per server CPU-second, **evloop** wins with 52,000 req/CPU-s: 1.62× goroutine, 8.52× sync.",
+		"By peak throughput, **evloop** wins with 40,000 req/s (at 64 connections): 1.11× goroutine, 7.69× sync (evloop and goroutine within 10 %",
+		"evloop ÷ goroutine = 1.62× req/CPU-s (target ≥ 1.5×)",
 		"evloop ÷ bare gnet = 0.93× req/CPU-s (target ≥ 0.9×)",
 		"Best peer by requests per server CPU-second: gnetbare, 56,000 req/CPU-s; evloop reaches 0.93× of it.",
 		"Starved by slow clients: sync.",
-		"**evloop** holds 1,000 idle connections most cheaply, 3.0 KiB each; goroutine 9.0 KiB (3×)",
+		"**evloop** holds 1,000 idle connections most cheaply, 3.0 KiB each; goroutine 9.0 KiB (3.00×)",
 		"sync closes every connection after its response",
 		"(`hello`) → **evloop**. Ranked by requests per server CPU-second: 52,000 req/CPU-s",
-		"(`idle`) → **evloop**. 3.0 KiB per idle connection; goroutine uses 3× as much.",
+		"(`idle`) → **evloop**. 3.0 KiB per idle connection; goroutine uses 3.00× as much.",
 		"Overall in this run, **evloop** is the first choice in 3 of 3 workloads",
 		"threaded unavailable (see Configurations)",
 		"| workload | deciding metric | sync | goroutine | evloop | threaded |",
@@ -206,7 +206,7 @@ func TestChartsAxes(t *testing.T) {
 			t.Errorf("humanNumber(%v) = %q, want %q", c.v, got, c.want)
 		}
 	}
-	if got := ratio(52000, 32000); got != "1.6×" {
+	if got := ratio(52000, 32000); got != "1.62×" {
 		t.Errorf("ratio = %q", got)
 	}
 	if got := fmtNum(1234567); got != "1,234,567" {

@@ -378,7 +378,7 @@ func rankSentence(m metric, classes []*result) string {
 	if len(ranked) > 1 {
 		fmt.Fprintf(&s, ": %s", versus(m.key(lead), ranked[1:], m.key))
 		if tied := tiedWith(ranked, m.key); len(tied) > 1 {
-			fmt.Fprintf(&s, " (%s within %.0f %%: a tie on this machine)", strings.Join(tied, " and "), tieWithin*100)
+			fmt.Fprintf(&s, " (%s within %.0f %% of each other: a tie on this machine)", joinAnd(tied), tieWithin*100)
 		}
 	}
 	return s.String() + "."
@@ -966,7 +966,15 @@ func ratio(a, b float64) string {
 	if r >= 10 {
 		return fmt.Sprintf("%.0f×", r)
 	}
-	return fmt.Sprintf("%.2g×", r)
+	return fmt.Sprintf("%.2f×", r)
+}
+
+// joinAnd renders "a", "a and b", "a, b and c".
+func joinAnd(v []string) string {
+	if len(v) <= 1 {
+		return strings.Join(v, "")
+	}
+	return strings.Join(v[:len(v)-1], ", ") + " and " + v[len(v)-1]
 }
 
 func joinInts(v []int) string {
