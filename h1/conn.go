@@ -113,7 +113,11 @@ func (c *Conn) Close() error {
 // freshly accepted), then returns StateIdle as soon as the connection is
 // between requests with no buffered bytes, holding no buffers, so the
 // caller can wait for readability without holding a thread; the caller
-// then enforces the keepalive idle time. When ctx is done, the request in
+// then enforces the keepalive idle time. If nc implements [Readable], park
+// mode also returns StateIdle mid-head, when part of a request head is
+// buffered and nothing more can be read at once (a slow client never holds
+// the caller's thread); the bytes stay in the Conn for the next Serve, and
+// [Conn.HeadStart] tells the caller when to give up on it. When ctx is done, the request in
 // progress is finished with Connection: close and the connection closed.
 func (c *Conn) Serve(ctx context.Context, park bool) State {
 	if c.done {
@@ -140,6 +144,7 @@ func (c *Conn) Serve(ctx context.Context, park bool) State {
 		}
 		if ev == Head {
 			fresh = false
+			c.headStart = time.Time{} // a pipelined head's start is unknown
 			if !c.serveRequest() {
 				return c.shutdown()
 			}
@@ -156,11 +161,67 @@ func (c *Conn) Serve(ctx context.Context, park bool) State {
 				return StateIdle
 			}
 		}
+		if park && !fresh && !c.readable() {
+			// Mid-head with nothing more to read: a slow client must not
+			// hold the caller's thread (see parkMidHead).
+			return c.parkMidHead()
+		}
 		if !c.fillHead(fresh) {
 			return c.shutdown()
 		}
 		fresh = false
 	}
+}
+
+// Readable is what a net.Conn may implement so that park mode never blocks
+// on a partial request head: it reports, without blocking, whether a read
+// would return at once (data, EOF or an error). internal/fdconn implements
+// it with poll(2). Without it, park mode reads a partial head blocking,
+// within header_timeout, as before.
+type Readable interface {
+	Readable() (bool, error)
+}
+
+// readable reports whether a read of nc would not block; an error (or a
+// conn that cannot tell) counts as readable: the read will then say what
+// it is.
+func (c *Conn) readable() bool {
+	r, ok := c.nc.(Readable)
+	if !ok {
+		return true
+	}
+	ready, err := r.Readable()
+	return ready || err != nil
+}
+
+// parkMidHead returns StateIdle with the partial head kept (buffer and
+// parser) for the next Serve call. The read deadline set when the head's
+// first byte arrived stays on the conn, so reading the rest after
+// header_timeout fails; the caller closes a connection that stays silent
+// past HeadStart + header_timeout.
+func (c *Conn) parkMidHead() State {
+	if !c.flush() {
+		return c.shutdown()
+	}
+	if c.headStart.IsZero() {
+		// Pipelined behind the request just served: its time starts now.
+		c.headStart = time.Now()
+		_ = c.nc.SetReadDeadline(deadline(c.srv.config().HeaderTimeout))
+	}
+	c.releaseWriter()
+	return StateIdle
+}
+
+// HeadStart reports when the incomplete request head buffered in c began
+// to arrive (for a pipelined head, when Serve parked it), or the zero time
+// when no head is partly read. After Serve returned StateIdle,
+// a non-zero HeadStart means the connection is parked mid-head: the caller
+// should close it at HeadStart + header_timeout if it is still silent.
+func (c *Conn) HeadStart() time.Time {
+	if c.done || c.p == nil || (c.r == c.w && !c.p.Pending()) {
+		return time.Time{}
+	}
+	return c.headStart
 }
 
 // interrupt runs when the worker's ctx is done: an idle connection stops
@@ -528,16 +589,20 @@ func (c *Conn) shutdown() State {
 }
 
 func (c *Conn) releaseBuffers() {
-	if c.bw != nil {
-		c.bw.Reset(nil)
-		writerPool.Put(c.bw)
-		c.bw = nil
-	}
+	c.releaseWriter()
 	if c.buf != nil {
 		if len(c.buf) == readBufSize {
 			readBufPool.Put(c.bufp)
 		}
 		c.buf, c.bufp, c.r, c.w = nil, nil, 0, 0
+	}
+}
+
+func (c *Conn) releaseWriter() {
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+		c.bw = nil
 	}
 }
 

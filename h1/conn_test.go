@@ -339,22 +339,29 @@ func TestTrailersAndContext(t *testing.T) {
 	}
 }
 
-func TestParkMode(t *testing.T) {
+// connPair returns a client connection and the server side of it; both
+// close at cleanup.
+func connPair(t *testing.T) (cli, nc net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	if cli, err = net.Dial("tcp", ln.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	if nc, err = ln.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return cli, nc
+}
+
+func TestParkMode(t *testing.T) {
 	srv := &h1.Server{Handler: http.NotFoundHandler()}
-	cli, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	nc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli, nc := connPair(t)
 	conn := srv.NewConn(nc)
 	defer conn.Close()
 	br := bufio.NewReader(cli)
@@ -372,6 +379,44 @@ func TestParkMode(t *testing.T) {
 	cli.Close()
 	if st := conn.Serve(context.Background(), true); st != h1.StateClosed {
 		t.Fatalf("after client close: %v", st)
+	}
+}
+
+// notReadable says no data is waiting, as fdconn's poll would between the
+// bytes of a slow client.
+type notReadable struct{ net.Conn }
+
+func (notReadable) Readable() (bool, error) { return false, nil }
+
+// TestParkMidHead: in park mode, a partial head with nothing more to read
+// returns StateIdle at once, keeping the bytes for the next Serve.
+func TestParkMidHead(t *testing.T) {
+	srv := &h1.Server{Handler: http.NotFoundHandler(), Config: config.Default()}
+	cli, nc := connPair(t)
+	cli.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := srv.NewConn(notReadable{nc})
+	defer conn.Close()
+	if !conn.HeadStart().IsZero() {
+		t.Fatal("HeadStart set before any byte")
+	}
+	io.WriteString(cli, get[:10])
+	before := time.Now()
+	if st := conn.Serve(context.Background(), true); st != h1.StateIdle {
+		t.Fatalf("partial head: state %v, want idle", st)
+	}
+	if hs := conn.HeadStart(); hs.Before(before) {
+		t.Fatalf("parked mid-head: HeadStart %v, want after %v", hs, before)
+	}
+	io.WriteString(cli, get[10:])
+	if st := conn.Serve(context.Background(), true); st != h1.StateIdle {
+		t.Fatalf("rest of the head: state %v, want idle", st)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(cli), nil)
+	if err != nil || resp.StatusCode != 404 {
+		t.Fatalf("response: %v", err)
+	}
+	if !conn.HeadStart().IsZero() {
+		t.Fatal("HeadStart set between requests")
 	}
 }
 

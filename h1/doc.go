@@ -17,6 +17,16 @@
 // blocks on a read. Writes must progress within header_timeout too (a
 // client that stops reading is cut off).
 //
+// Park mode (Serve(ctx, true), the threaded class) returns StateIdle when
+// the connection is between requests with nothing buffered, and also,
+// when the net.Conn implements [Readable] (internal/fdconn does), in the
+// middle of a request head whose rest has not arrived: a thread never
+// waits for a slow client's head. The partial head stays in the Conn for
+// the next Serve call; the caller closes a connection still silent at
+// [Conn.HeadStart] + header_timeout (a late byte is refused by the read
+// deadline already set). Bodies are still read blocking, each read within
+// header_timeout.
+//
 // The request context is cancelled when the connection closes. With
 // Server.WatchClient, a handler running longer than 50 ms on a bodiless,
 // non-pipelined request also has the client watched by a background

@@ -96,6 +96,28 @@ func newConn(fd int, peer unix.Sockaddr) *Conn {
 	return c
 }
 
+// Readable reports, without blocking (poll(2) with a zero timeout),
+// whether a Read would return at once: data is there, the peer closed, or
+// the socket failed. It implements h1.Readable, so the threaded class
+// never blocks a thread on a partial request head.
+func (c *Conn) Readable() (bool, error) {
+	if !c.acquire() {
+		return false, c.opError("poll", net.ErrClosed)
+	}
+	defer c.release()
+	fds := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN | unix.POLLRDHUP}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, c.opError("poll", os.NewSyscallError("poll", err))
+		}
+		return n > 0 && fds[0].Revents != 0, nil
+	}
+}
+
 // FD returns the socket descriptor, for registering it with a poller. It
 // stays valid until Close.
 func (c *Conn) FD() int { return c.fd }

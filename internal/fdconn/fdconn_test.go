@@ -307,3 +307,29 @@ func TestAcceptUnix(t *testing.T) {
 		t.Fatalf("read %q, %v", b, err)
 	}
 }
+
+// TestReadable: false while nothing is there, true with data and after
+// the peer's close, an error once closed.
+func TestReadable(t *testing.T) {
+	c, peer := pair(t)
+	if ok, err := c.Readable(); ok || err != nil {
+		t.Fatalf("empty socket: readable %v, err %v", ok, err)
+	}
+	if _, err := unix.Write(peer, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.Readable(); !ok || err != nil {
+		t.Fatalf("with a byte: readable %v, err %v", ok, err)
+	}
+	if _, err := c.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	unix.Shutdown(peer, unix.SHUT_WR)
+	if ok, err := c.Readable(); !ok || err != nil {
+		t.Fatalf("after the peer's shutdown: readable %v, err %v", ok, err)
+	}
+	c.Close()
+	if _, err := c.Readable(); err == nil {
+		t.Fatal("closed conn: no error")
+	}
+}

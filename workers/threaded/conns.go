@@ -25,8 +25,10 @@ type conn struct {
 	prev, next *conn
 }
 
-// idleList holds parked connections in the order they were parked, which
-// with one timeout per list is also the order they expire in.
+// idleList holds parked connections in expiry order. With one timeout per
+// list and the park time as start, that is the order they were parked in
+// (push appends); a connection parked mid-head starts from its head's
+// first byte instead, and push walks back to its place.
 type idleList struct {
 	timeout    time.Duration // <= 0: never expires
 	head, tail *conn
@@ -36,20 +38,33 @@ type idleList struct {
 // never stands for "no idle limit" (header_timeout or keepalive 0).
 const never = 100 * 365 * 24 * time.Hour
 
-func (l *idleList) push(c *conn, now time.Time) {
-	d := l.timeout
-	if d <= 0 {
-		d = never
+// deadline is when a connection parked on l from from expires.
+func (l *idleList) deadline(from time.Time) time.Time {
+	if l.timeout <= 0 {
+		return from.Add(never)
 	}
+	return from.Add(l.timeout)
+}
+
+// push adds c to expire at expires.
+func (l *idleList) push(c *conn, expires time.Time) {
 	l.n++
-	c.expires, c.list = now.Add(d), l
-	c.prev, c.next = l.tail, nil
-	if l.tail != nil {
-		l.tail.next = c
-	} else {
-		l.head = c
+	c.expires, c.list = expires, l
+	after := l.tail
+	for after != nil && after.expires.After(c.expires) {
+		after = after.prev
 	}
-	l.tail = c
+	c.prev = after
+	if after != nil {
+		c.next, after.next = after.next, c
+	} else {
+		c.next, l.head = l.head, c
+	}
+	if c.next != nil {
+		c.next.prev = c
+	} else {
+		l.tail = c
+	}
 }
 
 // remove unlinks c from its list; l is c.list (nil-safe for unlisted conns).
@@ -85,18 +100,34 @@ func (p *poller) add(nc *fdconn.Conn) *conn {
 	return c
 }
 
-// park hands c back to the poller to wait for its next request, holding no
-// thread. It reports false when c must be closed instead (stopping, or
-// epoll refused it). The epoll_ctl runs under the lock so a sweep cannot
-// close the descriptor, and a new connection reuse its number, in between.
-func (p *poller) park(c *conn, l *idleList) bool {
+// parkIdle parks c after the engine returned StateIdle: between requests
+// (keepalive from now), or mid-head (header_timeout from the head's first
+// byte, however many times it was parked since).
+func (p *poller) parkIdle(c *conn) bool {
+	if start := c.hc.HeadStart(); !start.IsZero() {
+		return p.park(c, &p.partial, start)
+	}
+	return p.park(c, &p.kept, time.Now())
+}
+
+// park hands c back to the poller to wait for more of its request, holding
+// no thread, until l's timeout after from. It reports false when c must be
+// closed instead (stopping, or epoll refused it). The epoll_ctl runs under
+// the lock so a sweep cannot close the descriptor, and a new connection
+// reuse its number, in between.
+func (p *poller) park(c *conn, l *idleList, from time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	expires := l.deadline(from)
 	if p.stopping {
-		return false
+		if l != &p.partial {
+			return false
+		}
+		// Stopping: a request under way gets the first request's grace.
+		expires = minTime(expires, p.graceEnd)
 	}
 	c.parked = true
-	l.push(c, time.Now())
+	l.push(c, expires)
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(c.fd), Pad: c.gen}
 	op := unix.EPOLL_CTL_MOD
 	if !c.registered {

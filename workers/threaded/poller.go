@@ -45,7 +45,9 @@ type poller struct {
 	gen      int32         // last generation handed out (0 is reserved)
 	fresh    idleList      // parked before their first request: header_timeout
 	kept     idleList      // parked between requests: keepalive
-	stopping bool          // no more parking; threads close instead
+	partial  idleList      // parked mid-head: header_timeout from its first byte
+	stopping bool          // no more parking between requests; threads close instead
+	graceEnd time.Time     // stopping: when fresh and partial conns are closed
 }
 
 func newPoller(env *workers.Env) (*poller, error) {
@@ -62,6 +64,7 @@ func newPoller(env *workers.Env) (*poller, error) {
 		conns:       make(map[int]*conn),
 		fresh:       idleList{timeout: cfg.HeaderTimeout},
 		kept:        idleList{timeout: cfg.Keepalive},
+		partial:     idleList{timeout: cfg.HeaderTimeout},
 	}
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -144,7 +147,7 @@ func (p *poller) dispatch(ev unix.EpollEvent) error {
 func (p *poller) wait(now time.Time) time.Duration {
 	d := p.beat
 	p.mu.Lock()
-	for _, l := range []*idleList{&p.fresh, &p.kept} {
+	for _, l := range p.lists() {
 		if l.head != nil {
 			d = min(d, l.head.expires.Sub(now))
 		}
@@ -180,7 +183,7 @@ func (p *poller) accept(l *workers.Listener) error {
 		c := p.add(nc)
 		if requestWaiting(c.fd) {
 			p.enqueue(c)
-		} else if !p.park(c, &p.fresh) {
+		} else if !p.park(c, &p.fresh, time.Now()) {
 			p.forget(c)
 		}
 	}
@@ -226,7 +229,7 @@ func (p *poller) enqueue(c *conn) { p.queue <- c }
 func (p *poller) sweep(now time.Time) {
 	var expired []*conn
 	p.mu.Lock()
-	for _, l := range []*idleList{&p.fresh, &p.kept} {
+	for _, l := range p.lists() {
 		for l.head != nil && !now.Before(l.head.expires) {
 			c := l.head
 			l.remove(c)
@@ -249,7 +252,7 @@ const firstRequestGrace = time.Second
 // stop begins the graceful stop: no more accepting; parked connections
 // whose next request already arrived go to the threads, idle kept-alive
 // ones are closed, fresh ones get firstRequestGrace to send their first
-// request. The queue closes (and the threads finish) once nothing is
+// request (and so do those parked mid-head). The queue closes (and the threads finish) once nothing is
 // parked any more: see drained.
 func (p *poller) stop() {
 	if p.stopped {
@@ -260,7 +263,7 @@ func (p *poller) stop() {
 	grace := time.Now().Add(firstRequestGrace)
 	var ready, idle []*conn
 	p.mu.Lock()
-	p.stopping = true
+	p.stopping, p.graceEnd = true, grace
 	for c := p.kept.head; c != nil; {
 		next := c.next
 		p.kept.remove(c)
@@ -272,8 +275,10 @@ func (p *poller) stop() {
 		}
 		c = next
 	}
-	for c := p.fresh.head; c != nil; c = c.next {
-		c.expires = minTime(c.expires, grace) // the list stays in expiry order
+	for _, l := range []*idleList{&p.fresh, &p.partial} {
+		for c := l.head; c != nil; c = c.next {
+			c.expires = minTime(c.expires, grace) // the list stays in expiry order
+		}
 	}
 	p.mu.Unlock()
 	for _, c := range idle {
@@ -294,7 +299,7 @@ func (p *poller) drained() {
 		return
 	}
 	p.mu.Lock()
-	parked := p.fresh.n + p.kept.n
+	parked := p.fresh.n + p.kept.n + p.partial.n
 	p.mu.Unlock()
 	if parked == 0 {
 		close(p.queue)
@@ -309,6 +314,9 @@ func (p *poller) abandon() {
 	p.sweep(time.Now().Add(2 * never))
 	p.drained()
 }
+
+// lists are the idle lists the sweep and the wait look at.
+func (p *poller) lists() [3]*idleList { return [3]*idleList{&p.fresh, &p.kept, &p.partial} }
 
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {

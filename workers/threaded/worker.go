@@ -10,10 +10,13 @@
 //	                        or queue at once if the request already arrived
 //	  parked conn readable → queue
 //	  sweep: close parked conns idle longer than keepalive (header_timeout
-//	         for a connection that has not sent its first request)
+//	         for a connection that has not sent its first request, and
+//	         header_timeout from its first byte for a partial head)
 //	queue (bounded: worker_connections) → threads (each locked to its OS
 //	  thread): blocking read, parse, handle, write until the connection is
-//	  between requests → re-armed in the poller (EPOLLONESHOT) → next one
+//	  between requests, or mid-head with nothing more to read (a slow
+//	  client never holds a thread) → re-armed in the poller
+//	  (EPOLLONESHOT) → next one
 //
 // Concurrency is exactly --threads requests per worker. When every thread
 // is busy, readable connections wait in the queue; when worker_connections
@@ -117,7 +120,7 @@ func (p *poller) thread(ctx context.Context) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	for c := range p.queue {
-		if p.serve(ctx, c) == h1.StateIdle && p.park(c, &p.kept) {
+		if p.serve(ctx, c) == h1.StateIdle && p.parkIdle(c) {
 			continue
 		}
 		p.forget(c)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -198,4 +199,42 @@ func TestGracefulStopServesFreshConnection(t *testing.T) {
 	if err, ok := run.WaitTimeout(10 * time.Second); !ok || err != nil {
 		t.Fatalf("Serve = %v (returned=%v), want nil", err, ok)
 	}
+}
+
+// TestPartialHeadHoldsNoThread: with one thread and a long
+// header_timeout, a client trickling a request head does not stop another
+// client from being served (each within fdpolltest.Do's 20 s); its head,
+// parked in pieces, is answered once complete.
+func TestPartialHeadHoldsNoThread(t *testing.T) {
+	addr, _, _ := start(t, nil, func(c *config.Config) { c.Threads = 1; c.HeaderTimeout = time.Minute })
+	slow := dialKept(t, addr)
+	head := "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, piece := range []string{head[:5], head[5:12], head[12:20]} {
+		io.WriteString(slow.c, piece)
+		dialKept(t, addr).get(t, "/")
+	}
+	resp, body := fdpolltest.Do(t, slow.c, slow.br, head[20:])
+	if resp == nil || resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("trickled request: %v %q", resp, body)
+	}
+}
+
+// TestPartialHeadTimeout: a head still incomplete header_timeout after its
+// first byte is closed, however often one more byte arrives.
+func TestPartialHeadTimeout(t *testing.T) {
+	addr, _, _ := start(t, nil, func(c *config.Config) { c.Threads = 1; c.HeaderTimeout = 500 * time.Millisecond })
+	slow := dialKept(t, addr)
+	io.WriteString(slow.c, "GET / HT")
+	for _, b := range "TP/1.1\r\nX: " {
+		if _, err := io.WriteString(slow.c, string(b)); err != nil {
+			break // closed already
+		}
+		time.Sleep(100 * time.Millisecond) // the trickle's pace, not a wait for the server
+	}
+	// EOF, or a reset if a byte arrived after the close.
+	slow.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := slow.br.ReadByte(); err == nil || os.IsTimeout(err) {
+		t.Fatalf("partial head still open: %v", err)
+	}
+	dialKept(t, addr).get(t, "/")
 }
