@@ -28,9 +28,11 @@ import (
 	"github.com/multiserve/multiserve/apps"
 	"github.com/multiserve/multiserve/arbiter"
 	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/control"
 	"github.com/multiserve/multiserve/internal/logfile"
 	"github.com/multiserve/multiserve/internal/proc"
 	"github.com/multiserve/multiserve/internal/version"
+	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
 
 	// The worker classes register themselves by name.
@@ -51,7 +53,11 @@ func Main() { os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr)) }
 func Run(args []string, stdout, stderr io.Writer) int {
 	if os.Getenv(proc.EnvRole) == proc.RoleWorker {
 		useAccessLog()
+		scoreboard.Install() // after the access log: outermost, so it times the whole request
 		return workers.Main(LoadApp)
+	}
+	if len(args) > 0 && args[0] == "ctl" {
+		return control.Main(args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "settings" {
 		fmt.Fprint(stdout, config.Markdown())

@@ -83,6 +83,8 @@ type arbiter struct {
 	done   chan struct{}
 	tick   *time.Ticker
 	wake   *time.Timer // respawn back-off and stop deadlines
+
+	obs observe // scoreboard, stats endpoint, control socket (observe.go)
 }
 
 type stopState struct {
@@ -149,6 +151,9 @@ func (a *arbiter) start() error {
 	if a.lns, err = bindAll(cfg.Bind, cfg.Backlog); err != nil {
 		return err
 	}
+	if err := a.startObserve(cfg); err != nil {
+		return err
+	}
 	if a.parentR, a.parentW, err = os.Pipe(); err != nil {
 		return fmt.Errorf("arbiter: parent pipe: %w", err)
 	}
@@ -192,6 +197,8 @@ func (a *arbiter) loop(ctx context.Context, sigs <-chan os.Signal) error {
 			a.handleSignal(sig)
 		case ev := <-a.events:
 			a.handleEvent(ev)
+		case f := <-a.obs.calls:
+			f() // a stats or control request, run here where the state lives
 		case <-a.tick.C:
 			a.reap()
 			a.checkWorkers()
@@ -254,6 +261,7 @@ func (a *arbiter) generationReady(g *generation) bool {
 // cleanup closes the sockets (unlinking unix socket paths), the parent pipe
 // and removes the pidfile. Workers are gone by now.
 func (a *arbiter) cleanup() {
+	a.stopObserve()
 	closeAll(a.lns)
 	a.lns = nil
 	if a.parentW != nil {

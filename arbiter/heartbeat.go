@@ -62,6 +62,7 @@ func (a *arbiter) checkHeartbeat(w *worker, now time.Time) {
 	}
 	a.log.Error(fmt.Sprintf("worker %d timed out (was silent for %s), killing", w.pid, silent.Round(time.Millisecond)),
 		"pid", w.pid, "age", w.age)
+	a.logServing(w)
 	w.errText = fmt.Sprintf("timed out after %s of silence", silent.Round(time.Millisecond))
 	w.abortAt = now
 	a.signal(w, syscall.SIGABRT)

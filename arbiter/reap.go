@@ -88,6 +88,7 @@ func (a *arbiter) handleEvent(ev event) {
 // finish forgets an exited worker and decides what its exit means.
 func (a *arbiter) finish(w *worker) {
 	delete(a.workers, w.pid)
+	a.observeExit(w)
 	w.hb.Close()
 	w.status.Close()
 	w.proc.Release()

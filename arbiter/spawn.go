@@ -161,9 +161,15 @@ func (a *arbiter) spawn(g *generation, s *slot) error {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, ln.file)
 	}
 	cmd.Env = a.workerEnv(g, age)
+	sbIdx, sbFile, sbEnv := a.slotFor(len(cmd.ExtraFiles))
+	if sbFile != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, sbFile)
+		cmd.Env = append(cmd.Env, sbEnv)
+	}
 	err = cmd.Start()
 	statusW.Close()
 	if err != nil {
+		a.slotReleased(sbIdx, g.cfg.WorkerClass)
 		hb.Close()
 		statusR.Close()
 		return fmt.Errorf("arbiter: start worker: %w", err)
@@ -173,6 +179,7 @@ func (a *arbiter) spawn(g *generation, s *slot) error {
 		hb: hb, status: statusR, spawned: time.Now(),
 	}
 	a.workers[w.pid] = w
+	a.slotStarted(w.pid, sbIdx)
 	go a.readStatus(w.pid, statusR)
 	a.log.Info(fmt.Sprintf("booting worker pid=%d age=%d", w.pid, age), "pid", w.pid, "age", age, "generation", g.id)
 	return nil

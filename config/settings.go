@@ -48,8 +48,6 @@ var notYetImplemented = map[string]bool{
 	"user":                  true,
 	"group":                 true,
 	"umask":                 true,
-	"stats_bind":            true,
-	"control_socket":        true,
 	"forwarded_allow_ips":   true,
 	"secure_scheme_headers": true,
 	"proxy_protocol":        true,
