@@ -151,9 +151,7 @@ func (a *arbiter) start() error {
 	if a.lns, err = bindAll(cfg.Bind, cfg.Backlog); err != nil {
 		return err
 	}
-	if err := a.startObserve(cfg); err != nil {
-		return err
-	}
+	a.startObserve(cfg)
 	if a.parentR, a.parentW, err = os.Pipe(); err != nil {
 		return fmt.Errorf("arbiter: parent pipe: %w", err)
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/control"
-	"github.com/multiserve/multiserve/internal/proc"
 	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/stats"
 )
@@ -38,7 +37,7 @@ type observe struct {
 var errStopped = errors.New("arbiter: stopped")
 
 // startObserve creates the scoreboard and starts the configured endpoints.
-func (a *arbiter) startObserve(cfg *config.Config) error {
+func (a *arbiter) startObserve(cfg *config.Config) {
 	o := &a.obs
 	o.slots, o.restarts, o.started = map[int]int{}, stats.Restarts{}, time.Now()
 	o.calls, o.quit = make(chan func()), make(chan struct{})
@@ -49,18 +48,20 @@ func (a *arbiter) startObserve(cfg *config.Config) error {
 		}
 		o.board = b
 	}
+	// Observability must not stop serving: an endpoint that cannot listen
+	// (its port taken, or still held by the old arbiter during a binary
+	// upgrade) is logged and left off.
 	var err error
 	if cfg.StatsBind != "" {
 		if o.stats, err = stats.Start(cfg.StatsBind, a, o.board, a.log); err != nil {
-			return withCode(proc.ExitRuntime, err)
+			a.log.Error("stats endpoint disabled", "err", err)
 		}
 	}
 	if cfg.ControlSocket != "" {
 		if o.ctl, err = control.Listen(cfg.ControlSocket, a, o.board, a.log); err != nil {
-			return withCode(proc.ExitRuntime, err)
+			a.log.Error("control socket disabled", "err", err)
 		}
 	}
-	return nil
 }
 
 // stopObserve closes the endpoints and the scoreboard (in cleanup).

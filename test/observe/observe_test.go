@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -393,4 +394,21 @@ func TestTimeoutNamesRequest(t *testing.T) {
 	waitMetrics(t, base, "a timeout restart", func(mf map[string]*dto.MetricFamily) bool {
 		return metric(mf, "multiserve_worker_restarts_total", "reason", "timeout") == 1
 	})
+}
+
+// TestStatsBindTakenKeepsServing: an endpoint that cannot listen is logged
+// and left off; the server still starts and serves.
+func TestStatsBindTakenKeepsServing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := testserver.Start(t, bin, "-b", "127.0.0.1:0", "-w", "1", "--stats-bind", ln.Addr().String(), "hello")
+	if code, _ := get(t, s.URL("/")); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	if !strings.Contains(s.Log(), `msg="stats endpoint disabled"`) {
+		t.Fatalf("no error logged:\n%s", s.Log())
+	}
 }
