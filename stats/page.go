@@ -11,7 +11,7 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 	"duration": func(sec float64) string {
 		return (time.Duration(sec*float64(time.Second)) / time.Second * time.Second).String()
 	},
-	"ms":  func(sec float64) string { return fmt.Sprintf("%.0f ms", sec*1000) },
+	"ms":  ago,
 	"pct": func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
 }).Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
