@@ -607,20 +607,28 @@ func (c *Conn) releaseWriter() {
 }
 
 // connWriter writes responses with a rolling write deadline: every write
-// must make progress within header_timeout, so a client that stops reading
-// cannot hold the connection (or a sync worker's only thread) forever. The
-// deadline moves at most every quarter of that time, not on every write.
+// must make progress within header_timeout (writeStallLimit when that is
+// 0), so a client that stops reading cannot hold the connection (or a
+// sync or threaded worker's thread) forever. The deadline moves at most
+// every quarter of that time, not on every write.
 type connWriter struct {
 	c    *Conn
 	last time.Time
 }
 
+// writeStallLimit bounds a write's wait for a client that reads nothing
+// when header_timeout is 0 (disabled): no timeout there must not mean a
+// thread blocked for good.
+const writeStallLimit = 30 * time.Second
+
 func (w *connWriter) Write(p []byte) (int, error) {
-	if d := w.c.srv.config().HeaderTimeout; d > 0 {
-		if now := time.Now(); now.Sub(w.last) > d/4 {
-			_ = w.c.nc.SetWriteDeadline(now.Add(d))
-			w.last = now
-		}
+	d := w.c.srv.config().HeaderTimeout
+	if d <= 0 {
+		d = writeStallLimit
+	}
+	if now := time.Now(); now.Sub(w.last) > d/4 {
+		_ = w.c.nc.SetWriteDeadline(now.Add(d))
+		w.last = now
 	}
 	return w.c.nc.Write(p)
 }

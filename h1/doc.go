@@ -14,8 +14,8 @@
 // header_timeout; the wait for the next request is keepalive (keepalive <= 0
 // disables keep-alive); each body read must progress within header_timeout.
 // Responses to pipelined requests are batched and flushed before Serve
-// blocks on a read. Writes must progress within header_timeout too (a
-// client that stops reading is cut off).
+// blocks on a read. Writes must progress within header_timeout too, or
+// 30 s when header_timeout is 0 (a client that stops reading is cut off).
 //
 // Park mode (Serve(ctx, true), the threaded class) returns StateIdle when
 // the connection is between requests with nothing buffered, and also,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	stdsync "sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,9 +34,13 @@ type poller struct {
 
 	queue       chan *conn    // readable connections waiting for a thread
 	threadsDone chan struct{} // closed when every thread has returned
+	threads     int32         // pool size
+	busy        atomic.Int32  // threads serving a connection
+	saturated   atomic.Bool   // listeners dropped for want of a free thread
 
 	listening   bool      // listeners are in the epoll set
 	pauseTo     time.Time // accepting paused (out of descriptors) until then
+	full        bool      // accepting paused: no thread free (see threadFree)
 	emfile      fdpoll.AcceptBackoffLog
 	stopped     bool // stop has run
 	queueClosed bool
@@ -61,6 +66,7 @@ func newPoller(env *workers.Env) (*poller, error) {
 		events:      make([]unix.EpollEvent, 256),
 		queue:       make(chan *conn, cfg.WorkerConnections), // never full: see enqueue
 		threadsDone: make(chan struct{}),
+		threads:     int32(cfg.Threads),
 		conns:       make(map[int]*conn),
 		fresh:       idleList{timeout: cfg.HeaderTimeout},
 		kept:        idleList{timeout: cfg.Keepalive},
@@ -164,6 +170,10 @@ func (p *poller) accept(l *workers.Listener) error {
 	for range acceptBatch {
 		if p.openConns() >= p.maxConns {
 			return nil // run's wantListen drops the listeners
+		}
+		if !p.threadFree() {
+			p.full = true // so does wantListen, until a thread is free
+			return nil
 		}
 		nc, err := fdconn.Accept(l.FD)
 		if err != nil {
@@ -326,7 +336,36 @@ func minTime(a, b time.Time) time.Time {
 }
 
 func (p *poller) wantListen() bool {
-	return !p.stopped && p.openConns() < p.maxConns && !time.Now().Before(p.pauseTo)
+	if p.full {
+		p.full = !p.threadFree()
+	}
+	return !p.stopped && !p.full && p.openConns() < p.maxConns && !time.Now().Before(p.pauseTo)
+}
+
+// threadFree reports whether a thread is free for one more connection
+// (not busy nor spoken for by the queue). A listener that is readable
+// while none is gets dropped from the epoll set (full) until one is: new
+// connections then wait in the kernel's backlog, where an idle sibling
+// worker takes them, instead of being queued here behind slow requests.
+// Listeners are dropped only when a connection arrives at a full worker,
+// so a saturated keep-alive load pays nothing. The saturated flag is set
+// before the check, and a thread going idle clears it and wakes the
+// poller: one of the two always sees the other.
+func (p *poller) threadFree() bool {
+	p.saturated.Store(true)
+	if p.busy.Load()+int32(len(p.queue)) < p.threads {
+		p.saturated.Store(false)
+		return true
+	}
+	return false
+}
+
+// threadIdle is called by a thread done with a connection.
+func (p *poller) threadIdle() {
+	p.busy.Add(-1)
+	if p.saturated.CompareAndSwap(true, false) {
+		p.waker.Wake()
+	}
 }
 
 // listen adds the listeners to the epoll set or removes them. Not with

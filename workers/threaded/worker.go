@@ -19,7 +19,10 @@
 //	  (EPOLLONESHOT) → next one
 //
 // Concurrency is exactly --threads requests per worker. When every thread
-// is busy, readable connections wait in the queue; when worker_connections
+// is busy, readable connections wait in the queue, and a new connection
+// is not accepted: the listeners leave the poller until a thread is free,
+// so an idle sibling worker takes it instead of it waiting here behind a
+// slow request (or a slow reader); when worker_connections
 // connections are open, the poller stops accepting (the kernel's backlog
 // holds newcomers) until one closes. A request longer than --timeout does
 // not stop the heartbeat (the poller still runs): as in gunicorn's gthread,
@@ -120,10 +123,11 @@ func (p *poller) thread(ctx context.Context) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	for c := range p.queue {
-		if p.serve(ctx, c) == h1.StateIdle && p.parkIdle(c) {
-			continue
+		p.busy.Add(1)
+		if p.serve(ctx, c) != h1.StateIdle || !p.parkIdle(c) {
+			p.forget(c)
 		}
-		p.forget(c)
+		p.threadIdle()
 	}
 }
 

@@ -238,3 +238,28 @@ func TestPartialHeadTimeout(t *testing.T) {
 	}
 	dialKept(t, addr).get(t, "/")
 }
+
+// TestBusyWorkerLeavesNewConnections: while its only thread is busy, the
+// worker does not accept (the connection waits in the backlog, where a
+// sibling would take it); once the thread is free, it is served.
+func TestBusyWorkerLeavesNewConnections(t *testing.T) {
+	g := fdpolltest.NewGauge()
+	addr, heart, _ := start(t, g, func(c *config.Config) {
+		c.Threads = 1
+		c.Timeout = 40 * time.Millisecond // beats every 20 ms: loop turns to count
+	})
+	go fdpolltest.Get(t, addr, "/hold")
+	g.Await(t, "the request holding the only thread")
+	next := dialKept(t, addr)
+	io.WriteString(next.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	b := heart.Beats()
+	fdpolltest.Eventually(t, 10*time.Second, "poller turns", func() bool { return heart.Beats() >= b+3 })
+	if fdpolltest.Accepted(t, next.c) {
+		t.Fatal("a connection was accepted while the only thread was busy")
+	}
+	g.Release()
+	resp, body := fdpolltest.Do(t, next.c, next.br, "")
+	if resp == nil || resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("after the thread was freed: %v %q", resp, body)
+	}
+}
