@@ -14,6 +14,8 @@
 //	  │     fd 4  status pipe, worker → arbiter: "ready", "error <text>"
 //	  │     fd 5  parent pipe: EOF tells the worker the arbiter is gone
 //	  │     fd 6… the listening sockets, in --bind order
+//	  │     fd …  then the scoreboard memfd (shared memory, one slot per
+//	  │           worker; MULTISERVE_SCOREBOARD=fd:slot names it)
 //	  │     env   internal/proc Spec: age, arbiter pid, listener names,
 //	  │           the resolved config as JSON (workers never re-read files)
 //	  └─ … one per worker; each worker accepts on the shared sockets
@@ -50,4 +52,14 @@
 // logged at error level, while the healthy workers keep serving. A worker
 // silent for longer than timeout gets SIGABRT (a Go worker prints every
 // goroutine's stack) and SIGKILL if it is still there 3 seconds later.
+//
+// # Observability
+//
+// The arbiter creates the scoreboard (package scoreboard) that workers
+// write per request, serves the stats endpoint (package stats) on
+// stats_bind and the control socket (package control) on control_socket;
+// both reach the arbiter's state through calls run on the main loop
+// (observe.go). It counts restarts by reason and, when it kills a worker
+// for silence, logs the request the worker was serving. See
+// docs/observability.md.
 package arbiter
