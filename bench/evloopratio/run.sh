@@ -8,12 +8,15 @@
 # is shared and noisy); the summary is the median of the per-round ratios.
 #
 # Usage: bench/evloopratio/run.sh [rounds=5] [seconds=4]
-# Env:   CONFIGS="evloop goroutine gnet" (subset/order), KEEP=1 keeps binaries.
+# Env:   CONFIGS="evloop goroutine gnet" (subset/order);
+#        BASE_REV=<git rev> also runs "evloop-base", multiserve built from that
+#        revision, in the same rounds (before/after in one run).
 set -euo pipefail
 
 rounds=${1:-5}
 secs=${2:-4}
 configs=${CONFIGS:-"evloop goroutine gnet"}
+if [ -n "${BASE_REV:-}" ]; then configs="evloop-base $configs"; fi
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -21,29 +24,36 @@ trap 'rm -rf "$tmp"' EXIT
 cd "$root"
 go build -o "$tmp/multiserve" ./cmd/multiserve
 go build -o "$tmp/gnetbare" ./bench/baseline/gnetbare
+if [ -n "${BASE_REV:-}" ]; then
+	mkdir "$tmp/src"
+	git archive "$BASE_REV" | tar -x -C "$tmp/src"
+	(cd "$tmp/src" && go build -o "$tmp/multiserve-base" ./cmd/multiserve)
+fi
 hz=$(getconf CLK_TCK)
 
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# session_ticks SID: utime+stime (clock ticks) of every live process in session SID.
+# session_ticks SID: "utime stime" (clock ticks) of every live process in session SID.
 session_ticks() {
-	local sid=$1 total=0 f st
+	local sid=$1 ut=0 st=0 f line
 	for f in /proc/[0-9]*/stat; do
-		st=$(cat "$f" 2>/dev/null) || continue
+		line=$(cat "$f" 2>/dev/null) || continue
 		# fields after the ")" of comm: 3=state ... 6=session ... 14=utime 15=stime
-		st=${st##*) }
-		set -- $st
+		line=${line##*) }
+		set -- $line
 		if [ "${4}" = "$sid" ]; then
-			total=$((total + ${12} + ${13}))
+			ut=$((ut + ${12}))
+			st=$((st + ${13}))
 		fi
 	done
-	echo "$total"
+	echo "$ut $st"
 }
 
 argv() { # config port
 	case $1 in
+	evloop-base) echo "$tmp/multiserve-base -b 127.0.0.1:$2 -w 1 -k evloop --evloop-loops 1 --log-level warning hello" ;;
 	evloop) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k evloop --evloop-loops 1 --log-level warning hello" ;;
 	goroutine) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k goroutine --log-level warning hello" ;;
 	gnet) echo "$tmp/gnetbare -addr 127.0.0.1:$2 -loops 1" ;;
@@ -60,33 +70,36 @@ wait_ready() { # port
 	return 1
 }
 
-run_one() { # config -> prints "reqps req_per_cpus"
-	local cfg=$1 port pid t0 t1 out reqs
+run_one() { # config -> prints "reqps req_per_cpus user_us_per_req sys_us_per_req"
+	local cfg=$1 port pid u0 s0 u1 s1 out reqs
 	port=$(free_port)
 	setsid taskset -c 0 $(argv "$cfg" "$port") >"$tmp/$cfg.log" 2>&1 &
 	pid=$!
 	wait_ready "$port"
 	# warm up one second (connections, worker spawn, page faults)
 	taskset -c 1 wrk -t1 -c64 -d1s "http://127.0.0.1:$port/" >/dev/null
-	t0=$(session_ticks "$pid")
+	read -r u0 s0 < <(session_ticks "$pid")
 	out=$(taskset -c 1 wrk -t1 -c64 -d"${secs}s" "http://127.0.0.1:$port/")
-	t1=$(session_ticks "$pid")
+	read -r u1 s1 < <(session_ticks "$pid")
 	kill -TERM -- -"$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	reqs=$(echo "$out" | awk '/requests in/ {print $1}')
-	awk -v r="$reqs" -v s="$secs" -v d="$((t1 - t0))" -v hz="$hz" \
-		'BEGIN { cpu = d / hz; if (cpu <= 0) cpu = 1 / hz; printf "%.0f %.0f\n", r / s, r / cpu }'
+	awk -v r="$reqs" -v s="$secs" -v u="$((u1 - u0))" -v k="$((s1 - s0))" -v hz="$hz" \
+		'BEGIN { cpu = (u + k) / hz; if (cpu <= 0) cpu = 1 / hz
+		printf "%.0f %.0f %.2f %.2f\n", r / s, r / cpu, u / hz / r * 1e6, k / hz / r * 1e6 }'
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.3f", m}'; }
 
-declare -A eff
+declare -A eff usr sys
 for r in $(seq 1 "$rounds"); do
 	line="round $r:"
 	for c in $configs; do
-		read -r rps per < <(run_one "$c")
+		read -r rps per us ks < <(run_one "$c")
 		eff[$c,$r]=$per
-		line+=" $c ${rps} req/s ${per} req/cpu-s;"
+		usr[$c,$r]=$us
+		sys[$c,$r]=$ks
+		line+=" $c ${rps} req/s ${per} req/cpu-s (user ${us} sys ${ks} us/req);"
 	done
 	echo "$line"
 done
@@ -105,8 +118,13 @@ ratios() { # a b: median and per-round list
 	echo "$(ratio "$1" "$2") (rounds: ${list% })"
 }
 for c in $configs; do
-	echo "median $c req/cpu-s: $(for r in $(seq 1 "$rounds"); do echo "${eff[$c,$r]}"; done | median)"
+	echo "median $c: $(for r in $(seq 1 "$rounds"); do echo "${eff[$c,$r]}"; done | median) req/cpu-s," \
+		"user $(for r in $(seq 1 "$rounds"); do echo "${usr[$c,$r]}"; done | median) us/req," \
+		"sys $(for r in $(seq 1 "$rounds"); do echo "${sys[$c,$r]}"; done | median) us/req"
 done
 has() { case " $configs " in *" $1 "*) return 0 ;; esac; return 1; }
 if has evloop && has gnet; then echo "evloop / gnet bare = $(ratios evloop gnet)"; fi
 if has evloop && has goroutine; then echo "evloop / goroutine = $(ratios evloop goroutine)"; fi
+if has evloop-base && has gnet; then echo "evloop-base / gnet bare = $(ratios evloop-base gnet)"; fi
+if has evloop-base && has goroutine; then echo "evloop-base / goroutine = $(ratios evloop-base goroutine)"; fi
+if has evloop-base; then echo "evloop / evloop-base = $(ratios evloop evloop-base)"; fi
