@@ -32,11 +32,15 @@ func Do(path string, words []string) (json.RawMessage, error) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-	if _, err := io.WriteString(c, strings.Join(words, " ")+"\n"); err != nil {
-		return nil, fmt.Errorf("control: send: %w", err)
-	}
+	// A refused client may find the socket already closed by the server
+	// (EPIPE) while the refusal waits to be read: read before reporting
+	// the write error.
+	_, werr := io.WriteString(c, strings.Join(words, " ")+"\n")
 	line, err := bufio.NewReader(c).ReadBytes('\n')
 	if err != nil {
+		if werr != nil {
+			return nil, fmt.Errorf("control: send: %w", werr)
+		}
 		return nil, fmt.Errorf("control: read answer: %w", err)
 	}
 	var r Response

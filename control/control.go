@@ -79,14 +79,19 @@ type Server struct {
 	board *scoreboard.Board
 	log   *slog.Logger
 	wg    sync.WaitGroup
-	// allowUID reports whether a peer uid may use the socket (tests
-	// replace it to exercise the refusal without a second user).
+	// allowUID reports whether a peer uid may use the socket (tests pass
+	// their own to exercise the refusal without a second user).
 	allowUID func(uid uint32) bool
 }
 
 // Listen creates the socket at path (removing a stale one) with mode 0600
 // and serves it in the background until Close.
 func Listen(path string, arb Arbiter, board *scoreboard.Board, log *slog.Logger) (*Server, error) {
+	me := uint32(os.Geteuid())
+	return listen(path, arb, board, log, func(uid uint32) bool { return uid == me || uid == 0 })
+}
+
+func listen(path string, arb Arbiter, board *scoreboard.Board, log *slog.Logger, allowUID func(uint32) bool) (*Server, error) {
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
@@ -99,9 +104,7 @@ func Listen(path string, arb Arbiter, board *scoreboard.Board, log *slog.Logger)
 		return nil, fmt.Errorf("control: listen %s: %w", path, err)
 	}
 	ln.SetUnlinkOnClose(true)
-	me := uint32(os.Geteuid())
-	s := &Server{ln: ln, path: path, arb: arb, board: board, log: log,
-		allowUID: func(uid uint32) bool { return uid == me || uid == 0 }}
+	s := &Server{ln: ln, path: path, arb: arb, board: board, log: log, allowUID: allowUID}
 	s.wg.Add(1)
 	go s.serve()
 	log.Info("control socket listening", "path", path)
