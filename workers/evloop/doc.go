@@ -143,7 +143,15 @@
 //
 //   - An accept error other than EAGAIN/EINTR/ECONNABORTED (EMFILE) makes
 //     gnet's acceptor stop the engine; Serve then returns an error and the
-//     arbiter respawns the worker.
+//     arbiter respawns the worker. gnet drains the accept queue before
+//     OnOpen sees a connection, so no cap there can prevent it. What the
+//     worker does instead: at start, when RLIMIT_NOFILE minus the open
+//     descriptors (and a reserve of 32) cannot cover worker_connections,
+//     it logs a warning and serves every listener through Engine.Register,
+//     whose accept loop is a Go one that backs off on EMFILE (logged at
+//     most every 10 s) like the other classes. With a sufficient limit the
+//     fd swap is used and the gap remains for descriptors exhausted by
+//     something else (files the application opens).
 //   - request_timeout answers 503 at the deadline (h1's timer writes it
 //     through the loop's buffer while the handler holds the loop) but
 //     cannot unblock an inline handler that ignores its context: the loop

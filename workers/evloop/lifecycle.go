@@ -10,6 +10,8 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
+
+	"github.com/multiserve/multiserve/internal/fdpoll"
 )
 
 // startRegistered starts the Engine.Register fallback: a Go accept loop for
@@ -36,14 +38,17 @@ func (s *server) startRegistered() {
 // and closes nc itself once Register succeeded; on error nc is still ours.
 func (s *server) acceptLoop(ln net.Listener) {
 	defer s.regWG.Done()
+	var emfile fdpoll.AcceptBackoffLog
 	for {
 		nc, err := ln.Accept()
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
 		if err != nil {
-			s.log.Warn("evloop: accept", "err", err)
-			time.Sleep(10 * time.Millisecond) // EMFILE and friends: do not spin
+			// EMFILE and friends: back off (do not spin), log at a
+			// bounded rate.
+			emfile.Warn(s.log, time.Now(), "evloop: accept failed, pausing", ln.Addr().String(), err)
+			time.Sleep(fdpoll.AcceptBackoffDelay)
 			continue
 		}
 		s.regMu.Lock()

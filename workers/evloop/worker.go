@@ -223,8 +223,12 @@ func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
 		return gnet.None
 	}
 	s.slots = make([]int, len(s.env.Listeners))
+	register := s.fdBudgetShort()
 	for i, l := range s.env.Listeners {
-		s.slots[i] = s.swapOne(eng, i, l)
+		s.slots[i] = -1
+		if !register {
+			s.slots[i] = s.swapOne(eng, i, l)
+		}
 	}
 	return gnet.None
 }

@@ -1,0 +1,51 @@
+package evloop
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// fdReserve is the descriptors kept out of the connection budget: gnet's
+// pollers and wake-up fds, log files, the odd file a handler opens.
+const fdReserve = 32
+
+// fdBudget reports how many connections this process can hold before
+// accept(2) fails with EMFILE: RLIMIT_NOFILE's soft limit minus the
+// descriptors open now and fdReserve. ok is false when it cannot tell.
+//
+// Why it matters: in fd-swap mode gnet's own acceptor treats EMFILE as
+// fatal (gnet v2.9.7 acceptor_unix.go: any error other than EAGAIN, EINTR,
+// ECONNRESET, ECONNABORTED stops the main reactor, and with it the
+// engine), and it drains the accept queue before the connections reach
+// OnOpen, so no cap applied there can keep it below the limit. When the
+// budget cannot cover worker_connections, the worker serves through the
+// Engine.Register path instead, whose accept loop is ours and backs off.
+func fdBudget() (budget int, ok bool) {
+	var r unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
+		return 0, false
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0, false
+	}
+	if r.Cur > 1<<30 {
+		return 1 << 30, true // unlimited for any purpose here
+	}
+	return int(r.Cur) - len(ents) - fdReserve, true
+}
+
+// fdBudgetShort reports whether worker_connections could exhaust the
+// descriptors, logging why once when it does.
+func (s *server) fdBudgetShort() bool {
+	budget, ok := fdBudget()
+	if !ok || budget >= s.cfg.WorkerConnections {
+		return false
+	}
+	s.log.Warn("evloop: RLIMIT_NOFILE is too low for worker_connections: serving through Engine.Register "+
+		"(an accept loop that backs off on EMFILE; slower per connection) instead of the fd swap, "+
+		"whose gnet acceptor would stop the worker on EMFILE; raise the limit (ulimit -n) to avoid this",
+		"fd_budget", budget, "worker_connections", s.cfg.WorkerConnections)
+	return true
+}

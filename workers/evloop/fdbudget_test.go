@@ -1,0 +1,30 @@
+package evloop
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestLowFDBudgetUsesRegister: when worker_connections exceeds what
+// RLIMIT_NOFILE leaves, the worker serves through Engine.Register (its own
+// accept loop backs off on EMFILE) instead of the fd swap, and says why.
+func TestLowFDBudgetUsesRegister(t *testing.T) {
+	budget, ok := fdBudget()
+	if !ok {
+		t.Skip("no RLIMIT_NOFILE or /proc/self/fd")
+	}
+	cfg := testConfig()
+	cfg.WorkerConnections = budget + 1
+	hs := startServer(t, cfg, pathHandler)
+	if m := hs.s.mode(); m != "register-fallback" {
+		t.Fatalf("mode %s with worker_connections above the fd budget %d", m, budget)
+	}
+	if !strings.Contains(hs.logText(), "RLIMIT_NOFILE is too low") {
+		t.Errorf("no warning logged:\n%s", hs.logText())
+	}
+	c := dial(t, hs.addrs[0])
+	c.send(get("/low"))
+	if got := body(c.read()); got != "path=/low" {
+		t.Fatalf("got %q", got)
+	}
+}
