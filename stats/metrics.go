@@ -21,6 +21,8 @@ var (
 	descRestarts    = prometheus.NewDesc("multiserve_worker_restarts_total", "Workers the arbiter had to replace, by reason.", []string{"reason"}, nil)
 	descAcceptQueue = prometheus.NewDesc("multiserve_listen_queue_length", "Connections waiting in a listening socket's accept queue (TCP).", []string{"listener"}, nil)
 	descBacklog     = prometheus.NewDesc("multiserve_listen_queue_max", "Accept queue limit of a listening socket (TCP).", []string{"listener"}, nil)
+	descRSS         = prometheus.NewDesc("multiserve_workers_rss_bytes", "Resident memory of all live workers (VmRSS).", nil, nil)
+	descThreads     = prometheus.NewDesc("multiserve_workers_threads", "OS threads of all live workers.", nil, nil)
 	descUp          = prometheus.NewDesc("multiserve_up", "1 while the arbiter answers and at least one worker is ready.", nil, nil)
 )
 
@@ -35,7 +37,7 @@ type collector struct {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descWorkers, descTarget, descSaturation, descInFlight, descRequests,
-		descResponses, descBytes, descLatency, descQueue, descRestarts, descAcceptQueue, descBacklog, descUp} {
+		descResponses, descBytes, descLatency, descQueue, descRestarts, descAcceptQueue, descBacklog, descRSS, descThreads, descUp} {
 		ch <- d
 	}
 }
@@ -64,6 +66,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descTarget, float64(st.Target))
 	gauge(descSaturation, s.Saturation)
 	gauge(descInFlight, float64(s.InFlight))
+	gauge(descThreads, float64(s.Threads))
+	gauge(descRSS, float64(s.RSSBytes))
 	for _, r := range restartReasons {
 		counter(descRestarts, st.Restarts[r], r)
 	}

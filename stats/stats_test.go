@@ -139,6 +139,13 @@ func TestEndpoint(t *testing.T) {
 		}
 	}
 
+	if got, _ := value(mf, "multiserve_workers_threads", nil); got < 2 {
+		t.Errorf("threads %v", got)
+	}
+	if got, _ := value(mf, "multiserve_workers_rss_bytes", nil); got < 1<<20 {
+		t.Errorf("rss %v", got)
+	}
+
 	code, body = get("/status")
 	var st Status
 	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {

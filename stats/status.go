@@ -34,7 +34,8 @@ type Summary struct {
 	Retiring   int     `json:"retiring"`
 	InFlight   int64   `json:"in_flight"`
 	Saturation float64 `json:"saturation"` // busy / workers
-	Threads    int     `json:"threads"`    // OS threads of all workers
+	Threads    int     `json:"threads"`    // OS threads of all live workers
+	RSSBytes   int64   `json:"rss_bytes"`  // resident memory of all live workers
 }
 
 // WorkerStatus is one worker's row.
@@ -128,6 +129,7 @@ func (s *Summary) add(w WorkerStatus) {
 	s.Workers++
 	s.InFlight += w.InFlight
 	s.Threads += w.Threads
+	s.RSSBytes += w.RSSBytes
 }
 
 func workerStatus(w Worker, board *scoreboard.Board, now time.Time) WorkerStatus {
