@@ -142,7 +142,7 @@ func workerStatus(w Worker, board *scoreboard.Board, now time.Time) WorkerStatus
 	}
 	if board != nil && w.Slot >= 0 {
 		if in := board.Slot(w.Slot).Info(); in.PID == w.PID {
-			ws.State = in.State.String()
+			ws.State = stateOf(in).String()
 			ws.Requests, ws.InFlight, ws.Bytes, ws.Connections = in.Requests, in.InFlight, in.Bytes, in.Connections
 			if in.Current.Start != 0 {
 				ws.Current = &CurrentRequest{
@@ -157,6 +157,19 @@ func workerStatus(w Worker, board *scoreboard.Board, now time.Time) WorkerStatus
 	}
 	ws.RSSBytes, ws.Threads = procStatus(w.PID)
 	return ws
+}
+
+// stateOf trusts the in-flight count over the state word for idle versus
+// handling: two requests ending and starting at once on different threads
+// can leave the last-written state behind the count.
+func stateOf(in scoreboard.Info) scoreboard.State {
+	switch {
+	case in.InFlight > 0 && in.State == scoreboard.StateIdle:
+		return scoreboard.StateHandling
+	case in.InFlight == 0 && in.State == scoreboard.StateHandling:
+		return scoreboard.StateIdle
+	}
+	return in.State
 }
 
 // totals are the per-class cumulative counters of the pool.
