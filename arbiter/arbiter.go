@@ -76,8 +76,9 @@ type arbiter struct {
 	vacant   []*slot // slots of crashed/exited workers, waiting for a respawn
 	nextSlot int
 
-	booted bool       // the first generation became ready
-	stop   *stopState // non-nil once stopping
+	booted  bool          // the first generation became ready
+	stop    *stopState    // non-nil once stopping (drain.go)
+	upgrade *upgradeState // the USR2 child arbiter while it runs (upgrade.go)
 
 	events chan event
 	done   chan struct{}
@@ -85,13 +86,6 @@ type arbiter struct {
 	wake   *time.Timer // respawn back-off and stop deadlines
 
 	obs observe // scoreboard, stats endpoint, control socket (observe.go)
-}
-
-type stopState struct {
-	graceful bool
-	deadline time.Time
-	killed   bool
-	err      error // what Run returns
 }
 
 func newArbiter(opt Options) (*arbiter, error) {

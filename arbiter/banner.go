@@ -68,8 +68,12 @@ func removePidfile(path string) {
 	if path == "" {
 		return
 	}
-	b, err := os.ReadFile(path)
-	if err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
-		os.Remove(path)
+	// After a USR2 upgrade this arbiter's pid is in PIDFILE.oldbin and the
+	// new arbiter's in PIDFILE: each removes only its own.
+	for _, p := range []string{path, path + OldPidSuffix} {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+			os.Remove(p)
+		}
 	}
 }

@@ -26,9 +26,14 @@
 //
 // # Signals
 //
-//	TERM      graceful stop: TERM every worker (they stop accepting and finish
-//	          in-flight requests), SIGKILL what is left after graceful_timeout,
-//	          exit 0. Cancelling Run's ctx does the same.
+//	TERM      graceful, load-balancer-safe stop (drain.go): keep serving
+//	          for shutdown_delay while reporting not ready (stats /readyz);
+//	          then refuse new connections at the sockets and let the workers
+//	          serve what is already in the accept queues; then TERM every
+//	          worker (they stop accepting and finish in-flight requests with
+//	          Connection: close), SIGKILL what is left after
+//	          graceful_timeout, close the sockets last, exit 0. Cancelling
+//	          Run's ctx does the same.
 //	INT, QUIT quick stop: QUIT every worker, SIGKILL after a second, exit 0.
 //	HUP       reload: call Options.Reload (an invalid config is logged and
 //	          changes nothing), start a whole new generation of workers, and
@@ -41,7 +46,12 @@
 //	CHLD      reap exited workers and respawn to the configured count.
 //	WINCH     gracefully stop every worker, keep the arbiter and its sockets
 //	          (TTIN or HUP start workers again).
-//	USR2      binary upgrade: not implemented yet; logged and ignored.
+//	USR2      binary upgrade (upgrade.go): move the pidfile to
+//	          PIDFILE.oldbin and start the executable again as a new arbiter
+//	          that inherits the listening sockets (EnvUpgradeFDs) instead of
+//	          binding. Both serve until the old one gets WINCH (its workers
+//	          stop) and TERM/QUIT. If the new one exits, the old one moves
+//	          its pidfile back and keeps serving.
 //
 // # Failures
 //

@@ -493,12 +493,9 @@ func firstPid(m map[int]bool) int {
 }
 
 // WINCH retires every worker and keeps the arbiter; TTIN brings one back.
-// USR2 (not implemented) must not kill the arbiter.
-func TestWinchAndUSR2(t *testing.T) {
+func TestWinch(t *testing.T) {
 	skipShort(t)
 	m := startMaster(t, testConfig("goroutine+net/http", 2), true)
-	m.signal(syscall.SIGUSR2)
-	m.waitLog("USR2 (binary upgrade) is not implemented yet")
 	m.signal(syscall.SIGWINCH)
 	eventually(t, "no workers", func() bool { return len(m.children()) == 0 })
 	select {

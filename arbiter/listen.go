@@ -22,14 +22,26 @@ type listener struct {
 	addr    net.Addr // bound address, port 0 resolved
 	file    *os.File // passed to workers in ExtraFiles
 	unlink  string   // unix socket path to remove on exit ("" otherwise)
+	adopted bool     // fd:// or socket activation: someone else holds it too
 }
 
-// bindAll binds every entry, in order. On any failure it closes what it
-// already bound, so a failed start leaves nothing behind.
+// bindAll binds every entry, in order; an entry a USR2 parent handed over
+// (EnvUpgradeFDs) is adopted instead. On any failure it closes what it
+// already bound, so a failed start leaves nothing behind. Inherited sockets
+// no entry asks for any more are closed.
 func bindAll(binds []string, backlog int) ([]*listener, error) {
+	inh, err := takeInherited()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, fd := range inh {
+			unix.Close(fd)
+		}
+	}()
 	var lns []*listener
 	for _, b := range binds {
-		ln, err := bind(b, backlog)
+		ln, err := bindOrInherit(b, backlog, inh)
 		if err != nil {
 			closeAll(lns)
 			return nil, err
@@ -37,6 +49,23 @@ func bindAll(binds []string, backlog int) ([]*listener, error) {
 		lns = append(lns, ln)
 	}
 	return lns, nil
+}
+
+func bindOrInherit(b string, backlog int, inh map[string]int) (*listener, error) {
+	fd, ok := inh[b]
+	if !ok {
+		return bind(b, backlog)
+	}
+	delete(inh, b)
+	ln, err := adoptFD("fd://" + strconv.Itoa(fd))
+	if err != nil {
+		return nil, err
+	}
+	ln.name, ln.adopted = b, false // handed over whole: this arbiter owns it now
+	if ua, ok := ln.addr.(*net.UnixAddr); ok {
+		ln.unlink = ua.Name
+	}
+	return ln, nil
 }
 
 func closeAll(lns []*listener) {
@@ -194,7 +223,11 @@ func adoptFD(name string) (*listener, error) {
 	if err := unix.SetNonblock(n, false); err != nil {
 		return nil, fmt.Errorf("arbiter: bind %s: %w", name, err)
 	}
-	return wrapFD(n, name, network)
+	ln, err := wrapFD(n, name, network)
+	if ln != nil {
+		ln.adopted = true
+	}
+	return ln, err
 }
 
 func wrapFD(fd int, name, network string) (*listener, error) {

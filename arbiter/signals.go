@@ -24,6 +24,7 @@ func (a *arbiter) handleSignal(sig os.Signal) {
 	switch sig {
 	case syscall.SIGCHLD:
 		a.reap()
+		a.reapUpgrade()
 	case syscall.SIGTERM:
 		a.beginStop(true, nil)
 	case syscall.SIGINT, syscall.SIGQUIT:
@@ -39,13 +40,15 @@ func (a *arbiter) handleSignal(sig os.Signal) {
 	case syscall.SIGWINCH:
 		a.stopWorkers()
 	case syscall.SIGUSR2:
-		// Caught so that it does not kill the arbiter (its default action).
-		a.log.Warn("USR2 (binary upgrade) is not implemented yet; ignored")
+		a.startUpgrade()
 	}
 }
 
-// beginStop retires every worker: TERM for a graceful stop, QUIT for a
-// quick one. A quick stop may take over a graceful one in progress.
+// beginStop stops the arbiter: TERM for a graceful stop, QUIT for a quick
+// one. A quick stop may take over a graceful one in progress. A graceful
+// stop goes through the load-balancer-safe phases of drain.go first
+// (shutdown_delay, then the accept queue is served) before the workers
+// are TERMed.
 func (a *arbiter) beginStop(graceful bool, err error) {
 	if a.stop != nil {
 		if graceful || !a.stop.graceful {
@@ -53,25 +56,42 @@ func (a *arbiter) beginStop(graceful bool, err error) {
 		}
 		a.stop.graceful = false
 		a.stop.deadline = time.Now().Add(quickTimeout)
-	} else {
-		d := a.gen.cfg.GracefulTimeout
-		if !graceful {
-			d = min(d, quickTimeout)
+		a.stop.phase = phaseRetire
+		a.retireAll(syscall.SIGQUIT)
+		return
+	}
+	a.stop = &stopState{graceful: graceful, err: err}
+	a.notify("STOPPING=1")
+	if a.handedOver() {
+		// The new arbiter serves on these sockets: keep its unix paths.
+		for _, ln := range a.lns {
+			ln.unlink = ""
 		}
-		a.stop = &stopState{graceful: graceful, deadline: time.Now().Add(d), err: err}
 	}
-	sig := syscall.SIGTERM
 	if !graceful {
-		sig = syscall.SIGQUIT
+		a.stop.deadline = time.Now().Add(min(a.gen.cfg.GracefulTimeout, quickTimeout))
+		a.retireAll(syscall.SIGQUIT)
+		return
 	}
-	a.log.Info("stopping workers", "graceful", graceful, "workers", len(a.workers))
+	a.beginDrain(time.Now())
+}
+
+// retireAll signals every worker to stop (phaseRetire).
+func (a *arbiter) retireAll(sig syscall.Signal) {
+	a.stop.phase = phaseRetire
+	a.log.Info("stopping workers", "graceful", sig == syscall.SIGTERM, "workers", len(a.workers))
 	for _, w := range a.workers {
 		a.retire(w, sig)
 	}
 }
 
-// enforceStop SIGKILLs whatever is left once the stop deadline passed.
+// enforceStop advances a stop through its phases and SIGKILLs whatever is
+// left once the final deadline passed.
 func (a *arbiter) enforceStop(now time.Time) {
+	if a.stop.phase != phaseRetire {
+		a.advanceDrain(now)
+		return
+	}
 	if a.stop.killed || now.Before(a.stop.deadline) {
 		return
 	}
