@@ -122,7 +122,8 @@ func printText(w io.Writer, words []string, res json.RawMessage) error {
 			v.Class, v.Target, s.Workers, s.Busy, s.Idle, s.Booting, s.Retiring, s.Saturation*100, s.InFlight, v.Draining)
 		for _, c := range sortedKeys(v.Classes) {
 			t := v.Classes[c]
-			fmt.Fprintf(w, "%s: %d requests, %d bytes out, responses %v\n", c, t.Requests, t.Bytes, t.Responses)
+			fmt.Fprintf(w, "%s: %d requests, %d bytes out, responses %v, latency mean %.1f ms, p50 <= %s, p99 <= %s\n",
+				c, t.Requests, t.Bytes, t.Responses, t.LatencyMean*1000, bound(t.LatencyP50), bound(t.LatencyP99))
 		}
 		fmt.Fprintf(w, "restarts: %v\n", v.Restarts)
 		for _, l := range v.Listeners {
@@ -147,6 +148,14 @@ func printText(w io.Writer, words []string, res json.RawMessage) error {
 		fmt.Fprintf(w, "%s: %v\n", k, m[k])
 	}
 	return nil
+}
+
+// bound prints a histogram bucket bound (-1 is beyond the last bucket).
+func bound(sec float64) string {
+	if sec < 0 {
+		return "inf"
+	}
+	return (time.Duration(sec * float64(time.Second))).String()
 }
 
 func sortedKeys[V any](m map[string]V) []string {

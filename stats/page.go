@@ -11,7 +11,13 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 	"duration": func(sec float64) string {
 		return (time.Duration(sec*float64(time.Second)) / time.Second * time.Second).String()
 	},
-	"ms":  ago,
+	"ms": ago,
+	"bound": func(sec float64) string {
+		if sec < 0 {
+			return "∞"
+		}
+		return ago(sec)
+	},
 	"pct": func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
 }).Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
@@ -37,7 +43,7 @@ small{color:#666}
 {{if .Draining}}<span><b>draining</b></span>{{end}}
 </div>
 <div class="sum"><span>{{.Summary.Workers}} worker processes, {{.Summary.Threads}} OS threads in all</span></div>
-<div class="sum">{{range $c, $t := .Classes}}<span>{{$c}}: {{$t.Requests}} requests ({{range $k, $n := $t.Responses}}{{if $n}}{{$k}} {{$n}} {{end}}{{end}}), {{bytes $t.Bytes}} out</span>{{end}}
+<div class="sum">{{range $c, $t := .Classes}}<span>{{$c}}: {{$t.Requests}} requests ({{range $k, $n := $t.Responses}}{{if $n}}{{$k}} {{$n}} {{end}}{{end}}), {{bytes $t.Bytes}} out, latency mean {{ms $t.LatencyMean}}, p50 ≤ {{bound $t.LatencyP50}}, p99 ≤ {{bound $t.LatencyP99}}</span>{{end}}
 {{range .Listeners}}{{if .Measured}}<span>{{.Name}}: accept queue {{.Queue}}/{{.Backlog}}</span>{{end}}{{end}}</div>
 <table>
 <tr><th>pid</th><th>age</th><th>gen</th><th class="l">class</th><th class="l">state</th><th>up</th><th>requests</th><th>in flight</th><th>bytes out</th><th>RSS</th><th>threads</th><th class="l">current / last request</th></tr>

@@ -155,6 +155,9 @@ func TestEndpoint(t *testing.T) {
 		st.Workers[0].Threads == 0 || st.Workers[0].RSSBytes == 0 || st.Classes["sync"].Requests != 1 {
 		t.Fatalf("/status: %s", body)
 	}
+	if c := st.Classes["sync"]; c.LatencyP50 != scoreboard.Buckets[0] || c.LatencyP99 != scoreboard.Buckets[0] || c.LatencyMean <= 0 {
+		t.Errorf("latency summary %+v", c)
+	}
 	if code, body = get("/"); code != 200 || !strings.Contains(body, "/slow") || !strings.Contains(body, "refresh") {
 		t.Fatalf("/ %d: %s", code, body)
 	}
@@ -219,5 +222,18 @@ func TestUnixBind(t *testing.T) {
 	srv.Close()
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("socket left behind: %v", err)
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	per := make([]uint64, len(scoreboard.Buckets)+1)
+	per[0], per[3], per[len(per)-1] = 50, 49, 1
+	for _, c := range []struct{ q, want float64 }{{.5, scoreboard.Buckets[0]}, {.99, scoreboard.Buckets[3]}, {1, -1}} {
+		if got := quantile(per, c.q); got != c.want {
+			t.Errorf("q%v = %v, want %v", c.q, got, c.want)
+		}
+	}
+	if quantile(make([]uint64, 3), .5) != 0 {
+		t.Error("empty")
 	}
 }

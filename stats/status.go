@@ -73,6 +73,35 @@ type ClassTotals struct {
 	Requests  uint64            `json:"requests"`
 	Bytes     uint64            `json:"bytes_out"`
 	Responses map[string]uint64 `json:"responses"` // "2xx" → count
+	// Latency since start, in seconds: the mean, and p50/p99 as the upper
+	// bound of the histogram bucket holding them (-1: above the last).
+	LatencyMean float64 `json:"latency_mean_seconds"`
+	LatencyP50  float64 `json:"latency_p50_seconds"`
+	LatencyP99  float64 `json:"latency_p99_seconds"`
+}
+
+// quantile is the upper bound of the bucket holding quantile q of the
+// per-bucket counts (the last count is the overflow bucket: -1).
+func quantile(perBucket []uint64, q float64) float64 {
+	var total uint64
+	for _, n := range perBucket {
+		total += n
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(total-1)) + 1
+	var cum uint64
+	for i, n := range perBucket {
+		cum += n
+		if cum >= rank {
+			if i < len(scoreboard.Buckets) {
+				return scoreboard.Buckets[i]
+			}
+			return -1
+		}
+	}
+	return -1
 }
 
 // ListenerStatus is a listening socket's accept queue (TCP only).
@@ -102,7 +131,11 @@ func Collect(src Source, board *scoreboard.Board) (*Status, error) {
 	}
 	st.totals = totals(snap, board)
 	for class, c := range st.totals {
-		ct := ClassTotals{Requests: c.Requests, Bytes: c.Bytes, Responses: map[string]uint64{}}
+		ct := ClassTotals{Requests: c.Requests, Bytes: c.Bytes, Responses: map[string]uint64{},
+			LatencyP50: quantile(c.LatBuckets[:], .5), LatencyP99: quantile(c.LatBuckets[:], .99)}
+		if c.Requests > 0 {
+			ct.LatencyMean = float64(c.LatSumNs) / 1e9 / float64(c.Requests)
+		}
 		for i, n := range c.Status {
 			ct.Responses[fmt.Sprintf("%dxx", i+1)] = n
 		}
