@@ -44,7 +44,6 @@ var WorkerClasses = []string{"sync", "threaded", "evloop", "goroutine"}
 // follow.
 var notYetImplemented = map[string]bool{
 	"reuse_port":            true,
-	"shutdown_delay":        true,
 	"user":                  true,
 	"group":                 true,
 	"umask":                 true,
@@ -161,7 +160,8 @@ var table = []Setting{
 		Help:  "A worker not ready this long after it was started is replaced.",
 		Check: nonNegative},
 	{Key: "shutdown_delay", Flag: "shutdown-delay", Section: SectionWorkers, Default: time.Duration(0),
-		Help:  "On TERM keep serving (reporting not-ready) this long before stopping accepting.\nGives a load balancer time to take the server out of rotation.",
+		Help: "On TERM keep serving (reporting not-ready on the stats endpoint's /readyz) this long before stopping accepting.\n" +
+			"Gives a load balancer time to take the server out of rotation. Then new connections are refused, the accept queue is served, and the workers stop within graceful_timeout.",
 		Check: nonNegative},
 	{Key: "evloop_loops", Flag: "evloop-loops", Section: SectionWorkers, Default: 0, Classes: []string{"evloop"},
 		Help:  "Event loops per evloop worker (0 = one per CPU the worker may use).",
