@@ -150,9 +150,12 @@ func (b *bench) setup(ctx context.Context) error {
 			b.notes = append(b.notes, err.Error())
 		}
 	}
-	if lim, err := raiseNoFile(); err != nil {
+	lim, err := raiseNoFile()
+	if err != nil {
 		b.notes = append(b.notes, fmt.Sprintf("could not raise RLIMIT_NOFILE (%v); it is %d", err, lim))
 	}
+	fitConns(lim)
+	b.logf("bench: RLIMIT_NOFILE %d; every server gets worker_connections %d", lim, maxConns)
 	b.logf("bench: CPU split: %s", b.split)
 	if b.tmp, err = os.MkdirTemp("", "multiserve-bench-"); err != nil {
 		return fmt.Errorf("bench: temp dir: %w", err)

@@ -17,8 +17,16 @@ import (
 var wsgiApp []byte
 
 // maxConns is the per-process connection cap every server is given, so the
-// idle workload is limited by memory, not by a default setting.
-const maxConns = 30000
+// idle workload is limited by memory, not by a default setting. setup lowers
+// it to fit RLIMIT_NOFILE (which the servers inherit): a cap the fd limit
+// cannot cover would make some servers change mode or fail.
+var maxConns = 30000
+
+// fitConns sizes maxConns to an fd limit, keeping a reserve for the
+// server's own descriptors.
+func fitConns(nofile uint64) {
+	maxConns = max(1000, min(30000, int(nofile)-2000))
+}
 
 // target is one server configuration: a multiserve class or a peer.
 type target struct {
@@ -169,7 +177,7 @@ http {
         location / { default_type text/plain; return 200 "Hello, World!"; }
     }
 }
-`, workers, dir, dir, maxConns+100, maxConns, tmp, tmp, tmp, tmp, tmp, addr)
+`, workers, dir, dir, maxConns+1000, maxConns, tmp, tmp, tmp, tmp, tmp, addr)
 	return os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644)
 }
 
