@@ -122,10 +122,10 @@ func printText(w io.Writer, words []string, res json.RawMessage) error {
 			v.Class, v.Target, s.Workers, s.Busy, s.Idle, s.Booting, s.Retiring, s.Saturation*100, s.InFlight, v.Draining)
 		for _, c := range sortedKeys(v.Classes) {
 			t := v.Classes[c]
-			fmt.Fprintf(w, "%s: %d requests, %d bytes out, responses %v, latency mean %.1f ms, p50 <= %s, p99 <= %s\n",
-				c, t.Requests, t.Bytes, t.Responses, t.LatencyMean*1000, bound(t.LatencyP50), bound(t.LatencyP99))
+			fmt.Fprintf(w, "%s: %d requests (%s), %d bytes out, latency mean %.1f ms, p50 <= %s, p99 <= %s\n",
+				c, t.Requests, counts(t.Responses), t.Bytes, t.LatencyMean*1000, bound(t.LatencyP50), bound(t.LatencyP99))
 		}
-		fmt.Fprintf(w, "restarts: %v\n", v.Restarts)
+		fmt.Fprintf(w, "restarts: %s\n", counts(v.Restarts))
 		for _, l := range v.Listeners {
 			if l.Measured {
 				fmt.Fprintf(w, "listener %s: accept queue %d/%d\n", l.Name, l.Queue, l.Backlog)
@@ -148,6 +148,20 @@ func printText(w io.Writer, words []string, res json.RawMessage) error {
 		fmt.Fprintf(w, "%s: %v\n", k, m[k])
 	}
 	return nil
+}
+
+// counts prints the non-zero entries of m as "k=n k=n", sorted, or "none".
+func counts(m map[string]uint64) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		if m[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
 }
 
 // bound prints a histogram bucket bound (-1 is beyond the last bucket).
