@@ -14,7 +14,8 @@
 // even sequence before and after.
 //
 // Capacity: Create allocates a fixed number of slots, Capacity(workers) =
-// max(4*workers, 256). A HUP runs two generations side by side and TTIN
+// max(4*workers, 1024) (512 KiB for up to 256 workers). A HUP runs two
+// generations side by side and TTIN
 // adds workers, so this leaves room for both; the region is sparse (pages
 // are committed on first touch), so unused slots cost no memory. A worker
 // spawned when every slot is taken simply runs without one (the arbiter
@@ -106,7 +107,7 @@ const (
 
 // Capacity is the number of slots the arbiter allocates for a pool of
 // workers (see the package doc).
-func Capacity(workers int) int { return max(4*workers, 256) }
+func Capacity(workers int) int { return max(4*workers, 1024) }
 
 // Board is a mapped scoreboard: the arbiter's (Create) or a worker's view
 // (attach). The arbiter also keeps the counters of workers that exited
