@@ -23,7 +23,7 @@ test: lint
 
 # Fuzz the parser and the chunked decoder (make fuzz FUZZTIME=5m for longer).
 FUZZTIME ?= 60s
-FUZZ_TARGETS := FuzzParseRequest FuzzChunked
+FUZZ_TARGETS := FuzzParseRequest FuzzChunked FuzzDifferential
 fuzz:
 	@for f in $(FUZZ_TARGETS); do \
 		echo "fuzz $$f $(FUZZTIME)"; \
