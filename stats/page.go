@@ -3,6 +3,9 @@ package stats
 import (
 	"fmt"
 	"html/template"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -12,6 +15,15 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 		return (time.Duration(sec*float64(time.Second)) / time.Second * time.Second).String()
 	},
 	"ms": ago,
+	"nonzero": func(m map[string]uint64) string {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if m[k] > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+			}
+		}
+		return strings.Join(parts, ", ")
+	},
 	"bound": func(sec float64) string {
 		if sec < 0 {
 			return "∞"
@@ -43,7 +55,7 @@ small{color:#666}
 {{if .Draining}}<span><b>draining</b></span>{{end}}
 </div>
 <div class="sum"><span>{{.Summary.Workers}} worker processes, {{.Summary.Threads}} OS threads in all</span></div>
-<div class="sum">{{range $c, $t := .Classes}}<span>{{$c}}: {{$t.Requests}} requests ({{range $k, $n := $t.Responses}}{{if $n}}{{$k}} {{$n}} {{end}}{{end}}), {{bytes $t.Bytes}} out, latency mean {{ms $t.LatencyMean}}, p50 ≤ {{bound $t.LatencyP50}}, p99 ≤ {{bound $t.LatencyP99}}</span>{{end}}
+<div class="sum">{{range $c, $t := .Classes}}<span>{{$c}}: {{$t.Requests}} requests ({{nonzero $t.Responses}}), {{bytes $t.Bytes}} out, latency mean {{ms $t.LatencyMean}}, p50 ≤ {{bound $t.LatencyP50}}, p99 ≤ {{bound $t.LatencyP99}}</span>{{end}}
 {{range .Listeners}}{{if .Measured}}<span>{{.Name}}: accept queue {{.Queue}}/{{.Backlog}}</span>{{end}}{{end}}</div>
 <table>
 <tr><th>pid</th><th>age</th><th>gen</th><th class="l">class</th><th class="l">state</th><th>up</th><th>requests</th><th>in flight</th><th>bytes out</th><th>RSS</th><th>threads</th><th class="l">current / last request</th></tr>
