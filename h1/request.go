@@ -21,15 +21,14 @@ import (
 // not by WithContext's copy of every request.
 func (p *Parser) Request(ctx context.Context, remoteAddr string) (*http.Request, error) {
 	h := &p.h
-	raw := string(headSpan(h))
-	base := unsafe.StringData(raw)
+	blk := new(requestBlock)
+	base := blk.copyHead(headSpan(h))
 	str := func(b []byte) string {
 		if len(b) == 0 {
 			return ""
 		}
 		return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(base), spanOffset(h, b))), len(b))
 	}
-	blk := new(requestBlock)
 	target := str(h.target)
 	u, err := parseTarget(h.method, target, &blk.url)
 	if err != nil {
@@ -78,12 +77,25 @@ func (p *Parser) Request(ctx context.Context, remoteAddr string) (*http.Request,
 }
 
 // requestBlock is what Request allocates in one piece: the Request, its
-// URL (unused when the target needed url.ParseRequestURI) and the values
-// of the first header fields.
+// URL (unused when the target needed url.ParseRequestURI), the values of
+// the first header fields and the bytes of a short head (544 bytes: the
+// 576-byte size class).
 type requestBlock struct {
 	req  http.Request
 	url  url.URL
-	vals [4]string
+	vals [2]string
+	raw  [64]byte
+}
+
+// copyHead copies the head's bytes into the block when they fit, else into
+// a new string, and returns where the copy starts. The bytes are never
+// written again: the request's strings point into them.
+func (blk *requestBlock) copyHead(head []byte) *byte {
+	if len(head) <= len(blk.raw) {
+		copy(blk.raw[:], head)
+		return &blk.raw[0]
+	}
+	return unsafe.StringData(string(head))
 }
 
 // template returns an empty Request whose context is ctx: copying it into
