@@ -32,6 +32,7 @@ import (
 	"github.com/multiserve/multiserve/internal/logfile"
 	"github.com/multiserve/multiserve/internal/proc"
 	"github.com/multiserve/multiserve/internal/version"
+	"github.com/multiserve/multiserve/proxyheaders"
 	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
 
@@ -53,6 +54,8 @@ func Main() { os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr)) }
 func Run(args []string, stdout, stderr io.Writer) int {
 	if os.Getenv(proc.EnvRole) == proc.RoleWorker {
 		useAccessLog()
+		// Outside the access log, so spoofed X-Forwarded-* never reach the log.
+		workers.Use(proxyheaders.Wrap, nil)
 		scoreboard.Install() // after the access log: outermost, so it times the whole request
 		return workers.Main(LoadApp)
 	}

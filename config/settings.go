@@ -43,17 +43,15 @@ var WorkerClasses = []string{"sync", "threaded", "evloop", "goroutine"}
 // a setting starts doing something: its help text, --help and the docs
 // follow.
 var notYetImplemented = map[string]bool{
-	"reuse_port":            true,
-	"user":                  true,
-	"group":                 true,
-	"umask":                 true,
-	"forwarded_allow_ips":   true,
-	"secure_scheme_headers": true,
-	"proxy_protocol":        true,
-	"proxy_allow_ips":       true,
-	"certfile":              true,
-	"keyfile":               true,
-	"ca_certs":              true,
+	"reuse_port":      true,
+	"user":            true,
+	"group":           true,
+	"umask":           true,
+	"proxy_protocol":  true,
+	"proxy_allow_ips": true,
+	"certfile":        true,
+	"keyfile":         true,
+	"ca_certs":        true,
 }
 
 const pendingNote = " (not yet implemented)"

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/multiserve/multiserve/internal/testserver"
+)
+
+// echoed is the part of the echo app's reply these tests read.
+type echoed struct {
+	Headers    map[string][]string `json:"headers"`
+	RemoteAddr string              `json:"remote_addr"`
+}
+
+func getEcho(t *testing.T, url string, hdr map[string]string) echoed {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e echoed
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("status %d, decode: %v", resp.StatusCode, err)
+	}
+	return e
+}
+
+// TestForwardedHeaders: X-Forwarded-* from a peer outside
+// forwarded_allow_ips never reach the app, on every class; from a listed
+// peer they do.
+func TestForwardedHeaders(t *testing.T) {
+	spoof := map[string]string{"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+	for _, class := range classes {
+		t.Run(class, func(t *testing.T) {
+			untrusted := testserver.Start(t, bin, "-b", "127.0.0.1:0", "-w", "1", "-k", class,
+				"--forwarded-allow-ips", "10.9.9.9", "echo")
+			got := getEcho(t, untrusted.URL("/"), spoof)
+			for k := range spoof {
+				if v, ok := got.Headers[k]; ok {
+					t.Errorf("spoofed %s from a non-allowed peer reached the app: %q", k, v)
+				}
+			}
+			trusted := testserver.Start(t, bin, "-b", "127.0.0.1:0", "-w", "1", "-k", class,
+				"--forwarded-allow-ips", "127.0.0.0/8", "echo")
+			got = getEcho(t, trusted.URL("/"), spoof)
+			if v := got.Headers["X-Forwarded-For"]; len(v) != 1 || v[0] != "6.6.6.6" {
+				t.Errorf("X-Forwarded-For from an allowed peer: %q", v)
+			}
+		})
+	}
+}

@@ -1,0 +1,110 @@
+// Package proxyheaders applies forwarded_allow_ips and
+// secure_scheme_headers to every request, for every worker class (it is an
+// http.Handler middleware installed with workers.Use).
+//
+// Semantics follow gunicorn's:
+//
+//   - A peer is trusted when its address (r.RemoteAddr) is in
+//     forwarded_allow_ips ("*" trusts everyone). Unix-socket peers are
+//     trusted, as in gunicorn: only local processes can connect there.
+//   - From an untrusted peer, X-Forwarded-For, X-Forwarded-Proto,
+//     X-Forwarded-Host, X-Forwarded-Port, Forwarded and every header named
+//     in secure_scheme_headers are removed before the application sees the
+//     request, so neither the app nor the access log can be fooled.
+//   - From a trusted peer they pass through, and when a secure scheme
+//     header carries its configured value (case-insensitively) the request
+//     is https: r.URL.Scheme is set to "https" — the equivalent of
+//     gunicorn's wsgi.url_scheme. Otherwise r.URL.Scheme is left as the
+//     engine set it (empty for origin-form targets, which means http, as
+//     in net/http). r.TLS stays nil: this connection was not TLS.
+//     [Scheme] returns the effective scheme either way.
+//   - Contradictory secure scheme headers from a trusted peer (one says
+//     https, another present one says otherwise) get 400, as gunicorn's
+//     InvalidSchemeHeaders.
+//
+// With proxy_protocol, r.RemoteAddr is already the client's address from
+// the PROXY header, so forwarded_allow_ips then judges the client, not the
+// proxy; list the client networks you trust, or rely on PROXY alone.
+package proxyheaders
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/internal/netallow"
+)
+
+// forwarded are the headers stripped from untrusted peers besides the
+// secure scheme headers.
+var forwarded = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "Forwarded"}
+
+type handler struct {
+	next   http.Handler
+	allow  *netallow.List
+	strip  []string          // canonical names removed from untrusted peers
+	secure map[string]string // canonical name -> value meaning https
+}
+
+// Wrap returns h behind the forwarded-header policy of cfg. It has the
+// signature workers.Use expects.
+func Wrap(h http.Handler, cfg *config.Config) (http.Handler, error) {
+	allow, err := netallow.Parse(cfg.ForwardedAllowIPs)
+	if err != nil {
+		return nil, fmt.Errorf("proxyheaders: forwarded_allow_ips: %w", err)
+	}
+	p := &handler{next: h, allow: allow, secure: map[string]string{}}
+	p.strip = append(p.strip, forwarded...)
+	for name, val := range cfg.SecureSchemeHeaders {
+		c := http.CanonicalHeaderKey(name)
+		p.secure[c] = val
+		p.strip = append(p.strip, c)
+	}
+	return p, nil
+}
+
+func (p *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if allowed, isIP := p.allow.ContainsString(r.RemoteAddr); isIP && !allowed {
+		for _, name := range p.strip {
+			r.Header.Del(name)
+		}
+		p.next.ServeHTTP(w, r)
+		return
+	}
+	secure, contradict := p.scheme(r.Header)
+	if contradict {
+		http.Error(w, "Contradictory scheme headers", http.StatusBadRequest)
+		return
+	}
+	if secure {
+		r.URL.Scheme = "https"
+	}
+	p.next.ServeHTTP(w, r)
+}
+
+// scheme reads the secure scheme headers present: whether they mark the
+// request https, and whether they disagree with each other.
+func (p *handler) scheme(h http.Header) (secure, contradict bool) {
+	seen, yes := 0, 0
+	for name, want := range p.secure {
+		v, ok := h[name]
+		if !ok || len(v) == 0 {
+			continue
+		}
+		seen++
+		if strings.EqualFold(strings.TrimSpace(v[0]), want) {
+			yes++
+		}
+	}
+	return yes > 0, yes > 0 && yes != seen
+}
+
+// Scheme returns the request's effective scheme: "https" when the
+// connection is TLS or a trusted proxy said so (r.URL.Scheme), else "http".
+func Scheme(r *http.Request) string {
+	if r.TLS != nil || r.URL.Scheme == "https" {
+		return "https"
+	}
+	return "http"
+}
