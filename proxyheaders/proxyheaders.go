@@ -22,6 +22,13 @@
 //     https, another present one says otherwise) get 400, as gunicorn's
 //     InvalidSchemeHeaders.
 //
+// header_map (underscores in header names) is enforced by the h1 engine
+// while parsing; for the goroutine class's net/http engine, which has no
+// such option, Wrap applies it here instead: drop (default) removes the
+// fields before anything reads them, refuse answers 400, dangerous passes
+// them. This runs before the X-Forwarded-* check, so X_Forwarded_For can
+// never stand in for X-Forwarded-For.
+//
 // With proxy_protocol, r.RemoteAddr is already the client's address from
 // the PROXY header, so forwarded_allow_ips then judges the client, not the
 // proxy; list the client networks you trust, or rely on PROXY alone.
@@ -61,7 +68,31 @@ func Wrap(h http.Handler, cfg *config.Config) (http.Handler, error) {
 		p.secure[c] = val
 		p.strip = append(p.strip, c)
 	}
+	if cfg.WorkerClass == "goroutine" && cfg.HTTPEngine == "net/http" && cfg.HeaderMap != "dangerous" {
+		return &headerMap{next: p, refuse: cfg.HeaderMap == "refuse"}, nil
+	}
 	return p, nil
+}
+
+// headerMap applies header_map for engines that do not (net/http).
+type headerMap struct {
+	next   http.Handler
+	refuse bool
+}
+
+func (m *headerMap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	for name := range r.Header {
+		if !strings.Contains(name, "_") {
+			continue
+		}
+		if m.refuse {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "Invalid header name", http.StatusBadRequest)
+			return
+		}
+		delete(r.Header, name)
+	}
+	m.next.ServeHTTP(w, r)
 }
 
 func (p *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -102,3 +102,26 @@ func TestStarAndCustomTable(t *testing.T) {
 		t.Error("bad forwarded_allow_ips accepted")
 	}
 }
+
+func TestHeaderMapNetHTTP(t *testing.T) {
+	for _, tc := range []struct {
+		engine, mode string
+		code         int
+		kept         bool
+	}{
+		{"net/http", "drop", 200, false},
+		{"net/http", "refuse", 400, false},
+		{"net/http", "dangerous", 200, true},
+		{"native", "drop", 200, true}, // h1 already dropped it while parsing
+	} {
+		cfg := config.Default()
+		cfg.WorkerClass, cfg.HTTPEngine, cfg.HeaderMap = "goroutine", tc.engine, tc.mode
+		code, got := serve(t, cfg, "127.0.0.1:1", map[string]string{"X_Forwarded_For": "6.6.6.6", "X-Ok": "1"})
+		if code != tc.code {
+			t.Fatalf("%s %s: status %d, want %d", tc.engine, tc.mode, code, tc.code)
+		}
+		if code == 200 && (got.header.Get("X_Forwarded_For") != "") != tc.kept {
+			t.Errorf("%s %s: header %v", tc.engine, tc.mode, got.header)
+		}
+	}
+}

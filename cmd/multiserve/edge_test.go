@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +57,46 @@ func TestForwardedHeaders(t *testing.T) {
 			got = getEcho(t, trusted.URL("/"), spoof)
 			if v := got.Headers["X-Forwarded-For"]; len(v) != 1 || v[0] != "6.6.6.6" {
 				t.Errorf("X-Forwarded-For from an allowed peer: %q", v)
+			}
+		})
+	}
+}
+
+// TestHeaderMap: header names with underscores are dropped by default and
+// refused (400) with header_map=refuse, on every class and on the
+// goroutine class's net/http engine.
+func TestHeaderMap(t *testing.T) {
+	type variant struct{ name, class string }
+	vs := []variant{{"goroutine-nethttp", "goroutine"}}
+	for _, c := range classes {
+		vs = append(vs, variant{c, c})
+	}
+	for _, v := range vs {
+		t.Run(v.name, func(t *testing.T) {
+			args := []string{"-b", "127.0.0.1:0", "-w", "1", "-k", v.class}
+			if v.name == "goroutine-nethttp" {
+				args = append(args, "--http-engine", "net/http")
+			}
+			drop := testserver.Start(t, bin, append(args, "echo")...)
+			got := getEcho(t, drop.URL("/"), map[string]string{"X_Under": "1", "X-Dash": "1"})
+			for name := range got.Headers {
+				if strings.Contains(name, "_") {
+					t.Errorf("underscore header reached the app: %s", name)
+				}
+			}
+			if _, ok := got.Headers["X-Dash"]; !ok {
+				t.Errorf("X-Dash lost: %v", got.Headers)
+			}
+			refuse := testserver.Start(t, bin, append(args, "--header-map", "refuse", "echo")...)
+			req, _ := http.NewRequest("GET", refuse.URL("/"), nil)
+			req.Header["X_Under"] = []string{"1"}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("header_map=refuse: status %d, want 400", resp.StatusCode)
 			}
 		})
 	}
