@@ -53,6 +53,7 @@ type poller struct {
 	partial  idleList      // parked mid-head: header_timeout from its first byte
 	stopping bool          // no more parking between requests; threads close instead
 	graceEnd time.Time     // stopping: when fresh and partial conns are closed
+	noPark   bool          // the queue is closing: a parked conn could never be queued again
 }
 
 func newPoller(env *workers.Env) (*poller, error) {
@@ -310,6 +311,7 @@ func (p *poller) drained() {
 	}
 	p.mu.Lock()
 	parked := p.fresh.n + p.kept.n + p.partial.n
+	p.noPark = parked == 0 // set with the count, under mu: park sees it
 	p.mu.Unlock()
 	if parked == 0 {
 		close(p.queue)

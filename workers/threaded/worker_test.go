@@ -201,6 +201,26 @@ func TestGracefulStopServesFreshConnection(t *testing.T) {
 	}
 }
 
+// TestGracefulStopFinishesPartialHead: a connection parked mid-head when
+// the stop begins may still complete its request (within the first
+// request's grace), answered with Connection: close.
+func TestGracefulStopFinishesPartialHead(t *testing.T) {
+	addr, _, run := start(t, nil, func(c *config.Config) { c.Threads = 1; c.HeaderTimeout = time.Hour })
+	head := "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+	partial := dialKept(t, addr)
+	io.WriteString(partial.c, head[:10])
+	fdpolltest.Eventually(t, 10*time.Second, "the worker to accept", func() bool { return fdpolltest.Accepted(t, partial.c) })
+	dialKept(t, addr).get(t, "/") // the one thread is not held by the partial head
+	run.Cancel()
+	resp, body := fdpolltest.Do(t, partial.c, partial.br, head[10:])
+	if resp == nil || resp.StatusCode != 200 || body != "ok" || !resp.Close {
+		t.Fatalf("head completed after the stop began: %v %q, want 200 ok with Connection: close", resp, body)
+	}
+	if err, ok := run.WaitTimeout(10 * time.Second); !ok || err != nil {
+		t.Fatalf("Serve = %v (returned=%v), want nil", err, ok)
+	}
+}
+
 // TestPartialHeadHoldsNoThread: with one thread and a long
 // header_timeout, a client trickling a request head does not stop another
 // client from being served (each within fdpolltest.Do's 20 s); its head,
