@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -30,7 +31,9 @@ type observe struct {
 	restarts stats.Restarts
 	started  time.Time
 	calls    chan func()
-	quit     chan struct{} // closed when the endpoints stop: calls fail fast
+	quit     chan struct{}  // closed when the endpoints stop: calls fail fast
+	mu       sync.Mutex     // orders an endpoint retry's success with quit
+	wg       sync.WaitGroup // endpoint retries
 }
 
 // errStopped answers a call once the arbiter is shutting its endpoints.
@@ -50,17 +53,67 @@ func (a *arbiter) startObserve(cfg *config.Config) {
 	}
 	// Observability must not stop serving: an endpoint that cannot listen
 	// (its port taken, or still held by the old arbiter during a binary
-	// upgrade) is logged and left off.
-	var err error
+	// upgrade) is logged and retried in the background until it can.
 	if cfg.StatsBind != "" {
-		if o.stats, err = stats.Start(cfg.StatsBind, a, o.board, a.log); err != nil {
-			a.log.Error("stats endpoint disabled", "err", err)
-		}
+		a.startEndpoint("stats endpoint", func() error {
+			s, err := stats.Start(cfg.StatsBind, a, o.board, a.log)
+			if err == nil {
+				o.keep(func() { o.stats = s }, func() { s.Close() })
+			}
+			return err
+		})
 	}
 	if cfg.ControlSocket != "" {
-		if o.ctl, err = control.Listen(cfg.ControlSocket, a, o.board, a.log); err != nil {
-			a.log.Error("control socket disabled", "err", err)
+		a.startEndpoint("control socket", func() error {
+			c, err := control.Listen(cfg.ControlSocket, a, o.board, a.log)
+			if err == nil {
+				o.keep(func() { o.ctl = c }, func() { c.Close() })
+			}
+			return err
+		})
+	}
+}
+
+// endpointRetry is how often an endpoint that could not listen retries.
+const endpointRetry = 2 * time.Second
+
+// startEndpoint runs start now and, if it fails, every endpointRetry on
+// its own goroutine until it succeeds or the arbiter stops.
+func (a *arbiter) startEndpoint(what string, start func() error) {
+	err := start()
+	if err == nil {
+		return
+	}
+	a.log.Error(what+" not listening, retrying every "+endpointRetry.String(), "err", err)
+	o := &a.obs
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		t := time.NewTicker(endpointRetry)
+		defer t.Stop()
+		for {
+			select {
+			case <-o.quit:
+				return
+			case <-t.C:
+				if start() == nil {
+					return
+				}
+			}
 		}
+	}()
+}
+
+// keep installs a started endpoint with set, or closes it with drop when
+// the endpoints are already stopping.
+func (o *observe) keep(set, drop func()) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	select {
+	case <-o.quit:
+		drop()
+	default:
+		set()
 	}
 }
 
@@ -75,7 +128,10 @@ func (a *arbiter) stopObserve() {
 		return
 	default:
 	}
+	o.mu.Lock()
 	close(o.quit)
+	o.mu.Unlock()
+	o.wg.Wait() // no retry left running
 	o.stats.Close()
 	o.ctl.Close()
 	o.board.Close()

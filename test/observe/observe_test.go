@@ -397,18 +397,34 @@ func TestTimeoutNamesRequest(t *testing.T) {
 }
 
 // TestStatsBindTakenKeepsServing: an endpoint that cannot listen is logged
-// and left off; the server still starts and serves.
+// and retried; the server serves meanwhile, and the endpoint comes up once
+// its port is free (as after a binary upgrade, when the old arbiter exits).
 func TestStatsBindTakenKeepsServing(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	s := testserver.Start(t, bin, "-b", "127.0.0.1:0", "-w", "1", "--stats-bind", ln.Addr().String(), "hello")
+	addr := ln.Addr().String()
+	s := testserver.Start(t, bin, "-b", "127.0.0.1:0", "-w", "1", "--stats-bind", addr, "hello")
 	if code, _ := get(t, s.URL("/")); code != 200 {
 		t.Fatalf("status %d", code)
 	}
-	if !strings.Contains(s.Log(), `msg="stats endpoint disabled"`) {
+	if !strings.Contains(s.Log(), `msg="stats endpoint not listening, retrying every 2s"`) {
 		t.Fatalf("no error logged:\n%s", s.Log())
+	}
+	ln.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats endpoint never came up:\n%s", s.Log())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
