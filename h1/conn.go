@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/multiserve/multiserve/proxyproto"
 )
 
 const (
@@ -33,8 +35,10 @@ type Conn struct {
 	srv    *Server
 	nc     net.Conn
 	remote string
-	ctx    context.Context // cancelled when the connection closes
-	cancel context.CancelFunc
+	// preface: a PROXY header is due before the first request (proxy_protocol).
+	preface *proxyproto.Policy
+	ctx     context.Context // cancelled when the connection closes
+	cancel  context.CancelFunc
 
 	rc       syscall.RawConn // nil unless nc is a netpoller socket
 	rawRead  func(uintptr) bool
@@ -71,6 +75,7 @@ func (s *Server) NewConn(nc net.Conn) *Conn {
 	if a := nc.RemoteAddr(); a != nil {
 		c.remote = a.String()
 	}
+	c.preface = ProxyPolicy(s.config())
 	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr())
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	switch nc := nc.(type) {
@@ -129,6 +134,13 @@ func (c *Conn) Serve(ctx context.Context, park bool) State {
 	stop := context.AfterFunc(ctx, c.interrupt)
 	defer stop()
 	fresh := true
+	if c.preface != nil {
+		pol := c.preface
+		c.preface = nil // once per connection, whatever the outcome
+		if !c.readPreface(pol) {
+			return c.shutdown()
+		}
+	}
 	for {
 		if c.p == nil {
 			c.acquireParser() // released while idle
