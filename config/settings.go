@@ -193,9 +193,11 @@ var table = []Setting{
 			"A table given replaces the default one. Header names are upper-cased.",
 		Check: checkHeaderTable},
 	{Key: "proxy_protocol", Flag: "proxy-protocol", Section: SectionSecurity, Default: false,
-		Help: "Expect a PROXY protocol v1/v2 header on every accepted connection."},
+		Help: "Expect a PROXY protocol v1/v2 header on every accepted connection.\n" +
+			"Its source address becomes the request's remote address; a connection without a valid header, " +
+			"or from a peer not in proxy_allow_ips, is closed unanswered. Not supported by the evloop class yet."},
 	{Key: "proxy_allow_ips", Flag: "proxy-allow-ips", Section: SectionSecurity, Default: []string{"127.0.0.1", "::1"},
-		Help:  "Peers allowed to send a PROXY header: IPs, CIDRs or `*`.",
+		Help:  "Peers allowed to send a PROXY header: IPs, CIDRs or `*` (unix-socket peers always are).",
 		Check: checkIPList},
 	{Key: "header_map", Flag: "header-map", Section: SectionSecurity, Default: "drop",
 		Help: "What to do with header names containing underscores: drop, refuse or dangerous.\n" +

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -100,4 +102,62 @@ func TestHeaderMap(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawExchange sends raw on a fresh connection to addr and returns all it
+// reads until the server closes (requests below say Connection: close).
+func rawExchange(t *testing.T, addr, raw string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(c)
+	return string(out)
+}
+
+// TestProxyProtocol: with proxy_protocol, a PROXY header from an allowed
+// peer sets the remote address the app sees; from a peer outside
+// proxy_allow_ips the connection is closed unanswered and the header is
+// never trusted. evloop refuses the setting at start (exit 2).
+func TestProxyProtocol(t *testing.T) {
+	const get = "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+	const v1 = "PROXY TCP4 203.0.113.9 198.51.100.1 4711 80\r\n"
+	type variant struct{ name, class string }
+	vs := []variant{{"goroutine-nethttp", "goroutine"}}
+	for _, c := range classes {
+		if c != "evloop" {
+			vs = append(vs, variant{c, c})
+		}
+	}
+	for _, v := range vs {
+		t.Run(v.name, func(t *testing.T) {
+			args := []string{"-b", "127.0.0.1:0", "-w", "1", "-k", v.class, "--proxy-protocol"}
+			if v.name == "goroutine-nethttp" {
+				args = append(args, "--http-engine", "net/http")
+			}
+			allowed := testserver.Start(t, bin, append(args, "echo")...)
+			if out := rawExchange(t, allowed.Addr, v1+get); !strings.Contains(out, `"remote_addr":"203.0.113.9:4711"`) {
+				t.Errorf("PROXY v1 from an allowed peer: %q", out)
+			}
+			if out := rawExchange(t, allowed.Addr, get); strings.Contains(out, "HTTP/1.1 200") {
+				t.Errorf("no PROXY header was served: %q", out)
+			}
+			denied := testserver.Start(t, bin, append(args, "--proxy-allow-ips", "10.0.0.0/8", "echo")...)
+			if out := rawExchange(t, denied.Addr, v1+get); strings.Contains(out, "203.0.113.9") || strings.Contains(out, "HTTP/1.1 200") {
+				t.Errorf("PROXY header from a non-allowed peer was trusted: %q", out)
+			}
+		})
+	}
+	t.Run("evloop", func(t *testing.T) {
+		code, out := run(t, nil, "-b", "127.0.0.1:0", "-k", "evloop", "--proxy-protocol", "echo")
+		if code != 2 || !strings.Contains(out, "proxy_protocol") {
+			t.Errorf("evloop with proxy_protocol: exit %d, want 2:\n%s", code, out)
+		}
+	})
 }

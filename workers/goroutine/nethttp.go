@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/proxyproto"
 	"github.com/multiserve/multiserve/workers"
 )
 
@@ -28,6 +30,12 @@ func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 	}
 	lns, err := netListeners(env.Listeners, cfg.WorkerConnections)
 	if err != nil {
+		return err
+	}
+	if err := proxyListeners(lns, cfg); err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
 		return err
 	}
 	errc := make(chan error, len(lns))
@@ -134,6 +142,20 @@ func netListeners(ls []*workers.Listener, maxConns int) ([]net.Listener, error) 
 		out = append(out, ln)
 	}
 	return out, nil
+}
+
+// proxyListeners wraps each listener so that, with proxy_protocol, every
+// connection must start with a PROXY header from a peer in
+// proxy_allow_ips (see package proxyproto); off, it does nothing.
+func proxyListeners(lns []net.Listener, cfg *config.Config) error {
+	pol, err := proxyproto.NewPolicy(cfg)
+	if err != nil || pol == nil {
+		return err
+	}
+	for i, ln := range lns {
+		lns[i] = &proxyproto.Listener{Listener: ln, Policy: pol, Timeout: cfg.HeaderTimeout}
+	}
+	return nil
 }
 
 // beatLoop beats from a ticker goroutine until the returned func is called.
