@@ -76,6 +76,13 @@ func (s *Server) NewConn(nc net.Conn) *Conn {
 		c.remote = a.String()
 	}
 	c.preface = ProxyPolicy(s.config())
+	if tc := tlsConfig(s.config()); tc != nil {
+		t := &tlsConn{Conn: nc, cfg: tc}
+		if c.preface == nil {
+			t.start(nil, s.config().HeaderTimeout)
+		}
+		nc, c.nc = t, t // not a netpoller socket any more: no raw reads
+	}
 	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr())
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	switch nc := nc.(type) {
@@ -140,6 +147,15 @@ func (c *Conn) Serve(ctx context.Context, park bool) State {
 		if !c.readPreface(pol) {
 			return c.shutdown()
 		}
+		if t, ok := c.nc.(*tlsConn); ok {
+			t.start(c.buf[c.r:c.w], c.srv.config().HeaderTimeout)
+			c.r, c.w = 0, 0
+		}
+	}
+	if _, ok := c.nc.(*tlsConn); ok {
+		// crypto/tls may hold decrypted bytes the socket no longer shows
+		// as readable: never park a TLS connection (it keeps its thread).
+		park = false
 	}
 	for {
 		if c.p == nil {
@@ -394,6 +410,9 @@ func (c *Conn) serveRequest() bool {
 	if err != nil {
 		c.reject(err)
 		return false
+	}
+	if t, ok := c.nc.(*tlsConn); ok {
+		req.TLS = t.state()
 	}
 	// Watch for the client going away only when nothing else can arrive
 	// meanwhile: no body to read, no pipelined bytes buffered.

@@ -1,0 +1,98 @@
+package h1
+
+import (
+	"crypto/tls"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/internal/tlsconf"
+)
+
+// tlsConfigs caches the TLS configuration per *config.Config (one per
+// worker); config validation already loaded the files once, so an error
+// here means they changed underneath, and the connection is refused.
+var tlsConfigs sync.Map // *config.Config -> *tls.Config
+
+func tlsConfig(cfg *config.Config) *tls.Config {
+	if cfg.Certfile == "" {
+		return nil
+	}
+	if c, ok := tlsConfigs.Load(cfg); ok {
+		return c.(*tls.Config)
+	}
+	c, err := tlsconf.Load(cfg.Certfile, cfg.Keyfile, cfg.CACerts, "http/1.1")
+	if err != nil {
+		c = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, err }}
+	}
+	actual, _ := tlsConfigs.LoadOrStore(cfg, c)
+	return actual.(*tls.Config)
+}
+
+// tlsConn is the connection h1 serves when certfile is set. Until start it
+// passes bytes through untouched (the PROXY header precedes the TLS
+// handshake); then reads and writes go through crypto/tls. Deadlines and
+// Close always go to the socket, so interrupt and Close stay safe from
+// other goroutines. The handshake runs on the first read, within the read
+// deadline h1 sets for the first request (header_timeout), and its writes
+// within the write deadline set here.
+type tlsConn struct {
+	net.Conn // the socket
+	cfg      *tls.Config
+	t        *tls.Conn
+}
+
+// start begins TLS; rest are bytes already read from the socket after the
+// PROXY header (the start of the ClientHello).
+func (c *tlsConn) start(rest []byte, handshakeTimeout time.Duration) {
+	var under net.Conn = c.Conn
+	if len(rest) > 0 {
+		under = &prefixConn{Conn: c.Conn, rest: append([]byte(nil), rest...)}
+	}
+	if handshakeTimeout > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+	}
+	c.t = tls.Server(under, c.cfg)
+}
+
+func (c *tlsConn) Read(b []byte) (int, error) {
+	if c.t == nil {
+		return c.Conn.Read(b)
+	}
+	return c.t.Read(b)
+}
+
+func (c *tlsConn) Write(b []byte) (int, error) {
+	if c.t == nil {
+		return c.Conn.Write(b)
+	}
+	return c.t.Write(b)
+}
+
+// state is the TLS state for http.Request.TLS (nil before the handshake).
+func (c *tlsConn) state() *tls.ConnectionState {
+	if c.t == nil {
+		return nil
+	}
+	st := c.t.ConnectionState()
+	if !st.HandshakeComplete {
+		return nil
+	}
+	return &st
+}
+
+// prefixConn replays bytes read ahead before reading the socket again.
+type prefixConn struct {
+	net.Conn
+	rest []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.rest) > 0 {
+		n := copy(b, c.rest)
+		c.rest = c.rest[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
