@@ -28,6 +28,16 @@
 // not stop the heartbeat (the poller still runs): as in gunicorn's gthread,
 // --timeout here polices a wedged worker, not a slow request.
 //
+// Slow clients: a partial request head never holds a thread (the engine
+// returns mid-head when nothing more is readable; the poller closes it
+// header_timeout after its first byte). A client that stops reading its
+// response is cut off once a write makes no progress for header_timeout
+// (30 s when 0). A slow but steady reader holds its thread until its
+// response is written: connections this worker already accepted (kept
+// alive, or accepted before their request arrived) wait behind it, so
+// size --threads above the slow downloads expected, or buffer responses
+// in a proxy.
+//
 // The engine's client watch (h1.Server.WatchClient) is off: it would block
 // one more OS thread per long request, beyond the fixed pool, so a
 // handler's context is not cancelled when its client goes away.
