@@ -43,15 +43,10 @@ var WorkerClasses = []string{"sync", "threaded", "evloop", "goroutine"}
 // a setting starts doing something: its help text, --help and the docs
 // follow.
 var notYetImplemented = map[string]bool{
-	"reuse_port":      true,
-	"user":            true,
-	"group":           true,
-	"umask":           true,
-	"proxy_protocol":  true,
-	"proxy_allow_ips": true,
-	"certfile":        true,
-	"keyfile":         true,
-	"ca_certs":        true,
+	"reuse_port": true,
+	"user":       true,
+	"group":      true,
+	"umask":      true,
 }
 
 const pendingNote = " (not yet implemented)"
@@ -204,11 +199,12 @@ var table = []Setting{
 			"`drop` removes them (like nginx), `refuse` answers 400, `dangerous` passes them to the app.",
 		Check: oneOf("drop", "refuse", "dangerous")},
 	{Key: "certfile", Flag: "certfile", Section: SectionSecurity, Default: "",
-		Help: "TLS certificate file (PEM); needs keyfile."},
+		Help: "TLS certificate file (PEM); needs keyfile.\n" +
+			"sync, threaded and goroutine terminate TLS (goroutine with http_engine = net/http also offers HTTP/2); evloop refuses it at start."},
 	{Key: "keyfile", Flag: "keyfile", Section: SectionSecurity, Default: "",
 		Help: "TLS private key file (PEM); needs certfile."},
 	{Key: "ca_certs", Flag: "ca-certs", Section: SectionSecurity, Default: "",
-		Help: "CA bundle for verifying client certificates; needs certfile."},
+		Help: "CA bundle for verifying client certificates; needs certfile. When set, every client must present a certificate it signed."},
 
 	// Server mechanics
 	{Key: "pidfile", Flag: "pid", Shorthand: "p", Section: SectionMechanics, Default: "",

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/internal/suggest"
+	"github.com/multiserve/multiserve/internal/tlsconf"
 )
 
 // Validate runs every setting's Check and the rules that span settings, and
@@ -54,6 +55,12 @@ func (c *Config) crossChecks() []error {
 	}
 	if c.CACerts != "" && c.Certfile == "" {
 		bad("ca_certs", "needs certfile and keyfile as well")
+	}
+	if c.Certfile != "" && c.Keyfile != "" {
+		// Load now so a bad file is a usage error, not a failure in every worker.
+		if _, err := tlsconf.Load(c.Certfile, c.Keyfile, c.CACerts); err != nil {
+			bad("certfile", err.Error())
+		}
 	}
 	return errs
 }

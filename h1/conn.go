@@ -152,11 +152,6 @@ func (c *Conn) Serve(ctx context.Context, park bool) State {
 			c.r, c.w = 0, 0
 		}
 	}
-	if _, ok := c.nc.(*tlsConn); ok {
-		// crypto/tls may hold decrypted bytes the socket no longer shows
-		// as readable: never park a TLS connection (it keeps its thread).
-		park = false
-	}
 	for {
 		if c.p == nil {
 			c.acquireParser() // released while idle
@@ -180,7 +175,7 @@ func (c *Conn) Serve(ctx context.Context, park bool) State {
 		}
 		if c.r == c.w && !c.p.Pending() {
 			c.r, c.w = 0, 0
-			if park && !fresh {
+			if park && !fresh && !tlsPending(c.nc) {
 				if !c.flush() {
 					return c.shutdown()
 				}

@@ -2,6 +2,7 @@ package h1
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -41,6 +42,35 @@ type tlsConn struct {
 	net.Conn // the socket
 	cfg      *tls.Config
 	t        *tls.Conn
+	peek     []byte // read by pending, returned by the next Read
+}
+
+// tlsPending reports whether nc is a TLS connection with input already
+// buffered inside crypto/tls (a pipelined request in the same record or
+// read ahead): the socket does not show it as readable, so park mode must
+// not return StateIdle for it.
+func tlsPending(nc net.Conn) bool {
+	t, ok := nc.(*tlsConn)
+	return ok && t.pending()
+}
+
+// pending tries a read that cannot wait (deadline in the past): crypto/tls
+// answers from its buffers if it can, and a deadline error does not break
+// the connection (crypto/tls treats it as temporary). Any other error
+// counts as pending: the next Read reports it.
+func (c *tlsConn) pending() bool {
+	if c.t == nil || len(c.peek) > 0 {
+		return len(c.peek) > 0
+	}
+	_ = c.Conn.SetReadDeadline(time.Unix(1, 0))
+	var b [1]byte
+	n, err := c.t.Read(b[:])
+	if n > 0 {
+		c.peek = append(c.peek[:0], b[0])
+		return true
+	}
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }
 
 // start begins TLS; rest are bytes already read from the socket after the
@@ -57,6 +87,11 @@ func (c *tlsConn) start(rest []byte, handshakeTimeout time.Duration) {
 }
 
 func (c *tlsConn) Read(b []byte) (int, error) {
+	if len(c.peek) > 0 {
+		n := copy(b, c.peek)
+		c.peek = c.peek[n:]
+		return n, nil
+	}
 	if c.t == nil {
 		return c.Conn.Read(b)
 	}

@@ -110,3 +110,73 @@ func boolStr(b bool) string {
 	}
 	return "false"
 }
+
+// TestTLSPipelinedPark: two requests in one TLS record are both answered
+// by one park-mode Serve call: the second sits inside crypto/tls, not in
+// the socket, so parking after the first would strand it.
+func TestTLSPipelinedPark(t *testing.T) {
+	files, err := tlsconf.WriteTestFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Certfile, cfg.Keyfile = files.Cert, files.Key
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srv := &Server{Config: cfg, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "path="+r.URL.Path)
+	})}
+	states := make(chan State, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			states <- StateClosed
+			return
+		}
+		c := srv.NewConn(nc)
+		st := c.Serve(context.Background(), true)
+		c.Close()
+		states <- st
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	bc := &batchConn{Conn: raw}
+	c := tls.Client(bc, &tls.Config{InsecureSkipVerify: true})
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	// Two records in one TCP write: the second is read ahead with the first.
+	bc.batch = true
+	io.WriteString(c, "GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+	io.WriteString(c, "GET /2 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+	if _, err := raw.Write(bc.buf); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(c)
+	if !strings.Contains(string(out), "path=/1") || !strings.Contains(string(out), "path=/2") {
+		t.Fatalf("pipelined over TLS: %q", out)
+	}
+	<-states
+}
+
+// batchConn collects writes while batch is set instead of sending them.
+type batchConn struct {
+	net.Conn
+	batch bool
+	buf   []byte
+}
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	if b.batch {
+		b.buf = append(b.buf, p...)
+		return len(p), nil
+	}
+	return b.Conn.Write(p)
+}

@@ -2,6 +2,7 @@ package goroutine
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/internal/tlsconf"
 	"github.com/multiserve/multiserve/proxyproto"
 	"github.com/multiserve/multiserve/workers"
 )
@@ -32,7 +34,17 @@ func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 	if err != nil {
 		return err
 	}
-	if err := proxyListeners(lns, cfg); err != nil {
+	if srv.TLSConfig, err = tlsconf.Load(cfg.Certfile, cfg.Keyfile, cfg.CACerts, "h2", "http/1.1"); err == nil {
+		err = proxyListeners(lns, cfg) // the PROXY header comes before TLS
+	}
+	if err == nil && srv.TLSConfig != nil {
+		// HTTP/2 is negotiated by ALPN: Serve configures it when
+		// TLSConfig offers h2; the handshake is bounded by ReadHeaderTimeout.
+		for i, ln := range lns {
+			lns[i] = tls.NewListener(ln, srv.TLSConfig)
+		}
+	}
+	if err != nil {
 		for _, ln := range lns {
 			ln.Close()
 		}
