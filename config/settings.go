@@ -183,7 +183,7 @@ var table = []Setting{
 		Check:   checkIPList},
 	{Key: "secure_scheme_headers", Section: SectionSecurity,
 		Default: map[string]string{"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"},
-		Help: "Headers (and values) that mark a request from a trusted peer as https.\n" +
+		Help: "Headers (and values) that mark a request from a trusted peer as https (the handler sees r.URL.Scheme = \"https\", like gunicorn's wsgi.url_scheme; r.TLS stays nil; contradictory headers get 400).\n" +
 			"No flag: set it in the config file as a table of header = value, or in the environment as `HEADER=value,HEADER=value`. " +
 			"A table given replaces the default one. Header names are upper-cased.",
 		Check: checkHeaderTable},
