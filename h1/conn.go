@@ -62,7 +62,8 @@ type Conn struct {
 	idle      bool
 	idleFresh bool // idle before its first request
 	stopping  atomic.Bool
-	hijacked  atomic.Bool // the handler owns nc now
+	hijacked  atomic.Bool  // the handler owns nc now
+	obs       atomic.Int32 // obsWaiting, obsReading or obsClosed, for srv.Observer
 	closeOnce sync.Once
 }
 
@@ -93,6 +94,9 @@ func (s *Server) NewConn(nc net.Conn) *Conn {
 		}
 	}
 	c.acquireParser()
+	if s.Observer != nil {
+		s.Observer.ConnOpened()
+	}
 	return c
 }
 
@@ -110,6 +114,7 @@ func (c *Conn) releaseParser() {
 func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		c.observeClosed()
 		c.cancel()
 		if !c.hijacked.Load() {
 			err = c.nc.Close()
@@ -142,9 +147,8 @@ func (c *Conn) Serve(ctx context.Context, park bool) State {
 	defer stop()
 	fresh := true
 	if c.preface != nil {
-		pol := c.preface
 		c.preface = nil // once per connection, whatever the outcome
-		if !c.readPreface(pol) {
+		if !c.readPreface() {
 			return c.shutdown()
 		}
 		if t, ok := c.nc.(*tlsConn); ok {
@@ -166,6 +170,7 @@ func (c *Conn) Serve(ctx context.Context, park bool) State {
 			continue // the previous request had no body
 		}
 		if ev == Head {
+			c.observeReading(false)
 			fresh = false
 			c.headStart = time.Time{} // a pipelined head's start is unknown
 			if !c.serveRequest() {
@@ -183,6 +188,8 @@ func (c *Conn) Serve(ctx context.Context, park bool) State {
 				c.releaseParser()
 				return StateIdle
 			}
+		} else {
+			c.observeReading(true) // a pipelined head partly buffered
 		}
 		if park && !fresh && !c.readable() {
 			// Mid-head with nothing more to read: a slow client must not
@@ -299,6 +306,7 @@ func (c *Conn) fillHead(fresh bool) bool {
 		if n == 0 {
 			return false
 		}
+		c.observeReading(true)
 		c.headStart = time.Now()
 		if cfg.HeaderTimeout > 0 {
 			_ = c.nc.SetReadDeadline(c.headStart.Add(cfg.HeaderTimeout))

@@ -23,6 +23,9 @@ type Server struct {
 	// context is cancelled when the client goes away (a fast request pays
 	// for a stopped timer and a cancellable context).
 	WatchClient bool
+	// Observer, if set, is told about connections opening, closing and
+	// reading request heads (the worker's scoreboard slot).
+	Observer ConnObserver
 }
 
 // State is what Conn.Serve reports when it returns.

@@ -95,6 +95,7 @@ const (
 	wQCount    = 29
 	wQBucket   = 30 // nBuckets words
 	wBoot      = 44 // wall-clock ns when the worker attached
+	wReading   = 45 // connections reading a request head
 	wMethod    = 48 // 2 words (16 bytes)
 	wClient    = 50 // 6 words (48 bytes)
 	wPath      = 56 // 8 words (64 bytes)
@@ -336,6 +337,7 @@ type Info struct {
 	InFlight    int64
 	Bytes       uint64
 	Connections int64
+	Reading     int64     // connections reading a request head
 	Attached    time.Time // when the worker mapped its slot (zero while booting)
 	Current     Request   // the request in flight, or the last one served
 }
@@ -366,12 +368,34 @@ func (s Slot) Info() Info {
 		InFlight:    int64(s.load(wInFlight)),
 		Bytes:       s.load(wBytes),
 		Connections: int64(s.load(wConns)),
+		Reading:     int64(s.load(wReading)),
 		Current:     s.Current(),
 	}
+	in.State = derive(in)
 	if ns := s.load(wBoot); ns != 0 {
 		in.Attached = time.Unix(0, int64(ns))
 	}
 	return in
+}
+
+// derive turns a running worker's counters into its state, busiest first:
+// handling (a request in its handler), reading (a connection mid-head),
+// keep-alive (connections open, waiting for their next request), idle. The
+// workers never store these states: concurrent connections and requests
+// would overwrite each other's, while counters only add.
+func derive(in Info) State {
+	if in.State != StateIdle && in.State != StateHandling {
+		return in.State // empty, booting, or set by SetState
+	}
+	switch {
+	case in.InFlight > 0:
+		return StateHandling
+	case in.Reading > 0:
+		return StateReading
+	case in.Connections > 0:
+		return StateKeepAlive
+	}
+	return StateIdle
 }
 
 // Current reads the request block consistently (seqlock read side). It

@@ -240,3 +240,34 @@ func BenchmarkMiddlewareOnly(b *testing.B) {
 		h.ServeHTTP(w, r)
 	}
 }
+
+// TestDerivedState: the state readers see follows the counters, busiest
+// first, whatever order connections and requests report in.
+func TestDerivedState(t *testing.T) {
+	s := newBoard(t, 1).Slot(0)
+	s.Started(1)
+	want := func(st State, conns, reading int64) {
+		t.Helper()
+		if in := s.Info(); in.State != st || in.Connections != conns || in.Reading != reading {
+			t.Fatalf("got %v conns=%d reading=%d, want %v %d %d", in.State, in.Connections, in.Reading, st, conns, reading)
+		}
+	}
+	want(StateIdle, 0, 0)
+	s.ConnOpened()
+	s.ConnOpened()
+	want(StateKeepAlive, 2, 0)
+	s.ReadingStarted()
+	want(StateReading, 2, 1)
+	st := s.Begin("GET", "/", "c", 0)
+	want(StateHandling, 2, 1)
+	s.End(st, 200, 0)
+	want(StateReading, 2, 1)
+	s.ReadingDone()
+	want(StateKeepAlive, 2, 0)
+	s.ConnClosed()
+	s.ConnClosed()
+	want(StateIdle, 0, 0)
+	s.SetState(StateBooting)
+	s.ConnOpened()
+	want(StateBooting, 1, 0) // a lifecycle state is not overridden
+}

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/multiserve/multiserve/h1"
 	"github.com/multiserve/multiserve/internal/proc"
 )
 
@@ -80,27 +81,44 @@ func (s Slot) Started(pid int) {
 	atomic.StoreUint64(&s.w[wState], uint64(StateIdle))
 }
 
-// SetState records what the worker is doing (for classes that report
-// reading and keep-alive themselves).
+// SetState records the worker's lifecycle state. While it is idle (or
+// handling), the state readers see is derived from the counters (see
+// Info): classes report connections and reading through ConnOpened,
+// ConnClosed, ReadingStarted and ReadingDone, not through SetState.
 func (s Slot) SetState(st State) {
 	if s.w != nil {
 		atomic.StoreUint64(&s.w[wState], uint64(st))
 	}
 }
 
-// ConnOpened and ConnClosed count open connections, for classes that
-// report them.
-func (s Slot) ConnOpened() {
+// ConnOpened and ConnClosed count open connections (h1.ConnObserver).
+func (s Slot) ConnOpened() { s.add(wConns, 1) }
+
+// ConnClosed: see ConnOpened.
+func (s Slot) ConnClosed() { s.add(wConns, ^uint64(0)) }
+
+// ReadingStarted and ReadingDone count connections reading a request head
+// (h1.ConnObserver).
+func (s Slot) ReadingStarted() { s.add(wReading, 1) }
+
+// ReadingDone: see ReadingStarted.
+func (s Slot) ReadingDone() { s.add(wReading, ^uint64(0)) }
+
+// add adds d to word i (^uint64(0) subtracts one); the zero Slot ignores it.
+func (s Slot) add(i int, d uint64) {
 	if s.w != nil {
-		atomic.AddUint64(&s.w[wConns], 1)
+		atomic.AddUint64(&s.w[i], d)
 	}
 }
 
-// ConnClosed: see ConnOpened.
-func (s Slot) ConnClosed() {
-	if s.w != nil {
-		atomic.AddUint64(&s.w[wConns], ^uint64(0))
+// Observer is this worker's slot as the connection observer of its h1
+// engine (or net/http's ConnState hook), nil when the worker has no slot.
+func Observer() h1.ConnObserver {
+	s, err := Attach()
+	if err != nil || s.w == nil {
+		return nil
 	}
+	return s
 }
 
 // Begin records a request entering its handler: in flight +1, state
@@ -111,8 +129,7 @@ func (s Slot) Begin(method, path, client string, queue time.Duration) int64 {
 	if s.w == nil {
 		return now
 	}
-	atomic.AddUint64(&s.w[wInFlight], 1)
-	atomic.StoreUint64(&s.w[wState], uint64(StateHandling))
+	atomic.AddUint64(&s.w[wInFlight], 1) // the state derives from it (Info)
 	if queue > 0 {
 		atomic.AddUint64(&s.w[wQSum], uint64(queue))
 		atomic.AddUint64(&s.w[wQCount], 1)
@@ -143,9 +160,7 @@ func (s Slot) End(start int64, status int, bytes int64) {
 	}
 	atomic.AddUint64(&s.w[wLatSum], uint64(d))
 	atomic.AddUint64(&s.w[wLatBucket+bucket(d)], 1)
-	if atomic.AddUint64(&s.w[wInFlight], ^uint64(0)) == 0 {
-		atomic.StoreUint64(&s.w[wState], uint64(StateIdle))
-	}
+	atomic.AddUint64(&s.w[wInFlight], ^uint64(0))
 }
 
 // bucket is the index of the histogram bucket for d ns.
