@@ -2,6 +2,8 @@ package h1
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"sync"
 
 	"github.com/multiserve/multiserve/config"
@@ -35,22 +37,18 @@ func ProxyPolicy(cfg *config.Config) *proxyproto.Policy {
 // A peer outside proxy_allow_ips is closed before anything is read; a
 // missing or malformed header closes the connection without an answer.
 // From then on the request's RemoteAddr is the header's source address.
-func (c *Conn) readPreface(pol *proxyproto.Policy) bool {
+func (c *Conn) readPreface() bool {
 	peer := c.nc.RemoteAddr()
-	if !pol.Allowed(peer) {
-		c.srv.log().Warn("h1: PROXY header from a peer not in proxy_allow_ips, closing", "peer", c.remote)
-		return false
-	}
 	for {
-		h, n, err := proxyproto.Parse(c.buf[c.r:c.w])
-		if err == nil {
-			c.r += n
-			c.remote = proxyproto.Remote(h, peer)
-			return true
-		}
-		if !errors.Is(err, proxyproto.ErrNeedMore) {
-			c.srv.log().Debug("h1: bad PROXY header, closing", "peer", c.remote, "err", err)
+		n, remote, done, err := c.srv.Preface(c.buf[c.r:c.w], peer)
+		if err != nil {
+			c.srv.log().Warn("h1: closing connection", "err", err)
 			return false
+		}
+		if done {
+			c.r += n
+			c.remote = remote
+			return true
 		}
 		if c.p == nil {
 			c.acquireParser() // readIdle released it
@@ -59,4 +57,37 @@ func (c *Conn) readPreface(pol *proxyproto.Policy) bool {
 			return false
 		}
 	}
+}
+
+// ErrProxyRefused is returned by Preface for a connection that must be
+// closed without an answer (peer not in proxy_allow_ips, or no valid
+// PROXY header).
+var ErrProxyRefused = errors.New("h1: PROXY header refused")
+
+// Preface is the non-blocking form of the PROXY header check, for event
+// loops: call it with every byte received so far on a new connection until
+// done, before handing bytes to the Parser. It returns how many bytes the
+// header used (discard them), the remote address to pass to
+// Parser.Request from then on, and done once the header was read; an error
+// (wrapping ErrProxyRefused) means close the connection unanswered.
+// With proxy_protocol off it returns done at once with peer's address.
+func (s *Server) Preface(b []byte, peer net.Addr) (n int, remote string, done bool, err error) {
+	if peer != nil {
+		remote = peer.String()
+	}
+	pol := ProxyPolicy(s.config())
+	if pol == nil {
+		return 0, remote, true, nil
+	}
+	if !pol.Allowed(peer) {
+		return 0, remote, false, fmt.Errorf("%w: peer %s not in proxy_allow_ips", ErrProxyRefused, remote)
+	}
+	h, n, err := proxyproto.Parse(b)
+	switch {
+	case err == nil:
+		return n, proxyproto.Remote(h, peer), true, nil
+	case errors.Is(err, proxyproto.ErrNeedMore):
+		return 0, remote, false, nil
+	}
+	return 0, remote, false, fmt.Errorf("%w: %w", ErrProxyRefused, err)
 }

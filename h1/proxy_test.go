@@ -2,6 +2,7 @@ package h1
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -83,5 +84,34 @@ func TestProxyProtocolConn(t *testing.T) {
 	off := config.Default()
 	if out := serveOne(t, off, v1+get); strings.Contains(out, "192.0.2.7") || !strings.HasPrefix(out, "HTTP/1.1 400") {
 		t.Errorf("proxy_protocol off: a PROXY line must be a bad request, got %q", out)
+	}
+}
+
+func TestPreface(t *testing.T) {
+	peer := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1000}
+	cfg := config.Default()
+	srv := &Server{Config: cfg}
+	if n, remote, done, err := srv.Preface(nil, peer); n != 0 || remote != "127.0.0.1:1000" || !done || err != nil {
+		t.Fatalf("off: %d %q %v %v", n, remote, done, err)
+	}
+	on := config.Default()
+	on.ProxyProtocol = true
+	srv = &Server{Config: on}
+	hdr := "PROXY TCP6 2001:db8::7 ::1 5 6\r\n"
+	if _, _, done, err := srv.Preface([]byte(hdr[:10]), peer); done || err != nil {
+		t.Fatalf("partial: done %v err %v", done, err)
+	}
+	n, remote, done, err := srv.Preface([]byte(hdr+"GET"), peer)
+	if n != len(hdr) || remote != "[2001:db8::7]:5" || !done || err != nil {
+		t.Fatalf("full: %d %q %v %v", n, remote, done, err)
+	}
+	if _, _, _, err := srv.Preface([]byte("GET / HTTP/1.1\r\n"), peer); !errors.Is(err, ErrProxyRefused) {
+		t.Fatalf("no header: %v", err)
+	}
+	deny := config.Default()
+	deny.ProxyProtocol, deny.ProxyAllowIPs = true, []string{"10.0.0.1"}
+	srv = &Server{Config: deny}
+	if _, _, _, err := srv.Preface([]byte(hdr), peer); !errors.Is(err, ErrProxyRefused) {
+		t.Fatalf("non-allowed peer: %v", err)
 	}
 }
