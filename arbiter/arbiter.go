@@ -79,6 +79,10 @@ type arbiter struct {
 	booted  bool          // the first generation became ready
 	stop    *stopState    // non-nil once stopping (drain.go)
 	upgrade *upgradeState // the USR2 child arbiter while it runs (upgrade.go)
+	// systemd.go: started by a USR2 parent; sd_notify watchdog interval
+	upgradeChild bool
+	watchdog     time.Duration
+	lastPet      time.Time
 
 	events chan event
 	done   chan struct{}
@@ -142,6 +146,8 @@ func (a *arbiter) start() error {
 	if err != nil {
 		return err
 	}
+	a.upgradeChild = os.Getenv(EnvUpgradeFDs) != ""
+	a.watchdog = watchdogInterval()
 	if a.lns, err = bindAll(cfg.Bind, cfg.Backlog); err != nil {
 		return err
 	}
@@ -194,6 +200,7 @@ func (a *arbiter) loop(ctx context.Context, sigs <-chan os.Signal) error {
 		case <-a.tick.C:
 			a.reap()
 			a.checkWorkers()
+			a.petWatchdog(time.Now())
 		case <-a.wake.C:
 		}
 	}
@@ -225,6 +232,7 @@ func (a *arbiter) checkBooted() {
 		return
 	}
 	a.booted = true
+	a.notifyReady()
 	a.log.Info("ready", "workers", a.gen.size, "class", a.gen.cfg.WorkerClass)
 	if a.opt.Ready != nil {
 		addrs := make([]net.Addr, len(a.lns))

@@ -25,14 +25,32 @@ type listener struct {
 	adopted bool     // fd:// or socket activation: someone else holds it too
 }
 
-// bindAll binds every entry, in order; an entry a USR2 parent handed over
-// (EnvUpgradeFDs) is adopted instead. On any failure it closes what it
-// already bound, so a failed start leaves nothing behind. Inherited sockets
-// no entry asks for any more are closed.
+// bindAll binds every entry, in order. Sockets from systemd socket
+// activation replace the entries altogether (systemd.go); an entry a USR2
+// parent handed over (EnvUpgradeFDs) is adopted instead of bound. On any
+// failure it closes what it already bound, so a failed start leaves nothing
+// behind. Inherited sockets no entry asks for any more are closed.
 func bindAll(binds []string, backlog int) ([]*listener, error) {
-	inh, err := takeInherited()
+	fds, err := takeInherited()
 	if err != nil {
 		return nil, err
+	}
+	if fds == nil {
+		if fds, err = takeSystemd(); err != nil {
+			return nil, err
+		}
+	}
+	inh := map[string]int{}
+	var sd []inheritedFD
+	for _, f := range fds {
+		if f.Systemd {
+			sd = append(sd, f)
+		} else {
+			inh[f.Bind] = f.FD
+		}
+	}
+	if len(sd) > 0 {
+		return adoptSystemd(sd)
 	}
 	defer func() {
 		for _, fd := range inh {

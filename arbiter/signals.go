@@ -135,6 +135,7 @@ func (a *arbiter) reload() {
 		return
 	}
 	a.pending = g
+	a.notifyReloading()
 	a.log.Info("reloading: starting a new generation", "generation", g.id, "workers", g.size, "class", cfg.WorkerClass)
 	for i := range g.size {
 		if err := a.spawn(g, &slot{id: i}); err != nil {
@@ -162,6 +163,7 @@ func (a *arbiter) checkReload() {
 	}
 	a.log.Info("reload complete: new generation serving, old one retiring",
 		"generation", g.id, "workers", g.size, "old_generation", old.id)
+	a.notify("READY=1")
 }
 
 // abortReload stops a pending generation that could not boot; the current
@@ -173,6 +175,7 @@ func (a *arbiter) abortReload(why string) {
 	}
 	a.pending = nil
 	a.log.Error("reload failed, the old generation keeps serving: "+why, "generation", g.id)
+	a.notify("READY=1")
 	for _, w := range a.workers {
 		if w.gen == g {
 			a.retire(w, syscall.SIGTERM)

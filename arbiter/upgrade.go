@@ -42,8 +42,9 @@ const EnvUpgradeFDs = "MULTISERVE_UPGRADE_FDS"
 const OldPidSuffix = ".oldbin"
 
 type inheritedFD struct {
-	FD   int    `json:"fd"`
-	Bind string `json:"bind"`
+	FD      int    `json:"fd"`
+	Bind    string `json:"bind"`
+	Systemd bool   `json:"systemd,omitempty"` // socket-activated: adopted whatever --bind says
 }
 
 // upgradeState is the running USR2 child arbiter.
@@ -72,7 +73,7 @@ func (a *arbiter) startUpgrade() {
 	var fds []inheritedFD
 	for i, ln := range a.lns {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, ln.file)
-		fds = append(fds, inheritedFD{FD: 3 + i, Bind: ln.name})
+		fds = append(fds, inheritedFD{FD: 3 + i, Bind: ln.name, Systemd: strings.HasPrefix(ln.name, systemdPrefix)})
 	}
 	js, _ := json.Marshal(fds)
 	cmd.Env = append(upgradeEnv(), EnvUpgradeFDs+"="+string(js))
@@ -141,9 +142,9 @@ func (a *arbiter) restorePidfile() {
 	}
 }
 
-// takeInherited returns the sockets a USR2 parent handed over, by bind
-// entry, and removes the variable so no child sees it.
-func takeInherited() (map[string]int, error) {
+// takeInherited returns the sockets a USR2 parent handed over and removes
+// the variable so no child sees it.
+func takeInherited() ([]inheritedFD, error) {
 	v, ok := os.LookupEnv(EnvUpgradeFDs)
 	if !ok {
 		return nil, nil
@@ -153,10 +154,8 @@ func takeInherited() (map[string]int, error) {
 	if err := json.Unmarshal([]byte(v), &fds); err != nil {
 		return nil, fmt.Errorf("arbiter: %s: %w", EnvUpgradeFDs, err)
 	}
-	m := make(map[string]int, len(fds))
 	for _, f := range fds {
 		unix.CloseOnExec(f.FD)
-		m[f.Bind] = f.FD
 	}
-	return m, nil
+	return fds, nil
 }
