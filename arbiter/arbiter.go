@@ -148,9 +148,13 @@ func (a *arbiter) start() error {
 	}
 	a.upgradeChild = os.Getenv(EnvUpgradeFDs) != ""
 	a.watchdog = watchdogInterval()
+	if err := applyUmask(cfg); err != nil {
+		return withCode(proc.ExitUsage, err)
+	}
 	if a.lns, err = bindAll(cfg.Bind, cfg.Backlog); err != nil {
 		return err
 	}
+	a.chownSockets(gen.cred)
 	a.startObserve(cfg)
 	if a.parentR, a.parentW, err = os.Pipe(); err != nil {
 		return fmt.Errorf("arbiter: parent pipe: %w", err)

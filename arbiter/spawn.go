@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/multiserve/multiserve/config"
@@ -20,8 +21,9 @@ import (
 type generation struct {
 	id   int
 	cfg  *config.Config
-	json []byte // cfg as handed to workers
-	size int    // target worker count (TTIN/TTOU change it)
+	json []byte              // cfg as handed to workers
+	size int                 // target worker count (TTIN/TTOU change it)
+	cred *syscall.Credential // user/group the workers run as; nil: the arbiter's
 }
 
 func (a *arbiter) newGeneration(cfg *config.Config) (*generation, error) {
@@ -29,8 +31,12 @@ func (a *arbiter) newGeneration(cfg *config.Config) (*generation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("arbiter: encode config: %w", err)
 	}
+	cred, err := credential(cfg)
+	if err != nil {
+		return nil, withCode(proc.ExitUsage, err)
+	}
 	a.nextGen++
-	return &generation{id: a.nextGen, cfg: cfg, json: js, size: cfg.Workers}, nil
+	return &generation{id: a.nextGen, cfg: cfg, json: js, size: cfg.Workers, cred: cred}, nil
 }
 
 // worker is the arbiter's record of one worker process.
@@ -147,6 +153,12 @@ func (a *arbiter) spawn(g *generation, s *slot) error {
 	if err != nil {
 		return fmt.Errorf("arbiter: %w", err)
 	}
+	if g.cred != nil {
+		if err := hb.File().Chown(int(g.cred.Uid), int(g.cred.Gid)); err != nil {
+			hb.Close()
+			return fmt.Errorf("arbiter: heartbeat file for user %d: %w", g.cred.Uid, err)
+		}
+	}
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
 		hb.Close()
@@ -161,6 +173,9 @@ func (a *arbiter) spawn(g *generation, s *slot) error {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, ln.file)
 	}
 	cmd.Env = a.workerEnv(g, age)
+	if g.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: g.cred}
+	}
 	sbIdx, sbFile, sbEnv := a.slotFor(len(cmd.ExtraFiles))
 	if sbFile != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, sbFile)

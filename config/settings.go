@@ -44,9 +44,6 @@ var WorkerClasses = []string{"sync", "threaded", "evloop", "goroutine"}
 // follow.
 var notYetImplemented = map[string]bool{
 	"reuse_port": true,
-	"user":       true,
-	"group":      true,
-	"umask":      true,
 }
 
 const pendingNote = " (not yet implemented)"
