@@ -154,6 +154,9 @@ func (a *arbiter) start() error {
 	if a.lns, err = bindAll(cfg.Bind, cfg.Backlog); err != nil {
 		return err
 	}
+	if err := a.reservePorts(cfg); err != nil {
+		return err
+	}
 	a.chownSockets(gen.cred)
 	a.startObserve(cfg)
 	if a.parentR, a.parentW, err = os.Pipe(); err != nil {

@@ -23,6 +23,9 @@ type listener struct {
 	file    *os.File // passed to workers in ExtraFiles
 	unlink  string   // unix socket path to remove on exit ("" otherwise)
 	adopted bool     // fd:// or socket activation: someone else holds it too
+	// reuse_port: a bound, non-listening port reservation; each worker
+	// gets its own listening socket (reuseport.go)
+	perWorker bool
 }
 
 // bindAll binds every entry, in order. Sockets from systemd socket

@@ -169,8 +169,24 @@ func (a *arbiter) spawn(g *generation, s *slot) error {
 	cmd := exec.Command(a.exe, os.Args[1:]...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{hb.File(), statusW, a.parentR}
+	var own []*os.File // reuse_port: this worker's own sockets
+	defer func() {
+		for _, f := range own {
+			f.Close()
+		}
+	}()
 	for _, ln := range a.lns {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, ln.file)
+		f, mine, err := workerFile(ln, g.cfg)
+		if err != nil {
+			hb.Close()
+			statusR.Close()
+			statusW.Close()
+			return err
+		}
+		if mine {
+			own = append(own, f)
+		}
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
 	}
 	cmd.Env = a.workerEnv(g, age)
 	if g.cred != nil {

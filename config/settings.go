@@ -42,9 +42,7 @@ var WorkerClasses = []string{"sync", "threaded", "evloop", "goroutine"}
 // whose behaviour arrives in a later issue. It is the one place to flip when
 // a setting starts doing something: its help text, --help and the docs
 // follow.
-var notYetImplemented = map[string]bool{
-	"reuse_port": true,
-}
+var notYetImplemented = map[string]bool{}
 
 const pendingNote = " (not yet implemented)"
 
