@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,5 +225,54 @@ func runH1Probe(t *testing.T, probe, class, port string, strict bool, serverLog 
 	}
 	if len(res.Results) == 0 {
 		t.Errorf("h1probe %s ran no case:\n%s", mode, out)
+	}
+}
+
+// TestConcurrencyModel shows each blocking model through the real binary:
+// sync with 2 workers runs 3 concurrent 1 s requests in two rounds, threaded
+// with 4 threads runs 4 in one. The bounds are one whole round wide on the
+// side a busy machine can push (a slow machine makes rounds longer, never
+// shorter, so the sync lower bound cannot flake; the threaded upper bound has
+// a 1 s margin).
+func TestConcurrencyModel(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		clients  int
+		min, max time.Duration
+	}{
+		{"sync 2 workers", []string{"-k", "sync", "-w", "2"}, 3, 2 * time.Second, 0},
+		{"threaded 4 threads", []string{"-k", "threaded", "-w", "1", "--threads", "4"}, 4, time.Second, 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-b", "127.0.0.1:0", "-t", "30s"}, tc.args...)
+			s := testserver.Start(t, bin, append(args, "sim")...)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			start := time.Now()
+			errs := make(chan error, tc.clients)
+			for range tc.clients {
+				go func() {
+					resp, _, err := s.Get(ctx, "/?io=1s")
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+					errs <- err
+				}()
+			}
+			for range tc.clients {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			took := time.Since(start)
+			t.Logf("%d concurrent sim?io=1s took %v", tc.clients, took.Round(time.Millisecond))
+			if took < tc.min {
+				t.Errorf("took %v, less than %v: more requests ran at once than the model allows", took, tc.min)
+			}
+			if tc.max > 0 && took >= tc.max {
+				t.Errorf("took %v, at least %v: the requests did not run at once", took, tc.max)
+			}
+		})
 	}
 }
