@@ -21,6 +21,12 @@
 // spawned when every slot is taken simply runs without one (the arbiter
 // logs it); its requests are not counted.
 //
+// A running worker's state (handling, reading, keep-alive, idle) is not
+// stored: Info derives it from the in-flight, reading and connection
+// counters, which the request middleware and the engine's connection hook
+// (h1.ConnObserver, implemented by Slot) keep with atomic adds. Only the
+// lifecycle states (empty, booting, idle once attached) are stored.
+//
 // Histograms use fixed buckets (Buckets, seconds) kept as per-bucket atomic
 // counters in the slot; the stats endpoint sums them into const histograms.
 package scoreboard

@@ -5,7 +5,9 @@
 package observe
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -427,4 +429,88 @@ func TestStatsBindTakenKeepsServing(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestConnectionsAndStates: each class reports its open connections and
+// the reading / keep-alive states (/status): two kept-alive connections
+// held idle show keep-alive, a partial request head shows reading. The
+// sync class closes after every response: only reading. net/http does
+// not show a partial head: the goroutine class with it reports connections
+// only (the state stays keep-alive).
+func TestConnectionsAndStates(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"sync", []string{"-k", "sync"}},
+		{"threaded", []string{"-k", "threaded"}},
+		{"evloop", []string{"-k", "evloop"}},
+		{"goroutine", []string{"-k", "goroutine"}},
+		{"goroutine-nethttp", []string{"-k", "goroutine", "--http-engine", "net/http"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, base := startStats(t, append([]string{"-w", "1"}, append(tc.args, "sim")...)...)
+			open := 0
+			if tc.name != "sync" {
+				for range 2 {
+					c := dialHold(t, s.Addr)
+					if _, err := io.WriteString(c, "GET /sim HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+						t.Fatal(err)
+					}
+					resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+				}
+				open = 2
+				waitWorkerState(t, base, "keep-alive", open)
+			}
+			c := dialHold(t, s.Addr)
+			if _, err := io.WriteString(c, "GET /sim HTTP/1.1\r\nHo"); err != nil {
+				t.Fatal(err)
+			}
+			want := "reading"
+			if tc.name == "goroutine-nethttp" {
+				want = "keep-alive"
+			}
+			waitWorkerState(t, base, want, open+1)
+		})
+	}
+}
+
+// dialHold opens a connection closed at the end of the test.
+func dialHold(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	return c
+}
+
+// waitWorkerState polls /status until the only worker shows state and
+// conns open connections.
+func waitWorkerState(t *testing.T, base, state string, conns int) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		_, body := get(t, base+"/status")
+		var st struct {
+			Workers []struct {
+				State       string `json:"state"`
+				Connections int    `json:"connections"`
+			} `json:"workers"`
+		}
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatalf("/status: %v", err)
+		}
+		if len(st.Workers) == 1 && st.Workers[0].State == state && st.Workers[0].Connections == conns {
+			return
+		}
+		last = body
+	}
+	t.Fatalf("want one worker %s with %d connections, last /status:\n%s", state, conns, last)
 }

@@ -74,7 +74,21 @@ func (hc *hconn) discard(n int) {
 
 func (hc *hconn) setPhase(ph phase) {
 	if hc.phase != ph {
+		if o := hc.s.h1.Observer; o != nil {
+			observePhase(o, hc.phase, ph)
+		}
 		hc.phase, hc.since = ph, hc.s.now.Load()
+	}
+}
+
+// observePhase tells the observer (the scoreboard) when a connection
+// starts or stops reading a request: phHead is its reading state.
+func observePhase(o h1.ConnObserver, from, to phase) {
+	switch {
+	case to == phHead:
+		o.ReadingStarted()
+	case from == phHead:
+		o.ReadingDone()
 	}
 }
 
@@ -85,6 +99,9 @@ func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		return h1.AppendErrorResponse(nil, http.StatusServiceUnavailable), gnet.Close
 	}
 	s.conns.Add(1)
+	if o := s.h1.Observer; o != nil {
+		o.ConnOpened()
+	}
 	ls := s.loopOf(c.EventLoop())
 	hc := &hconn{s: s, ls: ls, c: c, since: s.now.Load()}
 	if ra := c.RemoteAddr(); ra != nil {
@@ -103,6 +120,10 @@ func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	hc.closed = true
+	if o := s.h1.Observer; o != nil {
+		observePhase(o, hc.phase, phIdle)
+		o.ConnClosed()
+	}
 	delete(hc.ls.conns, hc)
 	if hc.p != nil {
 		hc.p.Release() // nothing else uses it once closed: every path checks closed

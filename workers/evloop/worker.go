@@ -17,6 +17,7 @@ import (
 
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/h1"
+	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
 )
 
@@ -129,7 +130,7 @@ func newServer(env *workers.Env) *server {
 		// GOMAXPROCS per worker, and NumCPU would ignore it.
 		s.loops = runtime.GOMAXPROCS(0)
 	}
-	s.h1 = &h1.Server{Handler: s.finishRequest(env.Handler), Config: cfg, Log: s.log}
+	s.h1 = &h1.Server{Handler: s.finishRequest(env.Handler), Config: cfg, Log: s.log, Observer: scoreboard.Observer()}
 	size := cfg.Threads
 	if s.inline {
 		// Inline mode still runs requests with a streaming body off the

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/h1"
 	"github.com/multiserve/multiserve/internal/tlsconf"
 	"github.com/multiserve/multiserve/proxyproto"
+	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
 )
 
@@ -22,7 +24,7 @@ const beatEvery = 250 * time.Millisecond
 // serveNetHTTP serves every inherited listener with one http.Server.
 func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 	cfg := env.Config
-	conns := newConnCounter()
+	conns := newConnCounter(scoreboard.Observer())
 	srv := &http.Server{
 		Handler:           env.Handler,
 		IdleTimeout:       cfg.Keepalive,
@@ -92,22 +94,34 @@ func drain(srv *http.Server, lns []net.Listener, errc <-chan error, conns *connC
 	srv.Close()
 }
 
-// connCounter counts open connections through http.Server.ConnState.
+// connCounter counts open connections through http.Server.ConnState, and
+// reports them to obs (the scoreboard) when set. Only the count: net/http
+// reports StateActive once a whole request head was read, so a partial
+// head is never seen and the reading state is not reported.
 type connCounter struct {
 	mu      sync.Mutex
 	n       int
 	changed chan struct{}
+	obs     h1.ConnObserver
 }
 
-func newConnCounter() *connCounter { return &connCounter{changed: make(chan struct{}, 1)} }
+func newConnCounter(obs h1.ConnObserver) *connCounter {
+	return &connCounter{changed: make(chan struct{}, 1), obs: obs}
+}
 
 func (c *connCounter) hook(_ net.Conn, st http.ConnState) {
 	c.mu.Lock()
 	switch st {
 	case http.StateNew:
 		c.n++
+		if c.obs != nil {
+			c.obs.ConnOpened()
+		}
 	case http.StateClosed, http.StateHijacked:
 		c.n--
+		if c.obs != nil {
+			c.obs.ConnClosed()
+		}
 	}
 	c.mu.Unlock()
 	select {

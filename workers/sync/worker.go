@@ -32,6 +32,7 @@ import (
 	"github.com/multiserve/multiserve/h1"
 	"github.com/multiserve/multiserve/internal/fdconn"
 	"github.com/multiserve/multiserve/internal/fdpoll"
+	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
 )
 
@@ -71,7 +72,7 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 
 	l := &loop{
 		env:   env,
-		srv:   &h1.Server{Handler: env.Handler, Config: env.Config, Log: env.Log, DisableKeepAlive: true},
+		srv:   &h1.Server{Handler: env.Handler, Config: env.Config, Log: env.Log, DisableKeepAlive: true, Observer: scoreboard.Observer()},
 		beat:  fdpoll.BeatInterval(env.Config.Timeout),
 		waker: waker,
 		fds:   make([]unix.PollFd, 1+len(env.Listeners)),
