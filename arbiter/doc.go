@@ -53,6 +53,14 @@
 //	          stop) and TERM/QUIT. If the new one exits, the old one moves
 //	          its pidfile back and keeps serving.
 //
+// # Operations
+//
+// systemd.go: socket activation (LISTEN_FDS) replaces --bind; sd_notify
+// READY/RELOADING/STOPPING/MAINPID/WATCHDOG when NOTIFY_SOCKET is set.
+// reuseport.go: reuse_port gives each worker its own SO_REUSEPORT socket.
+// privileges.go: user/group for the workers, umask before binding.
+// docs/deploy.md walks through all of it with deploy/'s unit files.
+//
 // # Failures
 //
 // At start-up a worker that exits before it is ready stops the arbiter with
