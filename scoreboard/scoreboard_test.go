@@ -1,6 +1,8 @@
 package scoreboard
 
 import (
+	"github.com/multiserve/multiserve/h1"
+
 	"bufio"
 	"fmt"
 	"io"
@@ -270,4 +272,14 @@ func TestDerivedState(t *testing.T) {
 	s.SetState(StateBooting)
 	s.ConnOpened()
 	want(StateBooting, 1, 0) // a lifecycle state is not overridden
+}
+
+// BenchmarkReadingPair: what the engine adds per request, through the
+// h1.ConnObserver interface.
+func BenchmarkReadingPair(b *testing.B) {
+	var o h1.ConnObserver = newBoard(b, 1).Slot(0)
+	for b.Loop() {
+		o.ReadingStarted()
+		o.ReadingDone()
+	}
 }
