@@ -126,6 +126,16 @@ func testApp(cfg *config.Config) (http.Handler, error) {
 		time.Sleep(d)
 		fmt.Fprint(w, os.Getpid())
 	})
+	mux.HandleFunc("/block", func(w http.ResponseWriter, r *http.Request) {
+		// Sends nothing until d passed or the request's context ends.
+		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprint(w, os.Getpid())
+	})
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
 		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
 		os.Exit(code)

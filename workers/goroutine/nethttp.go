@@ -21,12 +21,23 @@ import (
 // beatEvery is the ticker's period: well inside any sensible timeout.
 const beatEvery = 250 * time.Millisecond
 
+// withRequestTimeout applies request_timeout on the net/http engine with
+// http.TimeoutHandler: the handler's context is cancelled and the client
+// gets a 503. Unlike the native engine, TimeoutHandler buffers the whole
+// response (no streaming, no http.Flusher) while request_timeout is set.
+func withRequestTimeout(h http.Handler, d time.Duration) http.Handler {
+	if d <= 0 {
+		return h
+	}
+	return http.TimeoutHandler(h, d, "request timeout\n")
+}
+
 // serveNetHTTP serves every inherited listener with one http.Server.
 func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 	cfg := env.Config
 	conns := newConnCounter(scoreboard.Observer())
 	srv := &http.Server{
-		Handler:           env.Handler,
+		Handler:           withRequestTimeout(env.Handler, cfg.RequestTimeout),
 		IdleTimeout:       cfg.Keepalive,
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(env.Log.Handler(), slog.LevelWarn),
