@@ -8,13 +8,14 @@ import (
 	"testing"
 )
 
-// atomicObserver costs what the scoreboard slot costs: an atomic add.
-type atomicObserver struct{ open, reading atomic.Int64 }
+// CountObserver counts with atomic adds, as the scoreboard slot does
+// (exported for the external tests: TestObserver).
+type CountObserver struct{ Open, Reading atomic.Int64 }
 
-func (o *atomicObserver) ConnOpened()     { o.open.Add(1) }
-func (o *atomicObserver) ConnClosed()     { o.open.Add(-1) }
-func (o *atomicObserver) ReadingStarted() { o.reading.Add(1) }
-func (o *atomicObserver) ReadingDone()    { o.reading.Add(-1) }
+func (o *CountObserver) ConnOpened()     { o.Open.Add(1) }
+func (o *CountObserver) ConnClosed()     { o.Open.Add(-1) }
+func (o *CountObserver) ReadingStarted() { o.Reading.Add(1) }
+func (o *CountObserver) ReadingDone()    { o.Reading.Add(-1) }
 
 // BenchmarkServeObserved is BenchmarkServeKeepAlive with and without a
 // ConnObserver: the cost of reporting reading per request.
@@ -25,7 +26,7 @@ func BenchmarkServeObserved(b *testing.B) {
 				io.WriteString(w, "Hello, World!")
 			})}
 			if name == "observer" {
-				srv.Observer = &atomicObserver{}
+				srv.Observer = &CountObserver{}
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
