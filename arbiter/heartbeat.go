@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"syscall"
 	"time"
+
+	"github.com/multiserve/multiserve/config"
 )
 
 // abortGrace is how long a worker has to die of SIGABRT before SIGKILL.
@@ -41,13 +43,34 @@ func (a *arbiter) checkWorkers() {
 				}
 				a.kill(w, w.errText)
 			}
-		case cfg.Timeout > 0:
+		case silenceLimit(cfg) > 0:
 			a.checkHeartbeat(w, now)
 		}
 	}
 }
 
-// checkHeartbeat SIGABRTs a ready worker silent for longer than timeout.
+// requestTimeoutGrace is how long past request_timeout a sync worker may
+// stay silent before it counts as stuck.
+const requestTimeoutGrace = time.Second
+
+// silenceLimit is how long a ready worker may be silent: timeout (0: no
+// limit). A sync worker beats from its accept loop, so it is silent while
+// it handles its one request; with request_timeout set, silence past
+// request_timeout (plus a grace) means a handler that ignores its cancelled
+// context holds the worker's only thread: it is killed and replaced like a
+// timed-out one.
+func silenceLimit(cfg *config.Config) time.Duration {
+	limit := cfg.Timeout
+	if cfg.WorkerClass == "sync" && cfg.RequestTimeout > 0 {
+		rt := cfg.RequestTimeout + requestTimeoutGrace
+		if limit <= 0 || rt < limit {
+			limit = rt
+		}
+	}
+	return limit
+}
+
+// checkHeartbeat SIGABRTs a ready worker silent for longer than its limit.
 // Silence counts from the later of the last beat and readiness, so a slow
 // application load is judged by boot_timeout, not timeout.
 func (a *arbiter) checkHeartbeat(w *worker, now time.Time) {
@@ -57,7 +80,7 @@ func (a *arbiter) checkHeartbeat(w *worker, now time.Time) {
 		return
 	}
 	silent = min(silent, now.Sub(w.readyAt))
-	if silent <= w.gen.cfg.Timeout {
+	if silent <= silenceLimit(w.gen.cfg) {
 		return
 	}
 	a.log.Error(fmt.Sprintf("worker %d timed out (was silent for %s), killing", w.pid, silent.Round(time.Millisecond)),

@@ -1,6 +1,7 @@
 package arbiter_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -22,5 +23,25 @@ func TestRequestTimeoutEveryClass(t *testing.T) {
 		if _, err := m.getPid(); err != nil {
 			t.Errorf("worker not serving after the timeout: %v", err)
 		}
+	})
+}
+
+// sync: a handler that ignores its cancelled context past request_timeout
+// holds the worker's only thread; the worker is killed and replaced well
+// before timeout (30s here).
+func TestSyncStuckPastRequestTimeoutIsKilled(t *testing.T) {
+	skipShort(t)
+	cfg := testConfig("sync", 1)
+	cfg.RequestTimeout = 300 * time.Millisecond
+	m := startMaster(t, cfg, true)
+	old, err := m.getPid()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go m.get("/sleep?d=60s") // sends headers, then sleeps ignoring ctx
+	m.waitLog(fmt.Sprintf("worker %d timed out", old))
+	eventually(t, "a new worker serving", func() bool {
+		pid, err := m.getPid()
+		return err == nil && pid != old
 	})
 }
