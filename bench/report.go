@@ -267,6 +267,9 @@ func okWith(rs []*result, has func(*result) bool) []*result {
 }
 
 func (b *bench) closedCharts(w *strings.Builder, wl *workload, ok []*result) error {
+	if len(b.levels(wl)) == 1 {
+		return b.levelBars(w, wl, ok)
+	}
 	thr := lineChart{title: wl.name + ": throughput vs concurrency", xLabel: "concurrent connections (log scale)",
 		yLabel: "requests per second", yTick: humanNumber}
 	lat := lineChart{title: wl.name + ": latency vs concurrency (solid p99, dashed p50)", xLabel: "concurrent connections (log scale)",
@@ -298,6 +301,35 @@ func (b *bench) closedCharts(w *strings.Builder, wl *workload, ok []*result) err
 		return err
 	}
 	if err := b.writeChart(lf, lat.svg()); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "![%s throughput](%s)\n\n![%s latency](%s)\n\n", wl.name, tf, wl.name, lf)
+	return nil
+}
+
+// levelBars draws bar charts instead of lines when a workload has a
+// single concurrency level (a line needs two points).
+func (b *bench) levelBars(w *strings.Builder, wl *workload, ok []*result) error {
+	c := b.levels(wl)[0]
+	var thr, lat []bar
+	for _, r := range ok {
+		p := r.Points[0]
+		thr = append(thr, bar{name: label(r), color: b.color(r.Target), value: p.RPS})
+		lb := bar{name: label(r), color: b.color(r.Target), value: ms(p.P99)}
+		if p.Requests == 0 {
+			lb.note = "no request answered"
+		}
+		lat = append(lat, lb)
+	}
+	tf, lf := wl.name+"-throughput.svg", wl.name+"-latency.svg"
+	tc := barChart{title: fmt.Sprintf("%s: throughput at %d connections", wl.name, c), xLabel: "requests per second", bars: thr,
+		valueText: func(v float64) string { return fmtNum(v) + " req/s" }}
+	lc := barChart{title: fmt.Sprintf("%s: p99 latency at %d connections", wl.name, c), xLabel: "p99 latency, ms", bars: lat,
+		valueText: func(v float64) string { return fmtDur(time.Duration(v * float64(time.Millisecond))) }}
+	if err := b.writeChart(tf, tc.svg()); err != nil {
+		return err
+	}
+	if err := b.writeChart(lf, lc.svg()); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "![%s throughput](%s)\n\n![%s latency](%s)\n\n", wl.name, tf, wl.name, lf)
