@@ -44,9 +44,6 @@ func (c *Config) crossChecks() []error {
 	if c.HTTPEngine == "net/http" && c.WorkerClass != "goroutine" {
 		bad("http_engine", fmt.Sprintf("net/http is only available with worker_class goroutine, not %s", c.WorkerClass))
 	}
-	if c.ProxyProtocol && c.WorkerClass == "evloop" {
-		bad("proxy_protocol", "not supported by the evloop class yet; use sync, threaded or goroutine")
-	}
 	if c.Certfile != "" && c.Keyfile == "" {
 		bad("certfile", "needs keyfile as well")
 	}

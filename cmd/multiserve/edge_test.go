@@ -124,16 +124,14 @@ func rawExchange(t *testing.T, addr, raw string) string {
 // TestProxyProtocol: with proxy_protocol, a PROXY header from an allowed
 // peer sets the remote address the app sees; from a peer outside
 // proxy_allow_ips the connection is closed unanswered and the header is
-// never trusted. evloop refuses the setting at start (exit 2).
+// never trusted. Every class, and the goroutine class's net/http engine.
 func TestProxyProtocol(t *testing.T) {
 	const get = "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
 	const v1 = "PROXY TCP4 203.0.113.9 198.51.100.1 4711 80\r\n"
 	type variant struct{ name, class string }
 	vs := []variant{{"goroutine-nethttp", "goroutine"}}
 	for _, c := range classes {
-		if c != "evloop" {
-			vs = append(vs, variant{c, c})
-		}
+		vs = append(vs, variant{c, c})
 	}
 	for _, v := range vs {
 		t.Run(v.name, func(t *testing.T) {
@@ -154,10 +152,4 @@ func TestProxyProtocol(t *testing.T) {
 			}
 		})
 	}
-	t.Run("evloop", func(t *testing.T) {
-		code, out := run(t, nil, "-b", "127.0.0.1:0", "-k", "evloop", "--proxy-protocol", "echo")
-		if code != 2 || !strings.Contains(out, "proxy_protocol") {
-			t.Errorf("evloop with proxy_protocol: exit %d, want 2:\n%s", code, out)
-		}
-	})
 }

@@ -48,6 +48,7 @@ type hconn struct {
 	c      gnet.Conn
 	p      *h1.Parser // nil while idle (see releaseParser)
 	remote string
+	proxy  bool // a PROXY header is still due (proxy_protocol)
 	phase  phase
 	since  int64 // coarse time the phase began
 	served int
@@ -106,6 +107,17 @@ func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	hc := &hconn{s: s, ls: ls, c: c, since: s.now.Load()}
 	if ra := c.RemoteAddr(); ra != nil {
 		hc.remote = ra.String()
+	}
+	if s.cfg.ProxyProtocol {
+		// A peer outside proxy_allow_ips is closed before any byte is read.
+		if _, _, _, err := s.h1.Preface(nil, c.RemoteAddr()); err != nil {
+			s.conns.Add(-1)
+			if o := s.h1.Observer; o != nil {
+				o.ConnClosed()
+			}
+			return nil, gnet.Close
+		}
+		hc.proxy = true
 	}
 	c.SetContext(hc)
 	ls.conns[hc] = struct{}{}
@@ -188,6 +200,12 @@ func (hc *hconn) process() gnet.Action {
 			return gnet.None
 		}
 		hc.setPhase(phHead)
+		if hc.proxy {
+			if done, act := hc.preface(buf); !done {
+				return act
+			}
+			continue
+		}
 		ev, n, _, err := hc.parser().Next(buf, 0)
 		if err != nil {
 			return hc.fail(err)
@@ -202,6 +220,24 @@ func (hc *hconn) process() gnet.Action {
 		hc.requestDone()
 	}
 	return gnet.None
+}
+
+// preface consumes the PROXY header (h1.Server.Preface, the same check the
+// blocking classes make) and reports whether it is complete; the header's
+// source address becomes the request's RemoteAddr. A refused or malformed
+// header closes the connection unanswered. Until it is complete the
+// connection is in phHead, so header_timeout bounds it.
+func (hc *hconn) preface(buf []byte) (bool, gnet.Action) {
+	n, remote, done, err := hc.s.h1.Preface(buf, hc.c.RemoteAddr())
+	switch {
+	case err != nil:
+		return false, gnet.Close
+	case !done:
+		return false, gnet.None
+	}
+	hc.discard(n)
+	hc.remote, hc.proxy = remote, false
+	return true, gnet.None
 }
 
 // parser returns the connection's parser, taking one from h1's pool when
