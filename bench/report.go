@@ -61,7 +61,7 @@ func (b *bench) writeHeader(w *strings.Builder) {
 	if b.loadStart != "" {
 		fmt.Fprintf(w, "| machine load | 1-minute load average %s at the start, %s at the end (other processes on this machine compete for both CPUs; more than ~2 means noisy numbers) |\n", b.loadStart, b.loadEnd)
 	}
-	fmt.Fprintf(w, "| same budget | every configuration runs %d worker process(es) on the server CPU; threaded and gunicorn gthread: %d threads; evloop-pool: a 4-goroutine handler pool; evloop: handlers inline on the loop |\n",
+	fmt.Fprintf(w, "| same budget | every configuration runs %d worker process(es) on the server CPU; threaded and gunicorn gthread: %d threads; evloop-pool: a 4-goroutine handler pool (1000 on io-1000); evloop: handlers inline on the loop |\n",
 		b.opts.workers, b.opts.threads)
 	fmt.Fprintf(w, "| closed loop | %s, %s per level, concurrency %s; a request slower than %s counts as an error |\n",
 		b.driverDesc(), b.opts.duration, joinInts(b.opts.concurrency), b.opts.reqTimeout)

@@ -69,10 +69,10 @@ func classSpecs(threadedThreads int) []classSpec {
 // multiserveTarget builds the row for one class. app overrides the
 // workload's app when the user benches their own handler.
 func multiserveTarget(bin string, cs classSpec, workers int, app string) *target {
-	base := func(addr string) []string {
+	base := func(addr string, threads int) []string {
 		a := []string{bin, "-b", addr, "-w", strconv.Itoa(workers), "-k", cs.class}
-		if cs.threads >= 0 {
-			a = append(a, "--threads", strconv.Itoa(cs.threads))
+		if threads >= 0 {
+			a = append(a, "--threads", strconv.Itoa(threads))
 		}
 		return append(a, "--worker-connections", strconv.Itoa(maxConns), "--graceful-timeout", "3s")
 	}
@@ -82,9 +82,13 @@ func multiserveTarget(bin string, cs classSpec, workers int, app string) *target
 		if app != "" {
 			a = app
 		}
-		return append(base(addr), a)
+		threads := cs.threads
+		if cs.name == "evloop-pool" && wl.pool > 0 {
+			threads = wl.pool // a workload may size the pool to its concurrency
+		}
+		return append(base(addr, threads), a)
 	}
-	t.show = strings.Join(base("ADDR"), " ") + " APP"
+	t.show = strings.Join(base("ADDR", cs.threads), " ") + " APP"
 	t.show = strings.Replace(t.show, bin, "multiserve", 1)
 	return t
 }

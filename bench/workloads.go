@@ -24,6 +24,7 @@ type workload struct {
 	needsSim bool     // needs /sim (cpu, io, size), which not every peer has
 	cpuBound bool     // judged by requests per server CPU-second rather than peak throughput
 	conc     []int    // fixed concurrency levels instead of --concurrency
+	pool     int      // evloop-pool's handler pool size on this workload (0: the default 4)
 	desc     string   // what it is, for the report
 	question string   // the user's situation it answers, for "how to choose"
 }
@@ -43,8 +44,8 @@ func allWorkloads() []*workload {
 		{name: "io", kind: kindClosed, app: "sim", paths: []string{"/sim?io=20ms"}, rate: 1000, needsSim: true,
 			desc:     "`sim?io=20ms`: each request waits 20 ms (a database or upstream call) and uses almost no CPU.",
 			question: "Handlers that mostly wait on a database or another service"},
-		{name: "io-1000", kind: kindClosed, app: "sim", paths: []string{"/sim?io=10ms"}, rate: 5000, needsSim: true, conc: []int{1000},
-			desc:     "`sim?io=10ms` on 1000 connections: issue 4's check that evloop with a handler pool keeps up with plain net/http (inline it is capped near loops ÷ 10 ms).",
+		{name: "io-1000", kind: kindClosed, app: "sim", paths: []string{"/sim?io=10ms"}, rate: 5000, needsSim: true, conc: []int{1000}, pool: 1000,
+			desc:     "`sim?io=10ms` on 1000 connections: issue 4's check that evloop with a handler pool (here 1000 goroutines, one per connection) keeps up with plain net/http (inline it is capped near loops ÷ 10 ms).",
 			question: "Many concurrent requests that each wait briefly"},
 		{name: "cpu", kind: kindClosed, cpuBound: true, app: "sim", paths: []string{"/sim?cpu=2ms"}, rate: 200, needsSim: true,
 			desc:     "`sim?cpu=2ms`: each request burns 2 ms of CPU; one server CPU caps everyone near 500 req/s.",
