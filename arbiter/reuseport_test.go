@@ -10,7 +10,8 @@ import (
 // reuse_port: every worker has its own socket; fresh connections spread
 // across all of them; SIGKILL of a worker under load fails at most the
 // requests it held (one per client at most: each client has one
-// connection open), and its replacement gets its own socket.
+// connection open, plus a reconnect racing the socket's close), and its
+// replacement gets its own socket.
 func TestReusePortSpread(t *testing.T) {
 	skipShort(t)
 	for _, class := range []string{"sync", "threaded", "goroutine"} {
@@ -50,8 +51,11 @@ func TestReusePortSpread(t *testing.T) {
 			eventually(t, "load continues", func() bool { return load.ok.Load() > before+50 })
 			load.halt()
 			t.Logf("%s: kill -9 under load: %d ok, %d failed, %d refused", class, load.ok.Load(), load.failed.Load(), load.dialErr.Load())
-			if n := load.failed.Load() + load.dialErr.Load(); n > clients {
-				t.Errorf("%d requests failed, more than the %d a worker can hold", n, clients)
+			// Each client has one connection at a time: at most one each was
+			// in flight or queued on the killed worker's socket; a reconnect
+			// can race that socket's close once more.
+			if n := load.failed.Load() + load.dialErr.Load(); n > 2*clients {
+				t.Errorf("%d requests failed, more than the killed worker can have held (%d clients)", n, clients)
 				for _, f := range load.failures {
 					t.Log(f)
 				}
