@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/multiserve/multiserve/internal/respmeter"
 )
 
 // syncBuffer is a concurrency-safe log sink for tests.
@@ -156,7 +158,7 @@ func TestWrapHijack(t *testing.T) {
 		t.Errorf("logged %q", got)
 	}
 	// A writer without Hijack support reports ErrNotSupported, not a panic.
-	rec := &recorder{ResponseWriter: httptest.NewRecorder()}
+	rec := respmeter.Get(httptest.NewRecorder())
 	if _, _, err := rec.Hijack(); !errors.Is(err, http.ErrNotSupported) {
 		t.Errorf("Hijack on recorder: %v", err)
 	}
