@@ -52,7 +52,13 @@ type Conn struct {
 // in blocking mode. When no connection is pending it returns an error
 // satisfying errors.Is(err, unix.EAGAIN); other accept(2) errors are
 // returned wrapped, with their errno reachable through errors.Is.
+//
+// It never waits for a connection, whatever mode lfd was left in: see
+// ensureNonblock.
 func Accept(lfd int) (*Conn, error) {
+	if err := ensureNonblock(lfd); err != nil {
+		return nil, err
+	}
 	for {
 		// accept4 without SOCK_NONBLOCK yields a blocking socket whatever
 		// the listener's mode, so no fcntl is needed.
@@ -65,6 +71,27 @@ func Accept(lfd int) (*Conn, error) {
 		}
 		return newConn(fd, sa), nil
 	}
+}
+
+// ensureNonblock sets O_NONBLOCK on the listening socket lfd if it is
+// clear. The flag lives on the open file description, which every worker
+// of both arbiters shares during a USR2 upgrade, and another process may
+// clear it at any time (the new arbiter puts the sockets it adopts in
+// blocking mode). A blocking accept4 after a sibling won the race for the
+// connection that woke us would stall the caller until the next one
+// arrives: a poller holding accepted connections would leave them
+// unanswered, through a graceful stop, until their clients gave up. One
+// F_GETFL per accept is the price; a clear between it and accept4 remains
+// possible but needs an upgrade to land in those microseconds.
+func ensureNonblock(lfd int) error {
+	fl, err := unix.FcntlInt(uintptr(lfd), unix.F_GETFL, 0)
+	if err == nil && fl&unix.O_NONBLOCK == 0 {
+		_, err = unix.FcntlInt(uintptr(lfd), unix.F_SETFL, fl|unix.O_NONBLOCK)
+	}
+	if err != nil {
+		return fmt.Errorf("fdconn: accept: listener fd %d: set O_NONBLOCK: %w", lfd, err)
+	}
+	return nil
 }
 
 // New takes ownership of the connected socket fd, switches it to blocking

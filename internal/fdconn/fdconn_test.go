@@ -241,6 +241,39 @@ func TestAcceptLoopback(t *testing.T) {
 	}
 }
 
+// A listener another process switched back to blocking mode (the new
+// arbiter adopting it during a USR2 upgrade) must not make Accept wait for
+// a connection: the threaded worker's poller stalled in accept4 that way,
+// its accepted connections unanswered until their clients timed out.
+func TestAcceptOnBlockingListenerDoesNotWait(t *testing.T) {
+	lfd, addr := fdpolltest.ListenTCP(t)
+	if err := unix.SetNonblock(lfd, false); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		c, err := Accept(lfd)
+		if c != nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, unix.EAGAIN) {
+			t.Fatalf("Accept on an empty queue = %v, want EAGAIN", err)
+		}
+	case <-time.After(10 * time.Second):
+		// Unblock the stuck accept4 so the goroutine ends.
+		client, err := net.Dial("tcp", addr)
+		if err == nil {
+			defer client.Close()
+		}
+		<-done
+		t.Fatal("Accept waited for a connection on a blocking listener")
+	}
+}
+
 // A deadline moved by the same amount before each call reuses the timeout
 // already in the kernel (no setsockopt per request); when that kept
 // timeout fires before the deadline, Read waits out the rest instead of

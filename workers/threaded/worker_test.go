@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/internal/fdpoll/fdpolltest"
 	"github.com/multiserve/multiserve/workers/workerstest"
@@ -196,6 +198,40 @@ func TestGracefulStopServesFreshConnection(t *testing.T) {
 		t.Fatalf("request sent just after the stop began: %v %q, want 200 ok with Connection: close", resp, body)
 	}
 	silent.expectClosed(t)
+	if err, ok := run.WaitTimeout(10 * time.Second); !ok || err != nil {
+		t.Fatalf("Serve = %v (returned=%v), want nil", err, ok)
+	}
+}
+
+// TestGracefulStopOnBlockingListener: the same, after another process put
+// the shared listening socket back in blocking mode (a new arbiter adopting
+// it during a USR2 upgrade does). The poller's accept loop must still end
+// at an empty queue instead of sitting in accept4, deaf to the stop and to
+// the request of the connection it just accepted.
+func TestGracefulStopOnBlockingListener(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	cfg := config.Default()
+	cfg.WorkerClass, cfg.HeaderTimeout = "threaded", time.Hour
+	env, addr, heart := fdpolltest.NewEnv(t, mux, cfg)
+	run := fdpolltest.Start(t, &Worker{}, env, heart)
+	t.Cleanup(func() {
+		if t.Failed() { // a poller stuck in accept4 returns on the next connection
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+			}
+		}
+	})
+	if err := unix.SetNonblock(env.Listeners[0].FD, false); err != nil {
+		t.Fatal(err)
+	}
+	late := dialKept(t, addr)
+	fdpolltest.Eventually(t, 10*time.Second, "the worker to accept", func() bool { return fdpolltest.Accepted(t, late.c) })
+	run.Cancel()
+	resp, body := fdpolltest.Do(t, late.c, late.br, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp == nil || resp.StatusCode != 200 || body != "ok" || !resp.Close {
+		t.Fatalf("request on a connection accepted before the stop: %v %q, want 200 ok with Connection: close", resp, body)
+	}
 	if err, ok := run.WaitTimeout(10 * time.Second); !ok || err != nil {
 		t.Fatalf("Serve = %v (returned=%v), want nil", err, ok)
 	}
