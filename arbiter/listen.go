@@ -239,12 +239,26 @@ func adoptFD(name string) (*listener, error) {
 		network = "unix"
 	}
 	unix.CloseOnExec(n)
-	// Blocking mode keeps os.NewFile from registering it with the netpoller
-	// (see listener); workers set O_NONBLOCK on their own dups as they need.
+	// os.NewFile registers a non-blocking fd with the netpoller (which would
+	// wake this arbiter on every connection, see listener), so the file is
+	// made while the fd is blocking. O_NONBLOCK lives on the open file
+	// description, shared with the workers already serving it (an old
+	// arbiter's during a USR2 upgrade): the original mode is put back at
+	// once, since their accept loops rely on EAGAIN.
+	flags, err := unix.FcntlInt(uintptr(n), unix.F_GETFL, 0)
+	if err != nil {
+		return nil, fmt.Errorf("arbiter: bind %s: %w", name, err)
+	}
+	nonblock := flags&unix.O_NONBLOCK != 0
 	if err := unix.SetNonblock(n, false); err != nil {
 		return nil, fmt.Errorf("arbiter: bind %s: %w", name, err)
 	}
 	ln, err := wrapFD(n, name, network)
+	if nonblock {
+		if rerr := unix.SetNonblock(n, true); rerr != nil && err == nil {
+			err = fmt.Errorf("arbiter: bind %s: restore O_NONBLOCK: %w", name, rerr)
+		}
+	}
 	if ln != nil {
 		ln.adopted = true
 	}

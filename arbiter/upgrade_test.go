@@ -42,7 +42,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 
 	m.signal(syscall.SIGUSR2)
 	newPid := m.upgradedPid()
-	eventually(t, "the new arbiter ready", func() bool { return strings.Count(m.logText(), "msg=ready ") == 2 })
+	eventually(t, "the new arbiter ready", func() bool { return strings.Count(m.logText(), "msg=ready workers=") == 2 })
 	if got := readPid(cfg.Pidfile); got != newPid {
 		t.Errorf("pidfile has %d, want the new arbiter %d", got, newPid)
 	}
