@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -18,15 +17,10 @@ import (
 // buildVersion builds cmd/multiserve stamped with version into path.
 func buildVersion(t *testing.T, path, version string) {
 	t.Helper()
-	root, err := testserver.ModuleRoot()
+	err := testserver.BuildTo(path, "./cmd/multiserve",
+		"-ldflags", "-X github.com/multiserve/multiserve/internal/version.Version="+version)
 	if err != nil {
 		t.Fatal(err)
-	}
-	cmd := exec.Command("go", "build", "-o", path,
-		"-ldflags", "-X github.com/multiserve/multiserve/internal/version.Version="+version, "./cmd/multiserve")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/internal/testserver"
 	"github.com/multiserve/multiserve/stats"
 )
 
@@ -135,15 +135,7 @@ func TestRefusesOtherUsers(t *testing.T) {
 	if os.Getenv("CONTROL_CLIENT") == "1" {
 		os.Exit(Main(os.Args[len(os.Args)-3:], os.Stdout, os.Stderr))
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a client as another user")
-	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skip("no user nobody")
-	}
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
+	uid, gid := testserver.Nobody(t)
 	// t.TempDir's parent is 0700: nobody needs a directory it can reach.
 	dir, err := os.MkdirTemp("", "control-test")
 	if err != nil {
@@ -172,7 +164,7 @@ func TestRefusesOtherUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = asNobody()
-	if err == nil || !strings.Contains(out, "uid "+nobody.Uid+" may not control") {
+	if err == nil || !strings.Contains(out, "uid "+strconv.Itoa(uid)+" may not control") {
 		t.Fatalf("nobody past the mode: err %v, out %q", err, out)
 	}
 	arb.mu.Lock()

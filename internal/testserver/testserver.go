@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	stdsync "sync"
 	"syscall"
@@ -23,17 +25,44 @@ import (
 // Build compiles the Go package pkg (e.g. "./cmd/multiserve", relative to
 // the module root) into dir and returns the binary's path.
 func Build(dir, pkg string) (string, error) {
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	return bin, BuildTo(bin, pkg)
+}
+
+// BuildTo compiles pkg into the file bin with extra `go build` flags
+// (build tags, -ldflags), replacing bin if it exists.
+func BuildTo(bin, pkg string, flags ...string) error {
 	root, err := ModuleRoot()
 	if err != nil {
-		return "", err
+		return err
 	}
-	bin := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	args := append(append([]string{"build"}, flags...), "-o", bin, pkg)
+	cmd := exec.Command("go", args...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		return fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 	}
-	return bin, nil
+	return nil
+}
+
+// Nobody returns the uid and gid of the user nobody, for tests that run a
+// process as another user; it skips t unless the test runs as root and the
+// user exists.
+func Nobody(t testing.TB) (uid, gid int) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a process as another user")
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		t.Skipf("user nobody has non-numeric ids %q:%q", u.Uid, u.Gid)
+	}
+	return uid, gid
 }
 
 // ModuleRoot is the directory holding go.mod.

@@ -15,7 +15,6 @@ package chaos
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -79,17 +78,8 @@ func runMain(m *testing.M) int {
 
 // buildTagged is testserver.Build with build tags.
 func buildTagged(dir, pkg, tags string) (string, error) {
-	root, err := testserver.ModuleRoot()
-	if err != nil {
-		return "", err
-	}
 	bin := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-tags", tags, "-o", bin, pkg)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("chaos: go build %s: %v\n%s", pkg, err, out)
-	}
-	return bin, nil
+	return bin, testserver.BuildTo(bin, pkg, "-tags", tags)
 }
 
 func raiseNoFile() {
