@@ -50,6 +50,7 @@ type Response struct {
 	buf         []byte
 	scratch     []byte
 	stopping    *atomic.Bool // the connection's graceful-stop flag, if any
+	draining    *atomic.Bool // Server.Draining, if any
 	hijack      func() (net.Conn, *bufio.ReadWriter, error)
 	mu          sync.Mutex
 	timedOut    bool
@@ -278,8 +279,8 @@ func (w *Response) commit(final bool) {
 	if seen.has(seenConnClose) {
 		w.disableKeep = true
 	}
-	if w.stopping != nil && w.stopping.Load() {
-		w.disableKeep = true // graceful stop began while the handler ran
+	if w.stopping != nil && w.stopping.Load() || w.draining != nil && w.draining.Load() {
+		w.disableKeep = true // graceful stop or drain began while the handler ran
 	}
 	w.keepAlive = w.reqKeep && !w.disableKeep
 	if !seen.has(seenDate) {

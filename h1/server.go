@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 
 	"github.com/multiserve/multiserve/config"
 )
@@ -26,6 +27,11 @@ type Server struct {
 	// Observer, if set, is told about connections opening, closing and
 	// reading request heads (the worker's scoreboard slot).
 	Observer ConnObserver
+	// Draining, if set, is the worker's drain flag: once true (the arbiter
+	// began a graceful stop), every response committed from then on
+	// carries Connection: close and its connection closes after it, while
+	// idle connections are left alone (one atomic load per response).
+	Draining *atomic.Bool
 }
 
 // State is what Conn.Serve reports when it returns.
@@ -81,6 +87,7 @@ func (s *Server) Handle(w *Response, req *http.Request) (keepAlive bool) {
 
 // runHandler calls the handler; false means it panicked or timed out.
 func (s *Server) runHandler(w *Response, req *http.Request) (ok bool) {
+	w.draining = s.Draining
 	if rt := s.config().RequestTimeout; rt > 0 {
 		ctx, cancel := context.WithTimeout(req.Context(), rt)
 		fired := make(chan struct{})
