@@ -80,9 +80,10 @@ type arbiter struct {
 	stop    *stopState    // non-nil once stopping (drain.go)
 	upgrade *upgradeState // the USR2 child arbiter while it runs (upgrade.go)
 	// systemd.go: started by a USR2 parent; sd_notify watchdog interval
-	upgradeChild bool
-	watchdog     time.Duration
-	lastPet      time.Time
+	upgradeChild  bool
+	upgradeParent int // a USR2 child: the old arbiter's pid (drain.go's handedOver)
+	watchdog      time.Duration
+	lastPet       time.Time
 
 	events chan event
 	done   chan struct{}
@@ -147,6 +148,9 @@ func (a *arbiter) start() error {
 		return err
 	}
 	a.upgradeChild = os.Getenv(EnvUpgradeFDs) != ""
+	if a.upgradeChild {
+		a.upgradeParent = os.Getppid()
+	}
 	a.watchdog = watchdogInterval()
 	if err := applyUmask(cfg); err != nil {
 		return withCode(proc.ExitUsage, err)

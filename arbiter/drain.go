@@ -1,11 +1,15 @@
 package arbiter
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/multiserve/multiserve/internal/proc"
 )
 
 // A graceful stop is load-balancer safe. It goes through three phases:
@@ -13,14 +17,23 @@ import (
 //	phaseDelay   shutdown_delay: the workers keep serving while the arbiter
 //	             reports not-ready (stats /readyz says "draining"), so a
 //	             load balancer stops sending new connections.
-//	phaseQueue   new connections are refused at the listening sockets (a
-//	             drop-everything socket filter: their SYNs are dropped, so
-//	             they never enter the accept queue), while the workers,
-//	             still running, accept and serve what is already queued.
-//	             The phase ends when every TCP accept queue is empty.
+//	phaseQueue   new connections are refused at the listening sockets, while
+//	             the workers, still running, accept and serve what is
+//	             already queued. TCP: a drop-everything socket filter (their
+//	             SYNs are dropped, so they never enter the accept queue).
+//	             Unix: the socket's path is unlinked (a connect fails at
+//	             once with ENOENT, before anything was sent). The phase
+//	             ends when every gated accept queue is empty.
 //	phaseRetire  the workers get TERM: they stop accepting, finish
 //	             in-flight requests with Connection: close, close idle
 //	             kept-alive connections; SIGKILL after graceful_timeout.
+//
+// From the start of the stop (phaseDelay, or phaseQueue without a delay)
+// every ready worker is told with proc.SignalDrain: each response from
+// then on carries Connection: close and closes its connection, so busy
+// kept-alive clients move to new connections while the server still
+// serves, and at phaseRetire almost only truly idle connections are left
+// for the workers to close.
 //
 // Only then does the arbiter close its copies of the sockets. Without the
 // queue phase, connections that arrived after the last worker stopped
@@ -28,8 +41,8 @@ import (
 //
 // Sockets the arbiter does not own alone are never gated: ones it adopted
 // (fd://, systemd socket activation: systemd keeps them and their queue
-// for the next instance) and all of them once a USR2 upgrade handed them to
-// a new arbiter that is still running.
+// for the next instance) and all of them while another arbiter serves on
+// them (a USR2 child it started, or the old arbiter that started it).
 type stopPhase int
 
 const (
@@ -53,6 +66,9 @@ const queuePoll = 10 * time.Millisecond
 
 // beginDrain starts a graceful stop with shutdown_delay, if any.
 func (a *arbiter) beginDrain(now time.Time) {
+	for _, w := range a.workers {
+		a.tellDraining(w)
+	}
 	d := a.gen.cfg.ShutdownDelay
 	if d > 0 && a.booted && len(a.workers) > 0 {
 		a.stop.phase, a.stop.deadline = phaseDelay, now.Add(d)
@@ -60,6 +76,16 @@ func (a *arbiter) beginDrain(now time.Time) {
 		return
 	}
 	a.beginQueuePhase(now)
+}
+
+// tellDraining sends proc.SignalDrain to a ready worker while a graceful
+// stop has not retired it yet; a worker that becomes ready later is told
+// then (until it reported ready, its handler may not be installed, and
+// USR2's default action is to exit).
+func (a *arbiter) tellDraining(w *worker) {
+	if w.ready && !w.retiring && a.stop != nil && a.stop.graceful && a.stop.phase != phaseRetire {
+		a.signal(w, proc.SignalDrain)
+	}
 }
 
 // beginQueuePhase closes the gates and lets the workers empty the queues.
@@ -71,6 +97,7 @@ func (a *arbiter) beginQueuePhase(now time.Time) {
 	a.stop.phase = phaseQueue
 	a.stop.deadline = now
 	a.stop.queueEnd = now.Add(a.gen.cfg.GracefulTimeout / 2)
+	a.log.Info("draining: refusing new connections, serving the accept queues")
 	for _, ln := range a.lns {
 		if err := ln.gate(); err != nil {
 			a.log.Warn("cannot refuse new connections before the stop", "bind", ln.name, "err", err)
@@ -103,37 +130,67 @@ func (a *arbiter) retireGracefully(now time.Time) {
 // dropAll is a classic BPF program that accepts no packet.
 var dropAll = []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
 
-// gate makes a TCP listener drop every new connection attempt from now on;
-// connections already queued (and their packets: each has its own socket)
-// are unaffected. Unix sockets and adopted sockets are left alone.
+// gate makes a listener refuse every new connection from now on;
+// connections already queued are unaffected (each has its own socket). A
+// TCP listener drops the SYNs. A unix listener's path is unlinked (only
+// one this arbiter bound or was handed whole: unlink is set), so cleanup
+// has nothing left to remove. Adopted sockets are left alone.
 func (l *listener) gate() error {
-	if l.network != "tcp" || l.adopted {
+	switch {
+	case l.adopted:
+		return nil
+	case l.network == "unix" && l.unlink != "":
+		path := l.unlink
+		l.unlink, l.gated = "", true
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("arbiter: unlink %s: %w", path, err)
+		}
+		return nil
+	case l.network != "tcp":
 		return nil
 	}
 	prog := unix.SockFprog{Len: uint16(len(dropAll)), Filter: &dropAll[0]}
 	if err := unix.SetsockoptSockFprog(int(l.file.Fd()), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
 		return fmt.Errorf("arbiter: attach filter: %w", err)
 	}
+	l.gated = true
 	return nil
 }
 
-// queued is the number of connections waiting in the TCP listeners'
-// accept queues (TCP_INFO's unacked is the accept queue of a listener).
+// queued is the number of connections waiting in the accept queues: the
+// TCP listeners' (TCP_INFO's unacked is the accept queue of a listener)
+// and the gated unix ones' (counted as 1 while not empty: a listening
+// socket polls readable iff its accept queue is not empty).
 func queued(lns []*listener) int {
 	n := 0
 	for _, ln := range lns {
-		if ln.network != "tcp" {
-			continue
-		}
-		info, err := unix.GetsockoptTCPInfo(int(ln.file.Fd()), unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err == nil {
-			n += int(info.Unacked)
+		switch {
+		case ln.network == "tcp":
+			info, err := unix.GetsockoptTCPInfo(int(ln.file.Fd()), unix.IPPROTO_TCP, unix.TCP_INFO)
+			if err == nil {
+				n += int(info.Unacked)
+			}
+		case ln.gated && acceptPending(int(ln.file.Fd())):
+			n++
 		}
 	}
 	return n
 }
 
-// handedOver: a USR2 child arbiter is running on the same sockets.
+// acceptPending reports whether a listening socket has a connection
+// waiting to be accepted, without waiting.
+func acceptPending(fd int) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(pfd, 0)
+	return err == nil && n > 0 && pfd[0].Revents&unix.POLLIN != 0
+}
+
+// handedOver: another arbiter serves on the same sockets, so this one must
+// neither gate nor unlink them: a USR2 child arbiter it started, or, in a
+// USR2 child, the old arbiter that started it while it still runs (a
+// roll-back: the new one is stopped, the old one serves on). A child's
+// parent is that old arbiter until it exits (the child is then reparented).
 func (a *arbiter) handedOver() bool {
-	return a.upgrade != nil && a.upgrade.pid > 0
+	return a.upgrade != nil && a.upgrade.pid > 0 ||
+		a.upgradeParent > 0 && os.Getppid() == a.upgradeParent
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,13 +23,14 @@ type rawLoad struct {
 	mark                atomic.Int64 // unix nanos; 0 until set
 	mu                  sync.Mutex
 	failures            []string
+	dialErrs            map[string]int // dial errors by kind
 	stop                chan struct{}
 	wg                  sync.WaitGroup
 }
 
 // startRawLoad runs n clients against addr until stop is called.
 func startRawLoad(t *testing.T, addr, path string, n int) *rawLoad {
-	l := &rawLoad{stop: make(chan struct{})}
+	l := &rawLoad{stop: make(chan struct{}), dialErrs: map[string]int{}}
 	for range n {
 		l.wg.Add(1)
 		go func() {
@@ -58,11 +60,18 @@ func (l *rawLoad) halt() {
 
 func (l *rawLoad) one(addr, path string) {
 	start := time.Now()
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	network := "tcp"
+	if strings.HasPrefix(addr, "/") {
+		network = "unix"
+	}
+	c, err := net.DialTimeout(network, addr, 10*time.Second)
 	if err != nil {
-		// Refused, or the SYN was dropped after the stop began: the
-		// connection never existed, no request was lost.
+		// Refused, the SYN was dropped or the unix path unlinked after the
+		// stop began: the connection never existed, no request was lost.
 		l.dialErr.Add(1)
+		l.mu.Lock()
+		l.dialErrs[dialErrText(err)]++
+		l.mu.Unlock()
 		time.Sleep(10 * time.Millisecond)
 		return
 	}
@@ -118,4 +127,17 @@ func TestShutdownDelayUnderLoad(t *testing.T) {
 			t.Errorf("nothing served during shutdown_delay")
 		}
 	})
+}
+
+// dialErrText is the kind of a dial error: its errno when it has one.
+func dialErrText(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	return err.Error()
 }

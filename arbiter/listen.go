@@ -23,6 +23,7 @@ type listener struct {
 	file    *os.File // passed to workers in ExtraFiles
 	unlink  string   // unix socket path to remove on exit ("" otherwise)
 	adopted bool     // fd:// or socket activation: someone else holds it too
+	gated   bool     // refusing new connections: a graceful stop's queue phase (drain.go)
 	// reuse_port: a bound, non-listening port reservation; each worker
 	// gets its own listening socket (reuseport.go)
 	perWorker bool

@@ -74,6 +74,7 @@ func (a *arbiter) handleEvent(ev event) {
 		if !w.ready {
 			w.ready, w.readyAt = true, time.Now()
 			a.log.Debug("worker ready", "pid", w.pid, "age", w.age)
+			a.tellDraining(w)
 		}
 	case strings.HasPrefix(ev.line, "error "):
 		// Reported with the worker's exit line (and in Run's error at

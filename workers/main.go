@@ -41,7 +41,9 @@ import (
 //
 // Signals: TERM stops gracefully (Serve's ctx is cancelled; after
 // graceful_timeout the process exits regardless), INT and QUIT exit at once,
-// USR1 reopens log files, HUP/TTIN/TTOU are ignored (they are the arbiter's).
+// USR1 reopens log files, USR2 (proc.SignalDrain) sets Env.Draining: the
+// arbiter began a graceful stop, every response from now on closes its
+// connection; HUP/TTIN/TTOU are ignored (they are the arbiter's).
 func Main(load func(cfg *config.Config) (http.Handler, error)) int {
 	rt, err := newRuntime()
 	if err != nil {
@@ -62,6 +64,7 @@ type runtime struct {
 	status    *os.File
 	statusMu  sync.Mutex
 	ready     atomic.Bool
+	draining  atomic.Bool // Env.Draining
 	beater    *heartbeat.Beater
 	listeners []*Listener
 
@@ -146,6 +149,7 @@ func (rt *runtime) run(load func(*config.Config) (http.Handler, error)) int {
 	env := &Env{
 		Listeners: rt.listeners, Handler: h, Config: rt.cfg, Log: rt.log,
 		Age: rt.spec.Age, Beat: rt.beater.Beat, Ready: rt.markReady,
+		Draining: &rt.draining,
 	}
 	rt.log.Debug("worker starting")
 	if err := rt.serve(ctx, cls.New(), env); err != nil {
@@ -237,7 +241,7 @@ func (rt *runtime) handleSignals() *atomic.Pointer[[]func() error] {
 	var reopeners atomic.Pointer[[]func() error]
 	signal.Ignore(syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU)
 	ch := make(chan os.Signal, 8)
-	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, proc.SignalDrain)
 	go func() {
 		for sig := range ch {
 			switch sig {
@@ -248,6 +252,10 @@ func (rt *runtime) handleSignals() *atomic.Pointer[[]func() error] {
 				os.Exit(proc.ExitOK)
 			case syscall.SIGUSR1:
 				rt.reopenLogs(reopeners.Load())
+			case proc.SignalDrain:
+				if rt.draining.CompareAndSwap(false, true) {
+					rt.log.Info("draining: the arbiter is stopping, responses now carry Connection: close")
+				}
 			}
 		}
 	}()

@@ -13,6 +13,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/multiserve/multiserve/config"
 )
@@ -56,4 +57,10 @@ type Env struct {
 	// Ready tells the arbiter that the class is serving. Call it once, after
 	// the listeners are being accepted on. Safe to call more than once.
 	Ready func()
+	// Draining becomes true when the arbiter begins a graceful stop
+	// (proc.SignalDrain), before the worker gets TERM. From then on every
+	// response must carry Connection: close and close its connection;
+	// idle connections stay open. Classes on h1 pass it as
+	// h1.Server.Draining. May be nil (tests): never draining.
+	Draining *atomic.Bool
 }

@@ -3,6 +3,8 @@
 // and exit codes. Both sides import it so they cannot drift apart.
 package proc
 
+import "syscall"
+
 // Environment variables set by the arbiter on every worker it spawns.
 const (
 	EnvRole        = "MULTISERVE_ROLE"         // "worker" in a worker process
@@ -33,3 +35,12 @@ const (
 	ExitBootError = 3 // a worker could not boot (gunicorn WORKER_BOOT_ERROR)
 	ExitAppError  = 4 // the application could not load (gunicorn APP_LOAD_ERROR)
 )
+
+// SignalDrain tells a worker that the arbiter began a graceful stop
+// (shutdown_delay, then the accept-queue phase): from then on every
+// response carries Connection: close and its connection closes after it,
+// so kept-alive clients move to new connections (elsewhere) before the
+// workers get TERM. The worker keeps serving. The arbiter sends it only to
+// workers that reported ready, which have its handler installed (USR2's
+// default action would kill the process).
+const SignalDrain = syscall.SIGUSR2

@@ -33,7 +33,7 @@ func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 	if cfg.WorkerConnections > 0 {
 		slots = make(chan struct{}, cfg.WorkerConnections) // shared: the cap is per worker
 	}
-	srv := &h1.Server{Handler: env.Handler, Config: cfg, Log: env.Log, WatchClient: true, Observer: scoreboard.Observer()}
+	srv := &h1.Server{Handler: env.Handler, Config: cfg, Log: env.Log, WatchClient: true, Observer: scoreboard.Observer(), Draining: env.Draining}
 	// stop ends accepting and tells every connection to wind down: the
 	// worker's ctx, or an accept loop that failed on its own.
 	stopCtx, stop := context.WithCancel(ctx)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/multiserve/multiserve/config"
@@ -32,12 +33,29 @@ func withRequestTimeout(h http.Handler, d time.Duration) http.Handler {
 	return http.TimeoutHandler(h, d, "request timeout\n")
 }
 
+// closeWhileDraining makes every HTTP/1 response carry Connection: close
+// once the worker drains (Env.Draining), so net/http closes the connection
+// after it. SetKeepAlivesEnabled(false) is kept for the TERM: it also
+// closes the idle connections at once, which can cross a request a client
+// is sending on one, while the arbiter still lets the workers serve.
+func closeWhileDraining(h http.Handler, draining *atomic.Bool) http.Handler {
+	if draining == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 1 && draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // serveNetHTTP serves every inherited listener with one http.Server.
 func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 	cfg := env.Config
 	conns := newConnCounter(scoreboard.Observer())
 	srv := &http.Server{
-		Handler:           withRequestTimeout(env.Handler, cfg.RequestTimeout),
+		Handler:           closeWhileDraining(withRequestTimeout(env.Handler, cfg.RequestTimeout), env.Draining),
 		IdleTimeout:       cfg.Keepalive,
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(env.Log.Handler(), slog.LevelWarn),

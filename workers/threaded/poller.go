@@ -61,7 +61,7 @@ func newPoller(env *workers.Env) (*poller, error) {
 	cfg := env.Config
 	p := &poller{
 		env:         env,
-		srv:         &h1.Server{Handler: env.Handler, Config: cfg, Log: env.Log, Observer: scoreboard.Observer()},
+		srv:         &h1.Server{Handler: env.Handler, Config: cfg, Log: env.Log, Observer: scoreboard.Observer(), Draining: env.Draining},
 		listeners:   make(map[int]*workers.Listener, len(env.Listeners)),
 		maxConns:    cfg.WorkerConnections,
 		beat:        fdpoll.BeatInterval(cfg.Timeout),
