@@ -130,7 +130,7 @@ func newServer(env *workers.Env) *server {
 		// GOMAXPROCS per worker, and NumCPU would ignore it.
 		s.loops = runtime.GOMAXPROCS(0)
 	}
-	s.h1 = &h1.Server{Handler: s.finishRequest(env.Handler), Config: cfg, Log: s.log, Observer: scoreboard.Observer()}
+	s.h1 = &h1.Server{Handler: s.finishRequest(env.Handler), Config: cfg, Log: s.log, Observer: scoreboard.Observer(), Draining: env.Draining}
 	size := cfg.Threads
 	if s.inline {
 		// Inline mode still runs requests with a streaming body off the
