@@ -15,18 +15,26 @@ import (
 // bias). The arbiter holds no listening socket in the group: a connection
 // must never hash to a socket nobody accepts on. It keeps only a bound,
 // non-listening socket that reserves the port (and resolves port 0). The
-// per-worker sockets are made by the arbiter at spawn (so privileged ports
-// and user= work: a group needs one owner uid) and handed over; the
+// per-worker sockets are made by the arbiter at spawn and handed over; the
 // arbiter closes its copy at once, so the socket lives exactly as long as
-// its worker. Unix and adopted (fd://, systemd) sockets stay shared.
+// its worker (which closes it when it stops accepting). Unix and adopted
+// (fd://, systemd) sockets stay shared.
 //
-// The evloop class binds its own SO_REUSEPORT sockets through gnet in this
-// mode and gets the reservation sockets only to keep the fd layout.
+// The arbiter, not the worker, makes them, for every class: a worker
+// binding its own would get another ephemeral port for port 0, could not
+// bind a privileged port once it runs as user=, and the kernel admits a
+// socket to a SO_REUSEPORT group only from the uid that made the group
+// (the reservation, root's). That is why the evloop class no longer lets
+// gnet bind its own SO_REUSEPORT listeners in this mode (issue 4 asked
+// for that, for gnet's native accept path): it gets its socket here and
+// swaps it into gnet's listener slot as it does a shared socket in the
+// default mode, so gnet still accepts from it directly, at the same cost.
 //
-// Limit: connections still queued on a worker's socket when it exits are
-// reset, unless the kernel migrates them (Linux 5.14+, sysctl
+// Limit: connections still queued on a worker's socket when it closes it
+// are reset, unless the kernel migrates them (Linux 5.14+, sysctl
 // net.ipv4.tcp_migrate_req=1, which this server recommends and does not
-// set). docs/deploy.md says when to prefer this mode.
+// set). The evloop class empties its queue first (workers/evloop, drainOwn).
+// docs/deploy.md says when to prefer this mode.
 
 // reservePorts turns the TCP listeners into port reservations.
 func (a *arbiter) reservePorts(cfg *config.Config) error {
@@ -76,7 +84,7 @@ func reusePortSocket(name string) (int, error) {
 // is true when it was made for that worker (the caller closes it once the
 // worker started).
 func workerFile(ln *listener, cfg *config.Config) (f *os.File, own bool, err error) {
-	if !ln.perWorker || cfg.WorkerClass == "evloop" {
+	if !ln.perWorker {
 		return ln.file, false, nil
 	}
 	name := ln.workerName()

@@ -2,20 +2,27 @@ package arbiter_test
 
 import (
 	"fmt"
-	"sort"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/multiserve/multiserve/internal/testserver"
 )
 
 // reuse_port: every worker has its own socket; fresh connections spread
 // across all of them; SIGKILL of a worker under load fails at most the
 // requests it held (one per client at most: each client has one
 // connection open, plus a reconnect racing the socket's close), and its
-// replacement gets its own socket.
+// replacement gets its own socket. Every class, on port 0 (the workers'
+// sockets join the group of the port the arbiter resolved).
 func TestReusePortSpread(t *testing.T) {
 	skipShort(t)
-	for _, class := range []string{"sync", "threaded", "goroutine"} {
-		t.Run(class, func(t *testing.T) {
+	for _, class := range e2eClasses {
+		t.Run(strings.ReplaceAll(class, "/", "_"), func(t *testing.T) {
 			cfg := testConfig(class, 3)
 			cfg.ReusePort = true
 			m := startMaster(t, cfg, true)
@@ -31,8 +38,9 @@ func TestReusePortSpread(t *testing.T) {
 			for _, n := range counts {
 				spread = append(spread, n)
 			}
-			sort.Ints(spread)
-			t.Logf("%s: 300 fresh connections over %d workers: %v", class, len(counts), spread)
+			slices.Sort(spread)
+			t.Logf("%s: 300 fresh connections over %d workers: %v (min %d, max %d)",
+				class, len(counts), spread, spread[0], spread[len(spread)-1])
 			if len(counts) != 3 {
 				t.Errorf("served by %d workers, want 3", len(counts))
 			}
@@ -62,4 +70,83 @@ func TestReusePortSpread(t *testing.T) {
 			}
 		})
 	}
+}
+
+// reuse_port with --user nobody: the arbiter (root) makes every worker's
+// SO_REUSEPORT socket, so workers running as nobody serve on port 0. Had a
+// worker bound its own (evloop used to, through gnet), it would have been
+// refused: a SO_REUSEPORT group admits sockets of the uid that made it
+// only (root's reservation), and port 0 would have been a new port.
+func TestReusePortAsNobody(t *testing.T) {
+	skipShort(t)
+	uid, _ := testserver.Nobody(t)
+	dir := t.TempDir()
+	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o755) // nobody must reach the binary
+	}
+	bin, err := testserver.Build(dir, "./cmd/multiserve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, class := range []string{"evloop", "goroutine"} {
+		t.Run(class, func(t *testing.T) {
+			s := testserver.Start(t, bin, "-w", "2", "-k", class, "-b", "127.0.0.1:0",
+				"--reuse-port", "--user", "nobody", "echo")
+			seen := map[int]bool{}
+			deadline := time.Now().Add(30 * time.Second)
+			for len(seen) < 2 && time.Now().Before(deadline) {
+				pid, err := echoPid(s.Addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				seen[pid] = true
+			}
+			if len(seen) < 2 {
+				t.Fatalf("only workers %v answered", seen)
+			}
+			for pid := range seen {
+				if got := procUID(t, pid); got != uid {
+					t.Errorf("worker %d runs as uid %d, want nobody (%d)", pid, got, uid)
+				}
+			}
+			s.Signal(syscall.SIGTERM)
+			if code, err := s.Wait(30 * time.Second); err != nil || code != 0 {
+				t.Errorf("exit %d, %v\n%s", code, err, s.Log())
+			}
+		})
+	}
+}
+
+// reuse_port: a worker retired gracefully (TTOU) under load closes its own
+// socket; connections hashed to it meanwhile must not be reset. evloop
+// gates its socket, accepts what is queued, then closes it (a new SYN is
+// dropped and retransmitted to a sibling), so no request fails; the other
+// classes keep the socket open until they exit (a known gap, logged).
+func TestReusePortRetireUnderLoad(t *testing.T) {
+	skipShort(t)
+	forClasses(t, func(t *testing.T, class string) {
+		cfg := testConfig(class, 3)
+		cfg.ReusePort = true
+		m := startMaster(t, cfg, true)
+		load := startRawLoad(t, m.addrs[0], "/", 4)
+		eventually(t, "load running", func() bool { return load.ok.Load() > 50 })
+		for i := range 2 {
+			m.signal(syscall.SIGTTOU)
+			m.waitLog(fmt.Sprintf("scaling to %d workers", 2))
+			eventually(t, "2 children", func() bool { return len(m.children()) == 2 })
+			m.signal(syscall.SIGTTIN)
+			eventually(t, "3 children", func() bool { return len(m.children()) == 3 })
+			before := load.ok.Load()
+			eventually(t, fmt.Sprintf("load continues after retire %d", i+1), func() bool { return load.ok.Load() > before+50 })
+		}
+		load.halt()
+		t.Logf("%s: 2 workers retired under load: %d ok, %d failed, %d refused",
+			class, load.ok.Load(), load.failed.Load(), load.dialErr.Load())
+		if class != "evloop" {
+			return
+		}
+		for _, f := range load.failures {
+			t.Errorf("request failed: %s", f)
+		}
+	})
 }

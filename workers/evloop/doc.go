@@ -73,7 +73,7 @@
 // rounds of `taskset -c 1 wrk -t1 -c64 -d5s -H 'Connection: close'` with
 // each server under `taskset -c 0` (machine shared with other load, load
 // average 5-8): evloop / bare gnet = 1.03, 0.95, 0.96 requests per server
-// CPU-second. So the default shared-socket mode uses the swap:
+// CPU-second. So the swap is used in every mode (shared sockets and reuse_port):
 //
 //   - gnet.Rotate starts on one dummy listener per inherited socket, the
 //     i-th on 127.0.0.(i+1):0 (distinct addresses, because
@@ -93,16 +93,39 @@
 // The inherited fd is set O_NONBLOCK (gnet drains the accept queue until
 // EAGAIN; the flag is on the shared file description, which every class
 // treats as non-blocking anyway) and, for TCP, TCP_NODELAY, which accepted
-// connections inherit. The worker never closes the inherited fd itself.
+// connections inherit. The worker never closes a shared inherited fd
+// itself (its own reuse_port socket it does, see below).
 //
 // Several binds are served by one engine (one dummy each). Unix sockets are
 // swapped in exactly like TCP ones, behind a TCP dummy: gnet must never own
 // a unix listener for a path the arbiter bound, because its listener
 // deletes the path when it opens and when it closes.
 //
-// reuse_port = true: the arbiter binds nothing; gnet binds its own
-// SO_REUSEPORT listener per loop for every TCP bind (unix and fd:// binds
-// are rejected by CheckConfig).
+// # reuse_port
+//
+// reuse_port = true: the arbiter gives the worker its own SO_REUSEPORT
+// listening socket for every TCP bind (unix, fd:// and systemd sockets stay
+// shared, as for every class), and it is swapped into gnet's slot exactly
+// like a shared socket: one listener per bind per worker, accepted by
+// gnet's ingress loop and handed round-robin to all the worker's loops;
+// gnet.WithReusePort stays false. Issue 4 had gnet bind its own
+// SO_REUSEPORT listener per loop in this mode (bare gnet's native path),
+// which cannot honour what the arbiter does: with port 0 each worker got a
+// different ephemeral port; with user= the worker runs unprivileged when
+// gnet binds, so a privileged port fails; and the kernel admits a socket
+// to a SO_REUSEPORT group only from the uid that made it (the arbiter's
+// reservation, root's). The arbiter's socket, swapped in, keeps gnet's own
+// accept loop on the hot path, so nothing is lost for it.
+//
+// What differs is the stop. Closing its own socket is how a worker leaves
+// the group (a socket left open keeps getting connections that nobody
+// accepts until the process exits, then they are reset), and closing it
+// resets what is still in its accept queue. So the worker first attaches a
+// socket filter that drops new SYNs (a client retransmits its SYN after
+// about a second, and by then the kernel hashes it to a sibling), keeps
+// accepting until the accept queue has stayed empty for 100 ms (handshakes
+// under way complete into it: their final ACK passes the filter), then
+// parks the slot and closes the inherited fd (ownsocket.go).
 //
 // # Heartbeat, timeouts, cap, stop
 //
@@ -119,8 +142,8 @@
 //
 // Graceful stop (ctx cancelled): stop accepting by parking every listener
 // slot (dup3 of an idle loopback listener onto it: the shared socket stays
-// open for the arbiter and siblings, and in reuse_port mode the worker's own
-// socket leaves the group), close idle connections at once, let in-flight
+// open for the arbiter and siblings; an own reuse_port socket is drained
+// and closed, see above), close idle connections at once, let in-flight
 // requests finish with Connection: close, then Engine.Stop, all within
 // graceful_timeout.
 //
@@ -183,8 +206,9 @@
 //     through the loop's buffer while the handler holds the loop) but
 //     cannot unblock an inline handler that ignores its context: the loop
 //     stays stuck until it returns. Use threads > 0 for such handlers.
-//   - In reuse_port mode, connections still in a parked socket's own accept
-//     queue are reset (unless net.ipv4.tcp_migrate_req is set).
+//   - In reuse_port mode, a worker that is killed (or cannot accept within
+//     a second while stopping) loses what is queued on its own socket,
+//     unless net.ipv4.tcp_migrate_req=1 lets the kernel move it.
 //   - gnet closes a connection as soon as a read returns EOF, so a client
 //     that half-closes (shutdown(SHUT_WR)) right after its request gets no
 //     answer when the handler runs off the loop (inline handlers answer

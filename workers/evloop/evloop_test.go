@@ -61,7 +61,7 @@ func testConfig() *config.Config {
 
 func startServer(t *testing.T, cfg *config.Config, h http.Handler, socks ...sockSpec) *harness {
 	t.Helper()
-	if len(socks) == 0 && !cfg.ReusePort {
+	if len(socks) == 0 {
 		socks = []sockSpec{"tcp"}
 	}
 	hs := &harness{errc: make(chan error, 1)}
@@ -74,10 +74,9 @@ func startServer(t *testing.T, cfg *config.Config, h http.Handler, socks ...sock
 		fd, name, network := listenSock(t, sp)
 		env.Listeners = append(env.Listeners, &workers.Listener{FD: fd, Name: name, Network: network})
 		hs.addrs = append(hs.addrs, strings.TrimPrefix(name, "unix:"))
-		t.Cleanup(func() { _ = unix.Close(fd) })
-	}
-	if cfg.ReusePort {
-		hs.addrs = append(hs.addrs, cfg.Bind...)
+		if sp != "reuseport" { // the worker closes its own socket at stop
+			t.Cleanup(func() { _ = unix.Close(fd) })
+		}
 	}
 	ready := make(chan struct{})
 	var once atomic.Bool
@@ -141,13 +140,18 @@ func (s syncWriter) Write(p []byte) (int, error) {
 }
 
 // listenSock creates a listening socket with raw syscalls, as the arbiter:
-// "tcp" (127.0.0.1), "tcp6" (::1) or a unix socket path.
+// "tcp" (127.0.0.1), "tcp6" (::1), "reuseport" (a worker's own reuse_port
+// socket: SO_REUSEPORT on 127.0.0.1, in a group with a bound, non-listening
+// reservation socket like the arbiter's) or a unix socket path.
 func listenSock(t *testing.T, sp sockSpec) (fd int, name, network string) {
 	t.Helper()
 	var sa unix.Sockaddr = &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
 	family, network := unix.AF_INET, "tcp"
+	reuse := false
 	switch sp {
 	case "tcp":
+	case "reuseport":
+		reuse, sa = true, reservePort(t)
 	case "tcp6":
 		family, sa = unix.AF_INET6, &unix.SockaddrInet6{Addr: [16]byte{15: 1}}
 	default:
@@ -156,6 +160,11 @@ func listenSock(t *testing.T, sp sockSpec) (fd int, name, network string) {
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if reuse {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		t.Fatal(err)
@@ -166,7 +175,11 @@ func listenSock(t *testing.T, sp sockSpec) (fd int, name, network string) {
 	if network == "unix" {
 		return fd, "unix:" + string(sp), network
 	}
-	switch a := sockaddrOrNil(unix.Getsockname(fd)).(type) {
+	sa, err = unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
 		return fd, "127.0.0.1:" + strconv.Itoa(a.Port), network
 	case *unix.SockaddrInet6:
@@ -174,6 +187,28 @@ func listenSock(t *testing.T, sp sockSpec) (fd int, name, network string) {
 	}
 	t.Fatal("unexpected socket address")
 	return
+}
+
+// reservePort binds a SO_REUSEPORT socket on 127.0.0.1:0 without listening,
+// as the arbiter reserves a reuse_port bind, and returns its address.
+func reservePort(t *testing.T) *unix.SockaddrInet4 {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Close(fd) })
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.(*unix.SockaddrInet4)
 }
 
 // conn is a raw client connection with a deadline on every operation.
@@ -324,30 +359,21 @@ func TestRegisterFallback(t *testing.T) {
 	}
 }
 
-// TestReusePort binds through gnet's own SO_REUSEPORT listeners (one per
-// loop). The port is reserved by a bound, non-listening SO_REUSEPORT socket,
-// which gets no connections (only listening sockets join the kernel's accept
-// group). On stop the worker's listeners leave the group at once (connect is
-// refused) while the request in flight still finishes.
+// TestReusePort: in reuse_port mode the worker's own SO_REUSEPORT socket
+// (made by the arbiter) is swapped into gnet's slot like a shared one. On
+// stop the worker closes it, inherited fd included, so it leaves the
+// kernel's group at once (here the only listening member: connect is
+// refused, the reservation does not listen) while the request in flight
+// still finishes.
 func TestReusePort(t *testing.T) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = unix.Close(fd) })
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(fd)
-	addr := "127.0.0.1:" + strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
 	cfg := testConfig()
-	cfg.ReusePort, cfg.Bind, cfg.EvloopLoops, cfg.Threads = true, []string{addr}, 2, 2
+	cfg.ReusePort, cfg.EvloopLoops, cfg.Threads = true, 2, 2
 	var log orderLog
 	release := make(chan struct{})
-	hs := startServer(t, cfg, blockingHandler(&log, release))
-	if m := hs.s.mode(); m != "reuse_port" {
-		t.Fatalf("mode %s", m)
+	hs := startServer(t, cfg, blockingHandler(&log, release), "reuseport")
+	addr := hs.addrs[0]
+	if m := hs.s.mode(); m != "fd-swap" || !hs.s.own[0] {
+		t.Fatalf("mode %s, own %v: want the own socket swapped in", m, hs.s.own)
 	}
 	for range 4 {
 		c := dial(t, addr)
@@ -370,6 +396,62 @@ func TestReusePort(t *testing.T) {
 	close(release)
 	if r := busy.read(); body(r) != "block" || !r.Close {
 		t.Fatalf("in-flight response: close=%v", r.Close)
+	}
+}
+
+// TestGateKeepsQueue: the gate drainOwn puts on an own socket before
+// closing it keeps what is queued (the worker accepts it) and lets no new
+// connection in.
+func TestGateKeepsQueue(t *testing.T) {
+	fd, name, _ := listenSock(t, "reuseport")
+	t.Cleanup(func() { _ = unix.Close(fd) })
+	early := dial(t, name)
+	waitFor(t, "the early connection queued", func() bool { return queued([]int{fd}) == 1 })
+	if err := gate(fd); err != nil {
+		t.Fatal(err)
+	}
+	late, err := net.DialTimeout("tcp", name, 200*time.Millisecond)
+	if err == nil {
+		_ = late.Close()
+		t.Fatal("a connection got through the gate")
+	}
+	if n := queued([]int{fd}); n != 1 {
+		t.Fatalf("%d queued after the gate, want the early one only", n)
+	}
+	nfd, _, err := unix.Accept(fd)
+	if err != nil {
+		t.Fatalf("accept the queued connection: %v", err)
+	}
+	_ = unix.Close(nfd)
+	_ = early
+	if n := queued([]int{fd}); n != 0 {
+		t.Fatalf("%d queued after accepting", n)
+	}
+}
+
+// TestOwnSocket: only a reuse_port TCP socket with SO_REUSEPORT that was
+// not adopted counts as the worker's own.
+func TestOwnSocket(t *testing.T) {
+	own, name, _ := listenSock(t, "reuseport")
+	t.Cleanup(func() { _ = unix.Close(own) })
+	shared, sname, _ := listenSock(t, "tcp")
+	t.Cleanup(func() { _ = unix.Close(shared) })
+	on, off := testConfig(), testConfig()
+	on.ReusePort = true
+	for _, tc := range []struct {
+		cfg  *config.Config
+		l    workers.Listener
+		want bool
+	}{
+		{on, workers.Listener{FD: own, Name: name, Network: "tcp"}, true},
+		{off, workers.Listener{FD: own, Name: name, Network: "tcp"}, false},
+		{on, workers.Listener{FD: shared, Name: sname, Network: "tcp"}, false},
+		{on, workers.Listener{FD: own, Name: "systemd:http", Network: "tcp"}, false},
+		{on, workers.Listener{FD: own, Name: "fd://3", Network: "tcp"}, false},
+	} {
+		if got := ownSocket(tc.cfg, &tc.l); got != tc.want {
+			t.Errorf("reuse_port=%v %s fd %d: own=%v, want %v", tc.cfg.ReusePort, tc.l.Name, tc.l.FD, got, tc.want)
+		}
 	}
 }
 
@@ -666,7 +748,9 @@ func TestNoFDLeak(t *testing.T) {
 		return len(ents)
 	}
 	serve := func(t *testing.T) {
-		hs := startServer(t, testConfig(), pathHandler, "tcp", sockSpec(filepath.Join(t.TempDir(), "s")))
+		cfg := testConfig()
+		cfg.ReusePort = true
+		hs := startServer(t, cfg, pathHandler, "tcp", "reuseport", sockSpec(filepath.Join(t.TempDir(), "s")))
 		for _, a := range hs.addrs {
 			c := dial(t, a)
 			c.send(get("/x"))
@@ -697,9 +781,9 @@ func TestCheckConfig(t *testing.T) {
 		{"negative loops", func(c *config.Config) { c.EvloopLoops = -2 }, "evloop_loops -2"},
 		{"tls", func(c *config.Config) { c.Certfile = "c.pem" }, "TLS"},
 		{"reuse_port tcp", func(c *config.Config) { c.ReusePort = true }, ""},
-		{"reuse_port unix", func(c *config.Config) {
+		{"reuse_port unix", func(c *config.Config) { // stays a shared socket
 			c.ReusePort, c.Bind = true, []string{"127.0.0.1:0", "unix:/tmp/x.sock"}
-		}, `"unix:/tmp/x.sock" with reuse_port`},
+		}, ""},
 		{"unix shared", func(c *config.Config) { c.Bind = []string{"unix:/tmp/x.sock"} }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/multiserve/multiserve/internal/fdpoll"
 )
@@ -70,15 +67,16 @@ func (s *server) stopRegistered() {
 	s.regWG.Wait()
 }
 
-// stopAccepting parks every listener slot so gnet accepts nothing more,
-// leaving the shared sockets open for the arbiter and sibling workers.
-func (s *server) stopAccepting() {
+// stopAccepting stops gnet accepting: every listener slot is parked. A
+// shared socket stays open for the arbiter and sibling workers (the
+// inherited fd keeps it). This worker's own reuse_port sockets are first
+// drained (drainOwn), then closed altogether, inherited fd included, so
+// they leave the kernel's SO_REUSEPORT group: an open one would keep
+// getting connections nobody accepts until the process exits.
+func (s *server) stopAccepting(deadline time.Time) {
+	s.drainOwn(deadline)
 	s.stopRegistered()
-	slots := s.slots
-	if s.reusePort() {
-		slots = reusePortSlots(s.cfg.Bind)
-	}
-	for _, slot := range slots {
+	for _, slot := range s.slots {
 		if slot < 0 {
 			continue
 		}
@@ -86,57 +84,7 @@ func (s *server) stopAccepting() {
 			s.log.Error("evloop: stop accepting", "err", err)
 		}
 	}
-}
-
-// reusePortSlots finds the per-loop SO_REUSEPORT listeners gnet bound for
-// the binds (gnet exposes only the first loop's). Parking one closes it in
-// this process, which removes it from the kernel's reuseport group; any
-// connection still in its own accept queue is reset (unless
-// net.ipv4.tcp_migrate_req is set), which is the reuse_port trade-off.
-func reusePortSlots(binds []string) []int {
-	ports := map[int]bool{}
-	for _, b := range binds {
-		if _, p, err := net.SplitHostPort(b); err == nil {
-			if n, err := strconv.Atoi(p); err == nil {
-				ports[n] = true
-			}
-		}
-	}
-	ents, _ := os.ReadDir("/proc/self/fd")
-	var slots []int
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		acc, err1 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
-		rp, err2 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT)
-		if err1 != nil || err2 != nil || acc != 1 || rp != 1 {
-			continue
-		}
-		if ports[sockPort(fd)] {
-			slots = append(slots, fd)
-		}
-	}
-	return slots
-}
-
-func sockPort(fd int) int {
-	switch a := sockaddrOrNil(unix.Getsockname(fd)).(type) {
-	case *unix.SockaddrInet4:
-		return a.Port
-	case *unix.SockaddrInet6:
-		return a.Port
-	}
-	return -1
-}
-
-// sockaddrOrNil drops a getsockname error: callers treat nil as "no match".
-func sockaddrOrNil(sa unix.Sockaddr, err error) unix.Sockaddr {
-	if err != nil {
-		return nil
-	}
-	return sa
+	s.closeOwn()
 }
 
 // stop is the graceful stop: stop accepting, close idle connections, let
@@ -145,7 +93,7 @@ func sockaddrOrNil(sa unix.Sockaddr, err error) unix.Sockaddr {
 func (s *server) stop(done <-chan error) error {
 	deadline := time.Now().Add(s.cfg.GracefulTimeout)
 	s.draining.Store(true)
-	s.stopAccepting()
+	s.stopAccepting(deadline)
 	s.settleAccepted(deadline)
 	for _, ls := range s.loopList() {
 		s.postSweep(ls) // close idle connections now, not at the next tick

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"strings"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
@@ -58,13 +57,6 @@ func (*Worker) CheckConfig(cfg *config.Config) error {
 	if len(cfg.Bind) > maxListeners {
 		errs = append(errs, fmt.Errorf("evloop: %d binds: at most %d", len(cfg.Bind), maxListeners))
 	}
-	if cfg.ReusePort {
-		for _, b := range cfg.Bind {
-			if strings.HasPrefix(b, "unix:") || strings.HasPrefix(b, "fd://") {
-				errs = append(errs, fmt.Errorf("evloop: bind %q with reuse_port: only TCP binds can be per-worker SO_REUSEPORT sockets (gnet would also delete a unix socket path)", b))
-			}
-		}
-	}
 	return errors.Join(errs...)
 }
 
@@ -97,6 +89,8 @@ type server struct {
 	// Written in OnBoot, read after started is closed.
 	eng   gnet.Engine
 	slots []int // per env listener: the gnet fd it was swapped onto, -1 if served by Register
+
+	own []bool // per env listener: this worker's own SO_REUSEPORT socket (reuse_port mode)
 
 	started   chan struct{} // closed by the first OnTick: the loops run
 	startOnce stdsync.Once
@@ -138,21 +132,16 @@ func newServer(env *workers.Env) *server {
 		size = max(cfg.WorkerConnections, 1)
 	}
 	s.pool = newPool(size)
+	for _, l := range env.Listeners {
+		s.own = append(s.own, ownSocket(cfg, l))
+	}
 	s.now.Store(time.Now().UnixNano())
 	return s
 }
 
-// reusePort reports whether gnet binds its own SO_REUSEPORT listeners.
-func (s *server) reusePort() bool { return s.cfg.ReusePort }
-
+// addrs are gnet's dummy listeners, one per inherited socket (see swap.go).
 func (s *server) addrs() []string {
 	var a []string
-	if s.reusePort() {
-		for _, b := range s.cfg.Bind {
-			a = append(a, "tcp://"+b)
-		}
-		return a
-	}
 	for i := range s.env.Listeners {
 		a = append(a, "tcp://"+dummyAddr(i))
 	}
@@ -164,13 +153,15 @@ func (s *server) options() []gnet.Option {
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.loops),
 		gnet.WithTicker(true),
-		gnet.WithReusePort(s.reusePort()),
+		// Never gnet's own SO_REUSEPORT listeners, even in reuse_port
+		// mode: the arbiter made this worker's socket (package doc).
+		gnet.WithReusePort(false),
 		gnet.WithLogger(gnetLogger{s.log}),
 	}
 }
 
 func (s *server) serve(ctx context.Context) error {
-	if !s.reusePort() && len(s.env.Listeners) == 0 {
+	if len(s.env.Listeners) == 0 {
 		return errors.New("evloop: no listeners")
 	}
 	done := make(chan error, 1)
@@ -185,7 +176,7 @@ func (s *server) serve(ctx context.Context) error {
 	}
 	s.startRegistered()
 	s.log.Info("evloop serving", "loops", s.loops, "threads", s.cfg.Threads,
-		"listeners", len(s.slots), "mode", s.mode())
+		"listeners", len(s.slots), "own_reuseport", s.ownCount(), "mode", s.mode())
 	if s.cfg.Threads == 1 {
 		s.log.Warn("evloop: threads=1 runs every handler on a pool of one goroutine; " +
 			"use threads=0 for handlers inline on the loops, or a larger pool for handlers that wait")
@@ -205,9 +196,6 @@ func (s *server) serve(ctx context.Context) error {
 }
 
 func (s *server) mode() string {
-	if s.reusePort() {
-		return "reuse_port"
-	}
 	for _, sl := range s.slots {
 		if sl < 0 {
 			return "register-fallback"
@@ -220,9 +208,6 @@ func (s *server) mode() string {
 // it after binding its (dummy) listeners and before adding them to epoll.
 func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
 	s.eng = eng
-	if s.reusePort() {
-		return gnet.None
-	}
 	s.slots = make([]int, len(s.env.Listeners))
 	register := s.fdBudgetShort()
 	for i, l := range s.env.Listeners {
