@@ -266,3 +266,33 @@ func TestReloadKeepsUnixSocket(t *testing.T) {
 		t.Errorf("%s left after stop (%v)", sock, err)
 	}
 }
+
+// Roll-back of a USR2 upgrade: the new arbiter is stopped while the old one
+// still runs. It must neither filter the shared TCP socket nor unlink the
+// unix socket's path: the old arbiter's workers serve on both afterwards.
+func TestUpgradeRollbackKeepsSockets(t *testing.T) {
+	skipShort(t)
+	cfg := testConfig("goroutine", 1)
+	sock := t.TempDir() + "/ms.sock"
+	cfg.Bind = []string{"127.0.0.1:0", "unix:" + sock}
+	m := startMaster(t, cfg, true)
+	m.signal(syscall.SIGUSR2)
+	newPid := m.upgradedPid()
+	t.Cleanup(func() { syscall.Kill(newPid, syscall.SIGKILL) })
+	eventually(t, "the new arbiter ready", func() bool { return strings.Count(m.logText(), "msg=ready workers=") == 2 })
+	if err := syscall.Kill(newPid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	m.waitLog(fmt.Sprintf("upgrade: new arbiter pid=%d exited code=0", newPid))
+	if _, err := m.get("/"); err != nil {
+		t.Errorf("TCP after the roll-back: %v", err)
+	}
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("unix socket path after the roll-back: %v", err)
+	}
+	resp, err := unixClient(sock).Get("http://unix/")
+	if err != nil {
+		t.Fatalf("unix socket after the roll-back: %v", err)
+	}
+	resp.Body.Close()
+}
