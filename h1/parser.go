@@ -91,6 +91,11 @@ func (p *Parser) Release() {
 	parserPool.Put(p)
 }
 
+// Reset makes p ready for another connection of the same Server, for a
+// caller that keeps its own free list (an event loop, whose connections
+// never run concurrently, needs no sync.Pool): Release without the pool.
+func (p *Parser) Reset() { p.reset() }
+
 func limitsFrom(cfg *config.Config) limits {
 	l := limits{
 		line: cfg.LimitRequestLine, fields: cfg.LimitRequestFields,

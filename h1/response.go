@@ -74,22 +74,48 @@ var responsePool = sync.Pool{New: func() any {
 // handler returns, then Release.
 func NewResponse(req *http.Request, sink Sink, keepAlive, expectContinue bool) *Response {
 	w := responsePool.Get().(*Response)
+	w.init(req, sink, keepAlive, expectContinue)
+	return w
+}
+
+func (w *Response) init(req *http.Request, sink Sink, keepAlive, expectContinue bool) {
 	w.sink, w.req = sink, req
 	w.status, w.declared = 0, -1
 	w.isHead = req.Method == "HEAD"
 	w.reqKeep, w.expect100, w.askedContinue = keepAlive, expectContinue, expectContinue
-	return w
 }
 
 // Release returns w to the pool; w must not be used afterwards.
 func (w *Response) Release() {
+	w.reset()
+	responsePool.Put(w)
+}
+
+// Recycle makes w, whose previous response is finished (Handle or Finish
+// returned), the Response of req: NewResponse for a caller that keeps its
+// own Response instead of taking one from the pool each time (an event
+// loop runs its inline handlers one at a time, so one per loop serves them
+// all, and stays in the CPU cache). As with NewResponse and net/http, a
+// handler must not use w after it returned: the next request gets it.
+func (w *Response) Recycle(req *http.Request, sink Sink, keepAlive, expectContinue bool) {
+	w.reset()
+	w.init(req, sink, keepAlive, expectContinue)
+}
+
+// reset clears w, keeping its buffers and header map.
+func (w *Response) reset() {
 	clear(w.hdr)
 	if cap(w.buf) > bodyBufSize {
 		w.buf = make([]byte, 0, bodyBufSize)
 	}
 	*w = Response{buf: w.buf[:0], scratch: w.scratch[:0], hdr: w.hdr}
-	responsePool.Put(w)
 }
+
+// CloseWhen makes the response carry Connection: close (and Finish report
+// false) if f is set when its head is committed: the caller's graceful
+// stop flag, which may be set while the handler runs. NewResponse and
+// Recycle clear it.
+func (w *Response) CloseWhen(f *atomic.Bool) { w.stopping = f }
 
 // Header returns the response header map.
 func (w *Response) Header() http.Header { return w.hdr }
