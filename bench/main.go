@@ -46,10 +46,10 @@ func parseFlags(args []string) (options, error) {
 	o := options{logw: os.Stdout, commandLine: "go run ./bench " + strings.Join(args, " ")}
 	var conc string
 	var dur, openDur, budget time.Duration
-	fs.BoolVar(&o.quick, "quick", false, "small run (< 2 min): hello, io, slow-clients, idle; short durations; 2 concurrency levels; 500 idle conns")
+	fs.BoolVar(&o.quick, "quick", false, "small run (< 2 min): hello, io, slow-clients, idle, spread (evloop, goroutine); short durations; 2 concurrency levels; 500 idle conns")
 	fs.StringVar(&o.classes, "classes", "all", "multiserve rows: all, none, or a list of sync,threaded,evloop,evloop-pool,goroutine")
 	fs.StringVar(&o.peers, "peers", "", "peer rows: all, none, or a list of nethttp,gnetbare,nginx,gunicorn-sync,gunicorn-gthread,gunicorn-gevent (default: all; with --quick: nethttp,gnetbare)")
-	fs.StringVar(&o.workloads, "workloads", "", "workloads: all or a list of hello,io,io-1000,cpu,mixed,large,conn-per-request,slow-clients,idle (and custom with --path)")
+	fs.StringVar(&o.workloads, "workloads", "", "workloads: all or a list of hello,io,io-1000,cpu,mixed,large,conn-per-request,slow-clients,idle,spread (and custom with --path)")
 	fs.DurationVar(&dur, "duration", 0, "closed-loop time per concurrency level (default 2s; quick 1s)")
 	fs.DurationVar(&openDur, "open-duration", -1, "open-loop (constant rate) run per workload; 0 disables (default = --duration)")
 	fs.StringVar(&conc, "concurrency", "", "closed-loop connection counts (default 16,64,256; quick 8,64)")
@@ -96,7 +96,7 @@ func applyDefaults(o *options, dur, openDur, budget time.Duration) {
 		full = options{duration: time.Second, concurrency: []int{8, 64}, slowK: 50, idleN: 500,
 			peers: "nethttp,gnetbare", budget: 100 * time.Second, openFor: []string{"hello"}}
 		if o.workloads == "" && o.path == "" {
-			o.workloads = "hello,io,slow-clients,idle"
+			o.workloads = "hello,io,slow-clients,idle,spread"
 		}
 	}
 	o.duration = pick(dur, full.duration)

@@ -133,6 +133,8 @@ func (b *bench) writeWorkload(w *strings.Builder, wl *workload) (string, error) 
 		verdict, err = b.writeSlow(w, wl, rs)
 	case kindIdle:
 		verdict, err = b.writeIdle(w, wl, rs)
+	case kindSpread:
+		verdict = b.writeSpread(w, wl, rs)
 	}
 	b.writeMissing(w, rs)
 	return verdict, err
@@ -773,6 +775,9 @@ func (b *bench) writeMatrix(w *strings.Builder) {
 	w.WriteString("Relative score per workload (1.00 = the best class on the workload's deciding metric; – = not measured):\n\n")
 	w.WriteString("| workload | deciding metric | " + strings.Join(classes, " | ") + " |\n|---|---|" + strings.Repeat("--:|", len(classes)) + "\n")
 	for _, wl := range b.workloads {
+		if wl.kind == kindSpread {
+			continue // no winner: the same class twice
+		}
 		vals := map[string]float64{}
 		best := 0.0
 		for _, r := range b.resultsFor(wl) {

@@ -69,18 +69,19 @@ const (
 
 // result is what one configuration did under one workload.
 type result struct {
-	Workload string      `json:"workload"`
-	Target   string      `json:"target"`
-	Peer     bool        `json:"peer"`
-	Status   string      `json:"status"`
-	Reason   string      `json:"reason,omitempty"`
-	CPUs     string      `json:"cpus,omitempty"` // Cpus_allowed_list of the server's processes
-	Procs    int         `json:"procs,omitempty"`
-	Points   []point     `json:"points,omitempty"`
-	Open     *openResult `json:"open,omitempty"`
-	Slow     *slowStats  `json:"slow,omitempty"`
-	SlowLoad *point      `json:"slow_load,omitempty"` // the normal load during slow-clients
-	Idle     *idleResult `json:"idle,omitempty"`
+	Workload string       `json:"workload"`
+	Target   string       `json:"target"`
+	Peer     bool         `json:"peer"`
+	Status   string       `json:"status"`
+	Reason   string       `json:"reason,omitempty"`
+	CPUs     string       `json:"cpus,omitempty"` // Cpus_allowed_list of the server's processes
+	Procs    int          `json:"procs,omitempty"`
+	Points   []point      `json:"points,omitempty"`
+	Open     *openResult  `json:"open,omitempty"`
+	Slow     *slowStats   `json:"slow,omitempty"`
+	SlowLoad *point       `json:"slow_load,omitempty"` // the normal load during slow-clients
+	Idle     *idleResult  `json:"idle,omitempty"`
+	Spread   []spreadMode `json:"spread,omitempty"` // shared socket, then reuse_port
 }
 
 // bench is one run of the runner.
@@ -210,6 +211,11 @@ func (b *bench) chooseWorkloads() error {
 	ws, err := selectWorkloads(b.opts.workloads, all)
 	if err != nil {
 		return err
+	}
+	for _, wl := range ws {
+		if wl.kind == kindSpread && b.opts.quick {
+			wl.classes = spreadQuick
+		}
 	}
 	b.workloads = ws
 	return nil
@@ -361,6 +367,8 @@ func (b *bench) fits(wl *workload) bool {
 		est += b.opts.duration + 2*time.Second
 	case kindIdle:
 		est += 2 * time.Second
+	case kindSpread:
+		est = 2 * (2*time.Second + b.opts.duration)
 	}
 	return time.Until(b.deadline) > est
 }
@@ -380,6 +388,10 @@ func (b *bench) openFor(wl *workload) bool {
 // runOne starts the server for one (workload, configuration), measures,
 // and stops it.
 func (b *bench) runOne(ctx context.Context, wl *workload, t *target, r *result) {
+	if wl.kind == kindSpread {
+		b.runSpread(ctx, wl, t, r) // two servers, started there
+		return
+	}
 	srv, err := b.start(ctx, wl, t)
 	if err != nil {
 		// A configuration that cannot start will not start for the next
@@ -420,14 +432,29 @@ func (b *bench) runOne(ctx context.Context, wl *workload, t *target, r *result) 
 // start launches a configuration on a fresh port and waits until it serves,
 // retrying when another process took the port first.
 func (b *bench) start(ctx context.Context, wl *workload, t *target) (*serverProc, error) {
+	return b.startArgs(ctx, wl, t, nil, t.procs, "")
+}
+
+// startArgs is start with extra multiserve flags (put before the APP
+// argument), the process count to wait for, and a log name suffix.
+func (b *bench) startArgs(ctx context.Context, wl *workload, t *target, extra []string, procs int, suffix string) (*serverProc, error) {
 	var lastErr error
+	name := fmt.Sprintf("%s.%s", wl.name, t.name)
+	if suffix != "" {
+		name += "." + suffix
+	}
 	for attempt := range 3 {
 		addr, err := freeAddr()
 		if err != nil {
 			return nil, err
 		}
-		logPath := filepath.Join(b.rawDir, fmt.Sprintf("%s.%s.log", wl.name, t.name))
-		srv, err := startServer(t.argv(addr, wl), nil, b.tmp, b.split.server, addr, logPath)
+		argv := t.argv(addr, wl)
+		if len(extra) > 0 {
+			app := argv[len(argv)-1]
+			argv = append(append(slices.Clone(argv[:len(argv)-1]), extra...), app)
+		}
+		logPath := filepath.Join(b.rawDir, name+".log")
+		srv, err := startServer(argv, nil, b.tmp, b.split.server, addr, logPath)
 		if err != nil {
 			return nil, err
 		}
@@ -435,7 +462,7 @@ func (b *bench) start(ctx context.Context, wl *workload, t *target) (*serverProc
 		if wl.name == "custom" {
 			probe = wl.paths[0]
 		}
-		err = srv.waitReady(ctx, probe, t.procs, b.opts.startTimeout)
+		err = srv.waitReady(ctx, probe, procs, b.opts.startTimeout)
 		if err == nil {
 			return srv, nil
 		}

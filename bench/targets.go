@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -41,6 +42,8 @@ type target struct {
 
 func (t *target) supports(wl *workload) bool {
 	switch {
+	case wl.kind == kindSpread:
+		return !t.peer && slices.Contains(wl.classes, t.name)
 	case wl.name == "custom":
 		return !t.peer
 	case wl.needsSim:

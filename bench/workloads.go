@@ -25,6 +25,7 @@ type workload struct {
 	cpuBound bool     // judged by requests per server CPU-second rather than peak throughput
 	conc     []int    // fixed concurrency levels instead of --concurrency
 	pool     int      // evloop-pool's handler pool size on this workload (0: the default 4)
+	classes  []string // only these multiserve rows run it (spread)
 	desc     string   // what it is, for the report
 	question string   // the user's situation it answers, for "how to choose"
 }
@@ -65,6 +66,8 @@ func allWorkloads() []*workload {
 		{name: "idle", kind: kindIdle, app: "hello", paths: []string{"/"},
 			desc:     "idle keep-alive connections (each made one `hello` request, then stays open): memory per connection from the server processes' RSS.",
 			question: "Many idle keep-alive connections (long polling, chatty clients behind no proxy)"},
+		{name: "spread", kind: kindSpread, app: "hello", paths: []string{"/"}, close: true, conc: []int{16}, classes: spreadClasses,
+			desc: "`hello` with `Connection: close` on 3 workers, shared listening socket vs `reuse_port` (a SO_REUSEPORT socket per worker): how evenly the kernel spreads new connections across workers (issue 6)."},
 	}
 }
 
