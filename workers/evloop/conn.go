@@ -50,9 +50,12 @@ type hconn struct {
 	remote string
 	proxy  bool // a PROXY header is still due (proxy_protocol)
 	phase  phase
-	since  int64 // coarse time the phase began
-	served int
-	closed bool
+	// reading: the observer was told this connection is reading a request
+	// (see noteReading).
+	reading bool
+	since   int64 // coarse time the phase began
+	served  int
+	closed  bool
 
 	body       *reqBody           // request body streamed to a handler off the loop
 	carry      []byte             // body bytes parsed but not yet taken by the pipe
@@ -75,21 +78,26 @@ func (hc *hconn) discard(n int) {
 
 func (hc *hconn) setPhase(ph phase) {
 	if hc.phase != ph {
-		if o := hc.s.h1.Observer; o != nil {
-			observePhase(o, hc.phase, ph)
+		if hc.reading && ph != phHead {
+			hc.reading = false
+			hc.s.h1.Observer.ReadingDone()
 		}
 		hc.phase, hc.since = ph, hc.s.now.Load()
 	}
 }
 
-// observePhase tells the observer (the scoreboard) when a connection
-// starts or stops reading a request: phHead is its reading state.
-func observePhase(o h1.ConnObserver, from, to phase) {
-	switch {
-	case to == phHead:
-		o.ReadingStarted()
-	case from == phHead:
-		o.ReadingDone()
+// noteReading tells the observer (the scoreboard) that the connection is
+// reading a request, once an event ends with the connection in phHead. A
+// request that arrives whole is answered within its event, and the
+// observer never hears of it: the reading state it would have shown lasts
+// no longer than the event, and the two shared-memory updates per request
+// are saved. setPhase reports the end of the reading.
+func (hc *hconn) noteReading() {
+	if hc.phase == phHead && !hc.reading && !hc.closed {
+		if o := hc.s.h1.Observer; o != nil {
+			hc.reading = true
+			o.ReadingStarted()
+		}
 	}
 }
 
@@ -133,12 +141,15 @@ func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
 	}
 	hc.closed = true
 	if o := s.h1.Observer; o != nil {
-		observePhase(o, hc.phase, phIdle)
+		if hc.reading {
+			hc.reading = false
+			o.ReadingDone()
+		}
 		o.ConnClosed()
 	}
 	delete(hc.ls.conns, hc)
 	if hc.p != nil {
-		hc.p.Release() // nothing else uses it once closed: every path checks closed
+		hc.ls.putParser(hc.p) // nothing else uses it once closed: every path checks closed
 		hc.p = nil
 	}
 	if hc.body != nil {
@@ -176,6 +187,7 @@ func (hc *hconn) run() gnet.Action {
 	if hc.closed {
 		return gnet.None
 	}
+	hc.noteReading()
 	return act
 }
 
@@ -244,18 +256,18 @@ func (hc *hconn) preface(buf []byte) (bool, gnet.Action) {
 // it was released while the connection was idle.
 func (hc *hconn) parser() *h1.Parser {
 	if hc.p == nil {
-		hc.p = hc.s.h1.NewParser()
+		hc.p = hc.ls.getParser(hc.s)
 	}
 	return hc.p
 }
 
-// releaseParser gives the parser back while the connection is idle with
-// nothing buffered: the connections of a loop then share a few parsers
-// that stay hot in the CPU cache, instead of one each touched cold every
-// request (and an idle connection holds none).
+// releaseParser gives the parser back to the loop while the connection is
+// idle with nothing buffered: the connections of a loop then share a few
+// parsers that stay hot in the CPU cache, instead of one each touched cold
+// every request (and an idle connection holds none).
 func (hc *hconn) releaseParser() {
 	if hc.p != nil && !hc.p.Pending() && !hc.p.InBody() {
-		hc.p.Release()
+		hc.ls.putParser(hc.p)
 		hc.p = nil
 	}
 }
@@ -324,7 +336,9 @@ func (hc *hconn) runPending() (act gnet.Action, wait bool) {
 		return hc.fail(err), true
 	}
 	hc.pend = nil
-	req.Body = io.NopCloser(bytes.NewReader(data))
+	body := &hc.ls.body
+	body.Reset(data)
+	req.Body = body
 	act = hc.runInline(req, hc.pendKeep)
 	if !hc.closed {
 		hc.discard(n)
@@ -333,16 +347,33 @@ func (hc *hconn) runPending() (act gnet.Action, wait bool) {
 	return act, false
 }
 
-// runInline runs the handler on the loop, writing into the loop's buffer.
+// runInline runs the handler on the loop, writing into the loop's buffer,
+// with the loop's Response. A graceful stop that begins while the handler
+// runs makes the response carry Connection: close (CloseWhen).
 func (hc *hconn) runInline(req *http.Request, keep bool) gnet.Action {
-	w := h1.NewResponse(req, &hc.ls.sink, keep, false)
-	keepAfter := hc.s.h1.Handle(w, req)
-	w.Release()
+	ls := hc.ls
+	w := ls.resp
+	if w == nil {
+		w = h1.NewResponse(req, &ls.sink, keep, false)
+		ls.resp = w
+	} else {
+		w.Recycle(req, &ls.sink, keep, false)
+	}
+	w.CloseWhen(&hc.s.draining)
+	keepAfter := ls.h1.Handle(w, req)
 	if !keepAfter || hc.s.draining.Load() {
 		return gnet.Close
 	}
 	return gnet.None
 }
+
+// inlineBody is the Body of an inline request whose small body is
+// buffered whole: a reader over gnet's inbound buffer, one per loop. Like
+// any request Body (net/http's rule), it must not be read after the
+// handler returned.
+type inlineBody struct{ bytes.Reader }
+
+func (*inlineBody) Close() error { return nil }
 
 // fail answers a request the parser refused and closes the connection.
 func (hc *hconn) fail(err error) gnet.Action {

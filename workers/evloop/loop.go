@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/multiserve/multiserve/h1"
 )
 
 // loopState is evloop's bookkeeping for one gnet event loop. conns is only
@@ -14,6 +16,13 @@ type loopState struct {
 	el    gnet.EventLoop
 	conns map[*hconn]struct{}
 	sink  loopSink // response buffer of handlers run on this loop
+
+	// What the loop's inline requests reuse: they run one at a time, on
+	// the loop, so one of each serves them all and stays in the CPU cache.
+	h1      *h1.Server   // the server's engine without finishRequest (see inlineServer)
+	resp    *h1.Response // the Response of inline handlers, recycled
+	parsers []*h1.Parser // free parsers of this loop's idle connections
+	body    inlineBody   // the Body of an inline request with a small body
 
 	// The ticker posts probe sent+1 to the loop and the loop stores it in
 	// seen when it runs it, so seen < sent means the loop has not come
@@ -29,7 +38,7 @@ func (s *server) loopOf(el gnet.EventLoop) *loopState {
 	defer s.loopsMu.Unlock()
 	ls := s.loopMap[el]
 	if ls == nil {
-		ls = &loopState{el: el, conns: map[*hconn]struct{}{}}
+		ls = &loopState{el: el, conns: map[*hconn]struct{}{}, h1: s.inlineServer()}
 		s.loopMap[el] = ls
 	}
 	return ls
@@ -106,3 +115,38 @@ func (s *server) expired(hc *hconn, now int64) bool {
 	}
 	return false
 }
+
+// inlineServer is the engine configuration of handlers run on the loop:
+// the server's, minus the finishRequest wrapper, which only matters for a
+// body streamed off the loop; the graceful-stop Connection: close it adds
+// comes from Response.CloseWhen instead (see runInline).
+func (s *server) inlineServer() *h1.Server {
+	c := *s.h1
+	c.Handler = s.env.Handler
+	return &c
+}
+
+// getParser returns a free parser of the loop, or a new one.
+func (ls *loopState) getParser(s *server) *h1.Parser {
+	if n := len(ls.parsers); n > 0 {
+		p := ls.parsers[n-1]
+		ls.parsers = ls.parsers[:n-1]
+		return p
+	}
+	return s.h1.NewParser()
+}
+
+// putParser keeps p for the loop's next connection that needs one. The
+// free list is bounded: beyond it a parser goes back to h1's pool.
+func (ls *loopState) putParser(p *h1.Parser) {
+	if len(ls.parsers) >= maxFreeParsers {
+		p.Release()
+		return
+	}
+	p.Reset()
+	ls.parsers = append(ls.parsers, p)
+}
+
+// maxFreeParsers bounds a loop's free parsers: a burst of connections
+// that all became idle at once should not pin a parser each.
+const maxFreeParsers = 64

@@ -1,0 +1,92 @@
+package evloop
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/multiserve/multiserve/apps"
+	"github.com/multiserve/multiserve/proxyheaders"
+	"github.com/multiserve/multiserve/workers"
+)
+
+// memConn is a gnet.Conn held in memory: OnTraffic reads in from it and
+// writes to a counter, so a benchmark measures evloop's per-request path
+// (parse, request, handler, response, batching) without the kernel. Only
+// the methods that path calls are implemented; the rest panic.
+type memConn struct {
+	gnet.Conn
+	in   []byte
+	out  int
+	keep bool // record what is written in sent
+	sent []byte
+	ctx  any
+}
+
+var memRemote = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+
+func (c *memConn) Peek(n int) ([]byte, error) {
+	if n < 0 || n > len(c.in) {
+		return c.in, nil
+	}
+	return c.in[:n], nil
+}
+
+func (c *memConn) Discard(n int) (int, error) {
+	c.in = c.in[n:]
+	return n, nil
+}
+
+func (c *memConn) Write(p []byte) (int, error) {
+	c.out += len(p)
+	if c.keep {
+		c.sent = append(c.sent, p...)
+	}
+	return len(p), nil
+}
+func (c *memConn) Context() any              { return c.ctx }
+func (c *memConn) SetContext(v any)          { c.ctx = v }
+func (c *memConn) RemoteAddr() net.Addr      { return memRemote }
+func (c *memConn) EventLoop() gnet.EventLoop { return nil }
+
+// wrkRequest is what wrk sends on each kept-alive request.
+const wrkRequest = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
+
+// benchInline answers wrk's request on one connection b.N times through
+// OnTraffic, one request per event as wrk's connections send them.
+func benchInline(b *testing.B, h http.Handler) {
+	cfg := testConfig()
+	s := newServer(&workers.Env{Handler: h, Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	c := &memConn{}
+	if _, act := s.OnOpen(c); act != gnet.None {
+		b.Fatal("OnOpen refused")
+	}
+	req := []byte(wrkRequest)
+	b.ReportAllocs()
+	for b.Loop() {
+		c.in = req
+		if s.OnTraffic(c) != gnet.None || len(c.in) != 0 {
+			b.Fatal("request not answered")
+		}
+	}
+	if c.out < b.N*100 {
+		b.Fatalf("%d response bytes for %d requests", c.out, b.N)
+	}
+}
+
+// BenchmarkInlineHello: evloop's inline path for apps.Hello, no middleware.
+func BenchmarkInlineHello(b *testing.B) { benchInline(b, apps.Hello()) }
+
+// BenchmarkInlineHelloProxyHeaders: the same behind the default
+// forwarded-header policy the worker installs (multiserve.go).
+func BenchmarkInlineHelloProxyHeaders(b *testing.B) {
+	h, err := proxyheaders.Wrap(apps.Hello(), testConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchInline(b, h)
+}
