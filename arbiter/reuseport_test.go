@@ -2,6 +2,7 @@ package arbiter_test
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -73,10 +74,11 @@ func TestReusePortSpread(t *testing.T) {
 }
 
 // reuse_port with --user nobody: the arbiter (root) makes every worker's
-// SO_REUSEPORT socket, so workers running as nobody serve on port 0. Had a
-// worker bound its own (evloop used to, through gnet), it would have been
-// refused: a SO_REUSEPORT group admits sockets of the uid that made it
-// only (root's reservation), and port 0 would have been a new port.
+// SO_REUSEPORT socket, so workers running as nobody serve, on port 0 and on
+// a privileged port. Had a worker bound its own (evloop used to, through
+// gnet), it would have been refused: a SO_REUSEPORT group admits sockets
+// of the uid that made it only (root's reservation), nobody cannot bind a
+// port under 1024, and port 0 would have been a new port.
 func TestReusePortAsNobody(t *testing.T) {
 	skipShort(t)
 	uid, _ := testserver.Nobody(t)
@@ -88,9 +90,13 @@ func TestReusePortAsNobody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, class := range []string{"evloop", "goroutine"} {
-		t.Run(class, func(t *testing.T) {
-			s := testserver.Start(t, bin, "-w", "2", "-k", class, "-b", "127.0.0.1:0",
+	for _, tc := range []struct{ name, class, bind string }{
+		{"evloop", "evloop", "127.0.0.1:0"},
+		{"evloop-privileged-port", "evloop", freePrivilegedAddr(t)},
+		{"goroutine", "goroutine", "127.0.0.1:0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testserver.Start(t, bin, "-w", "2", "-k", tc.class, "-b", tc.bind,
 				"--reuse-port", "--user", "nobody", "echo")
 			seen := map[int]bool{}
 			deadline := time.Now().Add(30 * time.Second)
@@ -115,6 +121,20 @@ func TestReusePortAsNobody(t *testing.T) {
 			}
 		})
 	}
+}
+
+// freePrivilegedAddr finds a loopback port under 1024 nothing listens on
+// (the test runs as root).
+func freePrivilegedAddr(t *testing.T) string {
+	for port := 1023; port >= 900; port-- {
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Skip("no free port in 900-1023")
+	return ""
 }
 
 // reuse_port: a worker retired gracefully (TTOU) under load closes its own
