@@ -68,6 +68,12 @@ type Parser struct {
 	// tmpl carries tmplCtx for Request (see template).
 	tmpl    *http.Request
 	tmplCtx context.Context
+	// What InlineRequest reuses (reuse) and appends to (raw, vals): kept
+	// across Reset and Release, since nothing in them is ever rewritten
+	// while a string or slice handed out may still point there.
+	reuse *inlineBlock
+	raw   []byte
+	vals  []string
 }
 
 // NewParser returns a parser enforcing the server's limits (from a pool:

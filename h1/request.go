@@ -20,9 +20,69 @@ import (
 // template Request that already carries ctx (made once per distinct ctx),
 // not by WithContext's copy of every request.
 func (p *Parser) Request(ctx context.Context, remoteAddr string) (*http.Request, error) {
-	h := &p.h
 	blk := new(requestBlock)
-	base := blk.copyHead(headSpan(h))
+	base := blk.copyHead(headSpan(&p.h))
+	if ctx != context.Background() {
+		blk.req = *p.template(ctx) // a zero Request's Context() is Background already
+	}
+	return p.build(&blk.req, &blk.url, base, blk.vals[:], remoteAddr)
+}
+
+// InlineRequest is Request, with context.Background, for a caller that
+// runs the request's handler to completion before it calls InlineRequest
+// again on this parser (an event loop's inline handlers): the
+// *http.Request and its *url.URL are the parser's own, reused by its next
+// InlineRequest. Everything else the handler can reach is never reused, so
+// it stays valid after the handler returned: the strings (method, target,
+// header values, Host: copied into an append-only buffer that is never
+// rewritten), the Header map and its value slices (new each time), the
+// context (Background). A handler must not use r or r.URL after it
+// returned (hand r.Clone(ctx) to work that outlives it); net/http lets a
+// handler keep r, so only callers that document this use it.
+//
+// Cost: the Header map; the head bytes and header values go into
+// per-parser chunks of 4 KiB and 64 values.
+func (p *Parser) InlineRequest(remoteAddr string) (*http.Request, error) {
+	blk := p.reuse
+	if blk == nil {
+		blk = new(inlineBlock)
+		p.reuse = blk
+	} else {
+		*blk = inlineBlock{}
+	}
+	span := headSpan(&p.h)
+	if len(p.raw)+len(span) > cap(p.raw) {
+		p.raw = make([]byte, 0, max(rawChunk, len(span)))
+	}
+	base := unsafe.SliceData(p.raw[len(p.raw):cap(p.raw)])
+	p.raw = append(p.raw, span...)
+	n := len(p.h.fields)
+	if len(p.vals)+n > cap(p.vals) {
+		p.vals = make([]string, 0, max(valsChunk, n))
+	}
+	vals := p.vals[len(p.vals) : len(p.vals)+n]
+	p.vals = p.vals[:len(p.vals)+n]
+	return p.build(&blk.req, &blk.url, base, vals, remoteAddr)
+}
+
+// inlineBlock is what InlineRequest reuses.
+type inlineBlock struct {
+	req http.Request
+	url url.URL
+}
+
+// The chunk sizes of InlineRequest's append-only buffers.
+const (
+	rawChunk  = 4096
+	valsChunk = 64
+)
+
+// build fills r (zero but for its context) and u for the head the last
+// Next returned. base is where the head's bytes were copied (from the
+// method on, see headSpan), and the strings point there; vals has room for
+// a value per header field.
+func (p *Parser) build(r *http.Request, u *url.URL, base *byte, vals []string, remoteAddr string) (*http.Request, error) {
+	h := &p.h
 	str := func(b []byte) string {
 		if len(b) == 0 {
 			return ""
@@ -30,13 +90,9 @@ func (p *Parser) Request(ctx context.Context, remoteAddr string) (*http.Request,
 		return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(base), spanOffset(h, b))), len(b))
 	}
 	target := str(h.target)
-	u, err := parseTarget(h.method, target, &blk.url)
+	u, err := parseTarget(h.method, target, u)
 	if err != nil {
 		return nil, errBadRequest("invalid request target")
-	}
-	r := &blk.req
-	if ctx != context.Background() {
-		*r = *p.template(ctx) // a zero Request's Context() is Background already
 	}
 	r.Method = internMethod(h.method, str)
 	r.URL = u
@@ -46,7 +102,6 @@ func (p *Parser) Request(ctx context.Context, remoteAddr string) (*http.Request,
 	}
 	r.Header = make(http.Header, len(h.fields))
 	r.RequestURI, r.RemoteAddr, r.Close = target, remoteAddr, !p.KeepAlive()
-	vals := blk.vals[:]
 	if len(h.fields) > len(vals) {
 		vals = make([]string, len(h.fields))
 	}
