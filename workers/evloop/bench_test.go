@@ -58,13 +58,14 @@ const wrkRequest = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
 
 // benchInline answers wrk's request on one connection b.N times through
 // OnTraffic, one request per event as wrk's connections send them.
-func benchInline(b *testing.B, h http.Handler) {
+func benchInline(b *testing.B, h http.Handler, reuse bool) {
 	cfg := testConfig()
 	s := newServer(&workers.Env{Handler: h, Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	c := &memConn{}
 	if _, act := s.OnOpen(c); act != gnet.None {
 		b.Fatal("OnOpen refused")
 	}
+	s.loopOf(nil).reuseRequests = reuse
 	req := []byte(wrkRequest)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -79,7 +80,11 @@ func benchInline(b *testing.B, h http.Handler) {
 }
 
 // BenchmarkInlineHello: evloop's inline path for apps.Hello, no middleware.
-func BenchmarkInlineHello(b *testing.B) { benchInline(b, apps.Hello()) }
+func BenchmarkInlineHello(b *testing.B) { benchInline(b, apps.Hello(), false) }
+
+// BenchmarkInlineHelloReuse: the same with EnvReuseRequests (the Request
+// recycled: the Header map is the one allocation left).
+func BenchmarkInlineHelloReuse(b *testing.B) { benchInline(b, apps.Hello(), true) }
 
 // BenchmarkInlineHelloProxyHeaders: the same behind the default
 // forwarded-header policy the worker installs (multiserve.go).
@@ -88,5 +93,5 @@ func BenchmarkInlineHelloProxyHeaders(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchInline(b, h)
+	benchInline(b, h, false)
 }

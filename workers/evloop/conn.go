@@ -290,8 +290,16 @@ func (hc *hconn) dispatch(n int) gnet.Action {
 	// chunked, or wait for a 100 Continue that only the handler's first
 	// read may send.
 	offload := !s.inline || cl < 0 || cl > inlineBodyMax || (expect && cl > 0)
-	ctx, cancel := requestContext(offload)
-	req, err := hc.p.Request(ctx, hc.remote)
+	var req *http.Request
+	var err error
+	var cancel context.CancelFunc
+	if !offload && hc.ls.reuseRequests {
+		req, err = hc.p.InlineRequest(hc.remote)
+	} else {
+		var ctx context.Context
+		ctx, cancel = requestContext(offload)
+		req, err = hc.p.Request(ctx, hc.remote)
+	}
 	hc.discard(n)
 	if err != nil {
 		if cancel != nil {

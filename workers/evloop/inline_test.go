@@ -1,9 +1,11 @@
 package evloop
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -80,7 +82,15 @@ func TestInlineObserverReading(t *testing.T) {
 // the loop's recycled Response, parser and body reader see nothing of the
 // request before them (headers, status, body), pipelined or not.
 func TestInlineRecycledState(t *testing.T) {
+	for _, reuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reuseRequests=%v", reuse), func(t *testing.T) { testInlineRecycledState(t, reuse) })
+	}
+}
+
+func testInlineRecycledState(t *testing.T, reuse bool) {
+	var kept []string // strings a handler keeps must survive recycling
 	s, c, _ := memServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kept = append(kept, r.URL.Path, r.Header.Get("X-Id"))
 		if r.URL.Path == "/set" {
 			w.Header().Set("X-Set", "1")
 			w.WriteHeader(http.StatusTeapot)
@@ -88,9 +98,10 @@ func TestInlineRecycledState(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		io.WriteString(w, r.Method+" "+r.URL.Path+" ["+string(b)+"]")
 	}))
-	_, out := feed(s, c, "POST /set HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"+
-		"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n"+
-		"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nab")
+	s.loopOf(nil).reuseRequests = reuse
+	_, out := feed(s, c, "POST /set HTTP/1.1\r\nHost: x\r\nX-Id: 1\r\nContent-Length: 5\r\n\r\nhello"+
+		"GET /plain HTTP/1.1\r\nHost: x\r\nX-Id: 2\r\n\r\n"+
+		"POST /p HTTP/1.1\r\nHost: x\r\nX-Id: 3\r\nContent-Length: 3\r\n\r\nab")
 	resps := strings.Split(out, "HTTP/1.1 ")[1:]
 	if len(resps) != 2 {
 		t.Fatalf("want 2 responses before the body completes, got %q", out)
@@ -103,6 +114,9 @@ func TestInlineRecycledState(t *testing.T) {
 	}
 	if _, out = feed(s, c, "c"); !strings.HasPrefix(out, "HTTP/1.1 200") || !strings.HasSuffix(out, "POST /p [abc]") {
 		t.Errorf("third response %q", out)
+	}
+	if want := []string{"/set", "1", "/plain", "2", "/p", "3"}; !slices.Equal(kept, want) {
+		t.Errorf("strings kept by the handler: %q, want %q", kept, want)
 	}
 }
 
