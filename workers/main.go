@@ -39,8 +39,10 @@ import (
 // could not start; 4 load failed. For 3 and 4 the error text also goes to
 // the arbiter on the status pipe, so the arbiter's log shows it.
 //
-// Signals: TERM stops gracefully (Serve's ctx is cancelled; after
-// graceful_timeout the process exits regardless), INT and QUIT exit at once,
+// Signals: TERM stops gracefully (Serve's ctx is cancelled, in reuse_port
+// mode once the worker's own sockets are gated and their accept queues
+// served, see ownsocket.go; after graceful_timeout the process exits
+// regardless), INT and QUIT exit at once,
 // USR1 reopens log files, USR2 (proc.SignalDrain) sets Env.Draining: the
 // arbiter began a graceful stop, every response from now on closes its
 // connection; HUP/TTIN/TTOU are ignored (they are the arbiter's).
@@ -67,6 +69,8 @@ type runtime struct {
 	draining  atomic.Bool // Env.Draining
 	beater    *heartbeat.Beater
 	listeners []*Listener
+	own       *ownSockets   // this worker's own reuse_port sockets
+	served    chan struct{} // closed when the class's Serve returned
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -94,6 +98,8 @@ func newRuntime() (*runtime, error) {
 	for i, name := range spec.ListenNames {
 		rt.listeners = append(rt.listeners, inherited(proc.FDFirstListener+i, name))
 	}
+	rt.own = newOwnSockets(rt.cfg, rt.listeners, rt.log)
+	rt.served = make(chan struct{})
 	return rt, nil
 }
 
@@ -149,10 +155,13 @@ func (rt *runtime) run(load func(*config.Config) (http.Handler, error)) int {
 	env := &Env{
 		Listeners: rt.listeners, Handler: h, Config: rt.cfg, Log: rt.log,
 		Age: rt.spec.Age, Beat: rt.beater.Beat, Ready: rt.markReady,
-		Draining: &rt.draining,
+		Draining: &rt.draining, ListenersDone: rt.own.close,
 	}
 	rt.log.Debug("worker starting")
-	if err := rt.serve(ctx, cls.New(), env); err != nil {
+	err = rt.serve(ctx, cls.New(), env)
+	close(rt.served)
+	rt.own.close()
+	if err != nil {
 		if !rt.ready.Load() {
 			rt.fail(err.Error())
 			return proc.ExitBootError
@@ -221,17 +230,31 @@ func writeStatusFD(line string) {
 	}
 }
 
-// stop begins a graceful stop once: Serve's ctx is cancelled, and if the
+// stop begins a graceful stop once: from now on responses carry
+// Connection: close (Env.Draining), Serve's ctx is cancelled, and if the
 // class has not returned within graceful_timeout the process exits anyway.
+// A ready worker with its own reuse_port sockets first gates them and
+// lets the class serve their accept queues (ownsocket.go); that runs on
+// its own goroutine, because stop may be called from a handler
+// (max_requests) of a class that accepts on the same thread (sync).
 func (rt *runtime) stop(reason string) {
 	rt.stopOnce.Do(func() {
 		rt.log.Info("graceful stop: " + reason)
-		rt.cancel()
+		rt.draining.Store(true)
 		d := rt.cfg.GracefulTimeout
 		time.AfterFunc(d, func() {
 			rt.log.Error(fmt.Sprintf("graceful_timeout (%s) expired, exiting with requests in flight", d))
 			os.Exit(proc.ExitRuntime)
 		})
+		if rt.own.empty() || !rt.ready.Load() {
+			rt.cancel()
+			return
+		}
+		fds, end := rt.own.gate(), drainEnd(time.Now().Add(d))
+		go func() {
+			rt.own.wait(fds, end, rt.served)
+			rt.cancel()
+		}()
 	})
 }
 

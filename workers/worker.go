@@ -63,4 +63,11 @@ type Env struct {
 	// idle connections stay open. Classes on h1 pass it as
 	// h1.Server.Draining. May be nil (tests): never draining.
 	Draining *atomic.Bool
+	// ListenersDone may be called by a class, after ctx is cancelled, once
+	// it will never use the listener fds again (it stopped accepting and
+	// holds no other descriptor of them): the runtime then closes the
+	// worker's own reuse_port sockets at once, so they leave the kernel's
+	// group, instead of when Serve returns (after the requests in flight).
+	// Optional; safe to call more than once. May be nil (tests).
+	ListenersDone func()
 }

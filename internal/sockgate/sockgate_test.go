@@ -3,43 +3,23 @@ package sockgate
 import (
 	"net"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/multiserve/multiserve/internal/sockgate/sockgatetest"
 )
 
 // TestMain fails the package if a test leaves a goroutine behind.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// listenTCP is a listening socket on 127.0.0.1:0 made with raw syscalls
-// (as the arbiter makes them), optionally with SO_REUSEPORT; it returns
-// the fd and its address.
+// listenTCP is sockgatetest.ListenTCP, closed at cleanup.
 func listenTCP(t *testing.T, reusePort bool) (int, string) {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fd, addr := sockgatetest.ListenTCP(t, reusePort)
 	t.Cleanup(func() { _ = unix.Close(fd) })
-	if reusePort {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 16); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fd, net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*unix.SockaddrInet4).Port))
+	return fd, addr
 }
 
 // dial connects to addr (the kernel completes the handshake and queues

@@ -93,8 +93,8 @@
 // The inherited fd is set O_NONBLOCK (gnet drains the accept queue until
 // EAGAIN; the flag is on the shared file description, which every class
 // treats as non-blocking anyway) and, for TCP, TCP_NODELAY, which accepted
-// connections inherit. The worker never closes a shared inherited fd
-// itself (its own reuse_port socket it does, see below).
+// connections inherit. The worker never closes an inherited fd itself
+// (the runtime closes its own reuse_port socket, see below).
 //
 // Several binds are served by one engine (one dummy each). Unix sockets are
 // swapped in exactly like TCP ones, behind a TCP dummy: gnet must never own
@@ -120,12 +120,15 @@
 // What differs is the stop. Closing its own socket is how a worker leaves
 // the group (a socket left open keeps getting connections that nobody
 // accepts until the process exits, then they are reset), and closing it
-// resets what is still in its accept queue. So the worker first attaches a
-// socket filter that drops new SYNs (a client retransmits its SYN after
-// about a second, and by then the kernel hashes it to a sibling), keeps
-// accepting until the accept queue has stayed empty for 100 ms (handshakes
-// under way complete into it: their final ACK passes the filter), then
-// parks the slot and closes the inherited fd (ownsocket.go).
+// resets what is still in its accept queue. The worker runtime handles
+// that for every class (workers/ownsocket.go): before ctx is cancelled it
+// attaches a socket filter that drops new SYNs (a client retransmits its
+// SYN after about a second, and by then the kernel hashes it to a
+// sibling) while gnet keeps accepting, until the accept queue has stayed
+// empty for 100 ms (handshakes under way complete into it: their final
+// ACK passes the filter). evloop then parks the slot and calls
+// Env.ListenersDone, on which the runtime closes the inherited fd, the
+// socket's last descriptor here (ownsocket.go).
 //
 // # Heartbeat, timeouts, cap, stop
 //
@@ -142,10 +145,10 @@
 //
 // Graceful stop (ctx cancelled): stop accepting by parking every listener
 // slot (dup3 of an idle loopback listener onto it: the shared socket stays
-// open for the arbiter and siblings; an own reuse_port socket is drained
-// and closed, see above), close idle connections at once, let in-flight
-// requests finish with Connection: close, then Engine.Stop, all within
-// graceful_timeout.
+// open for the arbiter and siblings; an own reuse_port socket, already
+// drained, is closed by the runtime, see above), close idle connections at
+// once, let in-flight requests finish with Connection: close, then
+// Engine.Stop, all within graceful_timeout.
 //
 // # Measured (hello and sim, one worker, 2 vCPUs shared with other load)
 //

@@ -70,14 +70,28 @@ func startServer(t *testing.T, cfg *config.Config, h http.Handler, socks ...sock
 		Log:  slog.New(slog.NewTextHandler(syncWriter{mu: &hs.logMu, w: &hs.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Beat: func() { hs.beats.Add(1) },
 	}
+	var own []int
 	for _, sp := range socks {
 		fd, name, network := listenSock(t, sp)
 		env.Listeners = append(env.Listeners, &workers.Listener{FD: fd, Name: name, Network: network})
 		hs.addrs = append(hs.addrs, strings.TrimPrefix(name, "unix:"))
-		if sp != "reuseport" { // the worker closes its own socket at stop
+		if sp == "reuseport" {
+			own = append(own, fd)
+		} else {
 			t.Cleanup(func() { _ = unix.Close(fd) })
 		}
 	}
+	// As the worker runtime does: own reuse_port sockets are closed when
+	// the class says it is done with the listeners, else after Serve.
+	var closeOwn sync.Once
+	env.ListenersDone = func() {
+		closeOwn.Do(func() {
+			for _, fd := range own {
+				_ = unix.Close(fd)
+			}
+		})
+	}
+	t.Cleanup(env.ListenersDone) // runs after the stop below (LIFO)
 	ready := make(chan struct{})
 	var once atomic.Bool
 	env.Ready = func() {
@@ -361,10 +375,13 @@ func TestRegisterFallback(t *testing.T) {
 
 // TestReusePort: in reuse_port mode the worker's own SO_REUSEPORT socket
 // (made by the arbiter) is swapped into gnet's slot like a shared one. On
-// stop the worker closes it, inherited fd included, so it leaves the
-// kernel's group at once (here the only listening member: connect is
-// refused, the reservation does not listen) while the request in flight
-// still finishes.
+// stop the worker parks the slot and calls Env.ListenersDone, on which the
+// harness closes the inherited fd as the runtime does: then nothing in the
+// process refers to the socket any more, so it leaves the kernel's group
+// at once (here the only listening member: connect is refused, the
+// reservation does not listen) while the request in flight still
+// finishes. (Gating and draining it before the stop is the runtime's,
+// tested in workers and arbiter.)
 func TestReusePort(t *testing.T) {
 	cfg := testConfig()
 	cfg.ReusePort, cfg.EvloopLoops, cfg.Threads = true, 2, 2
@@ -396,62 +413,6 @@ func TestReusePort(t *testing.T) {
 	close(release)
 	if r := busy.read(); body(r) != "block" || !r.Close {
 		t.Fatalf("in-flight response: close=%v", r.Close)
-	}
-}
-
-// TestGateKeepsQueue: the gate drainOwn puts on an own socket before
-// closing it keeps what is queued (the worker accepts it) and lets no new
-// connection in.
-func TestGateKeepsQueue(t *testing.T) {
-	fd, name, _ := listenSock(t, "reuseport")
-	t.Cleanup(func() { _ = unix.Close(fd) })
-	early := dial(t, name)
-	waitFor(t, "the early connection queued", func() bool { return queued([]int{fd}) == 1 })
-	if err := gate(fd); err != nil {
-		t.Fatal(err)
-	}
-	late, err := net.DialTimeout("tcp", name, 200*time.Millisecond)
-	if err == nil {
-		_ = late.Close()
-		t.Fatal("a connection got through the gate")
-	}
-	if n := queued([]int{fd}); n != 1 {
-		t.Fatalf("%d queued after the gate, want the early one only", n)
-	}
-	nfd, _, err := unix.Accept(fd)
-	if err != nil {
-		t.Fatalf("accept the queued connection: %v", err)
-	}
-	_ = unix.Close(nfd)
-	_ = early
-	if n := queued([]int{fd}); n != 0 {
-		t.Fatalf("%d queued after accepting", n)
-	}
-}
-
-// TestOwnSocket: only a reuse_port TCP socket with SO_REUSEPORT that was
-// not adopted counts as the worker's own.
-func TestOwnSocket(t *testing.T) {
-	own, name, _ := listenSock(t, "reuseport")
-	t.Cleanup(func() { _ = unix.Close(own) })
-	shared, sname, _ := listenSock(t, "tcp")
-	t.Cleanup(func() { _ = unix.Close(shared) })
-	on, off := testConfig(), testConfig()
-	on.ReusePort = true
-	for _, tc := range []struct {
-		cfg  *config.Config
-		l    workers.Listener
-		want bool
-	}{
-		{on, workers.Listener{FD: own, Name: name, Network: "tcp"}, true},
-		{off, workers.Listener{FD: own, Name: name, Network: "tcp"}, false},
-		{on, workers.Listener{FD: shared, Name: sname, Network: "tcp"}, false},
-		{on, workers.Listener{FD: own, Name: "systemd:http", Network: "tcp"}, false},
-		{on, workers.Listener{FD: own, Name: "fd://3", Network: "tcp"}, false},
-	} {
-		if got := ownSocket(tc.cfg, &tc.l); got != tc.want {
-			t.Errorf("reuse_port=%v %s fd %d: own=%v, want %v", tc.cfg.ReusePort, tc.l.Name, tc.l.FD, got, tc.want)
-		}
 	}
 }
 

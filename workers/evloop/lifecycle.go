@@ -67,14 +67,15 @@ func (s *server) stopRegistered() {
 	s.regWG.Wait()
 }
 
-// stopAccepting stops gnet accepting: every listener slot is parked. A
-// shared socket stays open for the arbiter and sibling workers (the
-// inherited fd keeps it). This worker's own reuse_port sockets are first
-// drained (drainOwn), then closed altogether, inherited fd included, so
-// they leave the kernel's SO_REUSEPORT group: an open one would keep
-// getting connections nobody accepts until the process exits.
-func (s *server) stopAccepting(deadline time.Time) {
-	s.drainOwn(deadline)
+// stopAccepting stops gnet accepting: every listener slot is parked and
+// the Register fallback's listeners (dups) are closed, so only the
+// inherited fds still refer to the sockets. A shared socket stays open for
+// the arbiter and sibling workers (the inherited fd keeps it). The runtime
+// is then told it may close this worker's own reuse_port sockets
+// (Env.ListenersDone), which it already gated and drained before ctx was
+// cancelled, so that they leave the kernel's SO_REUSEPORT group now: an
+// open one would keep getting connections nobody accepts.
+func (s *server) stopAccepting() {
 	s.stopRegistered()
 	for _, slot := range s.slots {
 		if slot < 0 {
@@ -84,7 +85,9 @@ func (s *server) stopAccepting(deadline time.Time) {
 			s.log.Error("evloop: stop accepting", "err", err)
 		}
 	}
-	s.closeOwn()
+	if s.env.ListenersDone != nil {
+		s.env.ListenersDone()
+	}
 }
 
 // stop is the graceful stop: stop accepting, close idle connections, let
@@ -93,7 +96,7 @@ func (s *server) stopAccepting(deadline time.Time) {
 func (s *server) stop(done <-chan error) error {
 	deadline := time.Now().Add(s.cfg.GracefulTimeout)
 	s.draining.Store(true)
-	s.stopAccepting(deadline)
+	s.stopAccepting()
 	s.settleAccepted(deadline)
 	for _, ls := range s.loopList() {
 		s.postSweep(ls) // close idle connections now, not at the next tick

@@ -133,7 +133,7 @@ func newServer(env *workers.Env) *server {
 	}
 	s.pool = newPool(size)
 	for _, l := range env.Listeners {
-		s.own = append(s.own, ownSocket(cfg, l))
+		s.own = append(s.own, workers.OwnSocket(cfg, l))
 	}
 	s.now.Store(time.Now().UnixNano())
 	return s
