@@ -13,6 +13,7 @@ var (
 	descTarget      = prometheus.NewDesc("multiserve_workers_target", "Worker processes the arbiter keeps running.", nil, nil)
 	descSaturation  = prometheus.NewDesc("multiserve_saturation", "Busy workers divided by live workers (0..1).", nil, nil)
 	descInFlight    = prometheus.NewDesc("multiserve_requests_in_flight", "Requests inside a handler now.", nil, nil)
+	descConns       = prometheus.NewDesc("multiserve_connections", "Client connections open in worker processes (retiring ones included), by worker class.", []string{"class"}, nil)
 	descRequests    = prometheus.NewDesc("multiserve_requests_total", "Requests served, by worker class.", []string{"class"}, nil)
 	descResponses   = prometheus.NewDesc("multiserve_responses_total", "Responses by worker class and status class.", []string{"class", "code"}, nil)
 	descBytes       = prometheus.NewDesc("multiserve_response_bytes_total", "Response body bytes, by worker class.", []string{"class"}, nil)
@@ -36,7 +37,7 @@ type collector struct {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descWorkers, descTarget, descSaturation, descInFlight, descRequests,
+	for _, d := range []*prometheus.Desc{descWorkers, descTarget, descSaturation, descInFlight, descConns, descRequests,
 		descResponses, descBytes, descLatency, descQueue, descRestarts, descAcceptQueue, descBacklog, descRSS, descThreads, descUp} {
 		ch <- d
 	}
@@ -66,6 +67,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descTarget, float64(st.Target))
 	gauge(descSaturation, s.Saturation)
 	gauge(descInFlight, float64(s.InFlight))
+	for class, n := range st.conns {
+		gauge(descConns, float64(n), class)
+	}
 	gauge(descThreads, float64(s.Threads))
 	gauge(descRSS, float64(s.RSSBytes))
 	for _, r := range restartReasons {

@@ -51,17 +51,17 @@ small{color:#666}
 <span>workers <b>{{.Summary.Workers}}</b> / target {{.Target}}</span>
 <span>busy <b>{{.Summary.Busy}}</b></span><span>idle <b>{{.Summary.Idle}}</b></span>
 <span>booting {{.Summary.Booting}}</span><span>retiring {{.Summary.Retiring}}</span>
-<span>saturation <b>{{pct .Summary.Saturation}}</b></span><span>in flight {{.Summary.InFlight}}</span>
+<span>saturation <b>{{pct .Summary.Saturation}}</b></span><span>in flight {{.Summary.InFlight}}</span><span>connections {{.Summary.Connections}}</span>
 {{if .Draining}}<span><b>draining</b></span>{{end}}
 </div>
 <div class="sum"><span>{{.Summary.Workers}} worker processes, {{.Summary.Threads}} OS threads in all</span></div>
 <div class="sum">{{range $c, $t := .Classes}}<span>{{$c}}: {{$t.Requests}} requests ({{nonzero $t.Responses}}), {{bytes $t.Bytes}} out, latency mean {{ms $t.LatencyMean}}, p50 ≤ {{bound $t.LatencyP50}}, p99 ≤ {{bound $t.LatencyP99}}</span>{{end}}
 {{range .Listeners}}{{if .Measured}}<span>{{.Name}}: accept queue {{.Queue}}/{{.Backlog}}</span>{{end}}{{end}}</div>
 <table>
-<tr><th>pid</th><th>age</th><th>gen</th><th class="l">class</th><th class="l">state</th><th>up</th><th>requests</th><th>in flight</th><th>bytes out</th><th>RSS</th><th>threads</th><th class="l">current / last request</th></tr>
+<tr><th>pid</th><th>age</th><th>gen</th><th class="l">class</th><th class="l">state</th><th>up</th><th>requests</th><th>in flight</th><th>connections</th><th>bytes out</th><th>RSS</th><th>threads</th><th class="l">current / last request</th></tr>
 {{range .Workers}}<tr class="{{.State}}">
 <td>{{.PID}}</td><td>{{.Age}}</td><td>{{.Generation}}</td><td class="l">{{.Class}}</td><td class="l">{{.State}}</td>
-<td>{{duration .UptimeSec}}</td><td>{{.Requests}}</td><td>{{.InFlight}}</td><td>{{bytes .Bytes}}</td>
+<td>{{duration .UptimeSec}}</td><td>{{.Requests}}</td><td>{{.InFlight}}</td><td>{{.Connections}}</td><td>{{bytes .Bytes}}</td>
 <td>{{bytes .RSSBytes}}</td><td>{{.Threads}}</td>
 <td class="l" style="white-space:normal">{{with .Current}}{{.Method}} {{.Path}} <small>from {{.Client}}, {{if .Running}}running {{else}}started {{end}}{{ms .AgeSec}}{{if not .Running}} ago{{end}}</small>{{end}}</td>
 </tr>{{end}}

@@ -4,7 +4,8 @@
 //	/metrics  Prometheus text format (client_golang): workers by state,
 //	          busy/idle/saturation, requests and responses by class,
 //	          latency and queue-time histograms by class, restarts by
-//	          reason, accept-queue length of each TCP listener
+//	          reason, accept-queue length of each TCP listener, open
+//	          connections by class
 //	/status   the same as JSON, plus one record per worker
 //	/healthz  200 while the arbiter runs and at least one worker is ready
 //	/readyz   200 unless the arbiter is draining (stopping)

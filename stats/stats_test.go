@@ -88,6 +88,9 @@ func TestEndpoint(t *testing.T) {
 	s.End(s.Begin("GET", "/done", "c", 0), 200, 5)
 	s.Begin("GET", "/slow", "1.2.3.4:9", 0)
 	board.Slot(idle).Started(os.Getpid())
+	s.ConnOpened()
+	s.ConnOpened()
+	board.Slot(idle).ConnOpened()
 	src := &fakeSource{snap: Snapshot{
 		ArbiterPID: os.Getpid(), Class: "sync", Target: 2, Booted: true,
 		Workers: []Worker{
@@ -133,6 +136,7 @@ func TestEndpoint(t *testing.T) {
 		{"multiserve_worker_restarts_total", map[string]string{"reason": "timeout"}, 0},
 		{"multiserve_listen_queue_length", map[string]string{"listener": "test"}, 0},
 		{"multiserve_up", nil, 1},
+		{"multiserve_connections", map[string]string{"class": "sync"}, 3},
 	} {
 		if got, ok := value(mf, c.name, c.labels); !ok || got != c.want {
 			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, ok, c.want)
@@ -158,7 +162,11 @@ func TestEndpoint(t *testing.T) {
 	if c := st.Classes["sync"]; c.LatencyP50 != scoreboard.Buckets[0] || c.LatencyP99 != scoreboard.Buckets[0] || c.LatencyMean <= 0 {
 		t.Errorf("latency summary %+v", c)
 	}
-	if code, body = get("/"); code != 200 || !strings.Contains(body, "/slow") || !strings.Contains(body, "refresh") {
+	if st.Summary.Connections != 3 || st.Workers[0].Connections != 2 {
+		t.Errorf("/status connections: summary %d, worker %d", st.Summary.Connections, st.Workers[0].Connections)
+	}
+	if code, body = get("/"); code != 200 || !strings.Contains(body, "/slow") || !strings.Contains(body, "refresh") ||
+		!strings.Contains(body, "<th>connections</th>") || !strings.Contains(body, "<td>2</td><td>5 B</td>") {
 		t.Fatalf("/ %d: %s", code, body)
 	}
 	if code, _ = get("/healthz"); code != 200 {

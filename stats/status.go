@@ -23,19 +23,23 @@ type Status struct {
 	Listeners []ListenerStatus       `json:"listeners"`
 
 	totals map[string]*scoreboard.Counters
+	conns  map[string]int64 // open connections by class (every worker with a slot)
 }
 
 // Summary are the pool-wide gauges.
 type Summary struct {
-	Workers    int     `json:"workers"` // live, not retiring
-	Busy       int     `json:"busy"`
-	Idle       int     `json:"idle"`
-	Booting    int     `json:"booting"`
-	Retiring   int     `json:"retiring"`
-	InFlight   int64   `json:"in_flight"`
-	Saturation float64 `json:"saturation"` // busy / workers
-	Threads    int     `json:"threads"`    // OS threads of all live workers
-	RSSBytes   int64   `json:"rss_bytes"`  // resident memory of all live workers
+	Workers  int   `json:"workers"` // live, not retiring
+	Busy     int   `json:"busy"`
+	Idle     int   `json:"idle"`
+	Booting  int   `json:"booting"`
+	Retiring int   `json:"retiring"`
+	InFlight int64 `json:"in_flight"`
+	// Connections open in every worker (retiring ones included: they
+	// still serve theirs).
+	Connections int64   `json:"connections"`
+	Saturation  float64 `json:"saturation"` // busy / workers
+	Threads     int     `json:"threads"`    // OS threads of all live workers
+	RSSBytes    int64   `json:"rss_bytes"`  // resident memory of all live workers
 }
 
 // WorkerStatus is one worker's row.
@@ -118,12 +122,15 @@ func Collect(src Source, board *scoreboard.Board) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Snapshot: snap, Classes: map[string]ClassTotals{}}
+	st := &Status{Snapshot: snap, Classes: map[string]ClassTotals{}, conns: map[string]int64{}}
 	now := time.Now()
 	for _, w := range snap.Workers {
 		ws := workerStatus(w, board, now)
 		st.Workers = append(st.Workers, ws)
 		st.Summary.add(ws)
+		if board != nil {
+			st.conns[ws.Class] += ws.Connections
+		}
 	}
 	sort.Slice(st.Workers, func(i, j int) bool { return st.Workers[i].Age < st.Workers[j].Age })
 	if st.Summary.Workers > 0 {
@@ -148,6 +155,7 @@ func Collect(src Source, board *scoreboard.Board) (*Status, error) {
 }
 
 func (s *Summary) add(w WorkerStatus) {
+	s.Connections += w.Connections
 	switch {
 	case w.Retiring:
 		s.Retiring++

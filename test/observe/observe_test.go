@@ -432,24 +432,26 @@ func TestStatsBindTakenKeepsServing(t *testing.T) {
 }
 
 // TestConnectionsAndStates: each class reports its open connections and
-// the reading / keep-alive states (/status): two kept-alive connections
-// held idle show keep-alive, a partial request head shows reading. The
-// sync class closes after every response: only reading. net/http does
-// not show a partial head: the goroutine class with it reports connections
-// only (the state stays keep-alive).
+// the reading / keep-alive states (/status), and the connections gauge in
+// /metrics (multiserve_connections{class}) equals the connections held
+// open: two kept-alive connections held idle show keep-alive, a partial
+// request head shows reading. The sync class closes after every response:
+// only reading. net/http does not show a partial head: the goroutine class
+// with it reports connections only (the state stays keep-alive).
 func TestConnectionsAndStates(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		args []string
+		name, class string
+		args        []string
 	}{
-		{"sync", []string{"-k", "sync"}},
-		{"threaded", []string{"-k", "threaded"}},
-		{"evloop", []string{"-k", "evloop"}},
-		{"goroutine", []string{"-k", "goroutine"}},
-		{"goroutine-nethttp", []string{"-k", "goroutine", "--http-engine", "net/http"}},
+		{"sync", "sync", nil},
+		{"threaded", "threaded", nil},
+		{"evloop", "evloop", nil},
+		{"goroutine", "goroutine", nil},
+		{"goroutine-nethttp", "goroutine", []string{"--http-engine", "net/http"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, base := startStats(t, append([]string{"-w", "1"}, append(tc.args, "sim")...)...)
+			s, base := startStats(t, append([]string{"-w", "1", "-k", tc.class}, append(tc.args, "sim")...)...)
+			waitConnGauge(t, base, tc.class, 0)
 			open := 0
 			if tc.name != "sync" {
 				for range 2 {
@@ -465,6 +467,7 @@ func TestConnectionsAndStates(t *testing.T) {
 				}
 				open = 2
 				waitWorkerState(t, base, "keep-alive", open)
+				waitConnGauge(t, base, tc.class, open)
 			}
 			c := dialHold(t, s.Addr)
 			if _, err := io.WriteString(c, "GET /sim HTTP/1.1\r\nHo"); err != nil {
@@ -475,8 +478,17 @@ func TestConnectionsAndStates(t *testing.T) {
 				want = "keep-alive"
 			}
 			waitWorkerState(t, base, want, open+1)
+			waitConnGauge(t, base, tc.class, open+1)
 		})
 	}
+}
+
+// waitConnGauge scrapes /metrics until multiserve_connections{class} is n.
+func waitConnGauge(t *testing.T, base, class string, n int) {
+	t.Helper()
+	waitMetrics(t, base, fmt.Sprintf("multiserve_connections{class=%q} = %d", class, n), func(mf map[string]*dto.MetricFamily) bool {
+		return metric(mf, "multiserve_connections", "class", class) == float64(n)
+	})
 }
 
 // dialHold opens a connection closed at the end of the test.
