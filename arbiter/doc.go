@@ -30,9 +30,10 @@
 //	          worker to drain (USR2, proc.SignalDrain: every response now
 //	          closes its connection) and keep serving for shutdown_delay
 //	          while reporting not ready (stats /readyz); then refuse new
-//	          connections at the sockets (TCP: a filter; unix: the path is
-//	          unlinked) and let the workers serve what is already in the
-//	          accept queues; then TERM every
+//	          connections at the sockets (TCP: a filter that drops SYNs
+//	          only, so handshakes under way still complete and are served;
+//	          unix: the path is unlinked) and let the workers serve what is
+//	          already in the accept queues; then TERM every
 //	          worker (they stop accepting and finish in-flight requests with
 //	          Connection: close), SIGKILL what is left after
 //	          graceful_timeout, close the sockets last, exit 0. Cancelling

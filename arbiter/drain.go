@@ -7,9 +7,8 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/multiserve/multiserve/internal/proc"
+	"github.com/multiserve/multiserve/internal/sockgate"
 )
 
 // A graceful stop is load-balancer safe. It goes through three phases:
@@ -19,11 +18,19 @@ import (
 //	             load balancer stops sending new connections.
 //	phaseQueue   new connections are refused at the listening sockets, while
 //	             the workers, still running, accept and serve what is
-//	             already queued. TCP: a drop-everything socket filter (their
-//	             SYNs are dropped, so they never enter the accept queue).
-//	             Unix: the socket's path is unlinked (a connect fails at
-//	             once with ENOENT, before anything was sent). The phase
-//	             ends when every gated accept queue is empty.
+//	             already queued. TCP: a socket filter that drops SYNs only
+//	             (sockgate.DropSYN): a new client's SYN goes unanswered, so
+//	             it never enters the accept queue, while the final ACK of a
+//	             handshake already under way passes and that connection
+//	             joins the queue and is served. (A drop-everything filter,
+//	             used before, dropped that ACK too: the client believed it
+//	             was connected, sent its request, and was lost.) Unix: the
+//	             socket's path is unlinked (a connect fails at once with
+//	             ENOENT, before anything was sent). The phase ends when
+//	             every gated accept queue has stayed empty for
+//	             sockgate.Quiet (a round trip: the handshakes under way at
+//	             the gate have joined the queue by then), or at
+//	             graceful_timeout/2.
 //	phaseRetire  the workers get TERM: they stop accepting, finish
 //	             in-flight requests with Connection: close, close idle
 //	             kept-alive connections; SIGKILL after graceful_timeout.
@@ -38,6 +45,10 @@ import (
 // Only then does the arbiter close its copies of the sockets. Without the
 // queue phase, connections that arrived after the last worker stopped
 // accepting sat in the backlog and were reset when the arbiter closed it.
+//
+// In reuse_port mode the TCP sockets here are only port reservations (no
+// queue); each worker gates and drains its own socket itself when it gets
+// TERM, before it stops accepting (workers/ownsocket.go, same filter).
 //
 // Sockets the arbiter does not own alone are never gated: ones it adopted
 // (fd://, systemd socket activation: systemd keeps them and their queue
@@ -56,6 +67,7 @@ type stopState struct {
 	phase    stopPhase
 	deadline time.Time // end of the current phase; in phaseRetire, the SIGKILL deadline
 	queueEnd time.Time // phaseQueue gives up waiting for an empty queue then
+	emptyAt  time.Time // phaseQueue: since when the gated queues are empty (zero: not empty)
 	killed   bool
 	err      error // what Run returns
 }
@@ -114,7 +126,7 @@ func (a *arbiter) advanceDrain(now time.Time) {
 		}
 		a.beginQueuePhase(now)
 	case phaseQueue:
-		if n := queued(a.lns); n > 0 && now.Before(a.stop.queueEnd) && len(a.workers) > 0 {
+		if !a.queuesSettled(now) && now.Before(a.stop.queueEnd) && len(a.workers) > 0 {
 			a.stop.deadline = now.Add(queuePoll)
 			return
 		}
@@ -122,19 +134,30 @@ func (a *arbiter) advanceDrain(now time.Time) {
 	}
 }
 
+// queuesSettled reports whether the gated accept queues have been empty
+// for sockgate.Quiet.
+func (a *arbiter) queuesSettled(now time.Time) bool {
+	switch {
+	case queued(a.lns) > 0:
+		a.stop.emptyAt = time.Time{}
+	case a.stop.emptyAt.IsZero():
+		a.stop.emptyAt = now
+	}
+	return !a.stop.emptyAt.IsZero() && now.Sub(a.stop.emptyAt) >= sockgate.Quiet
+}
+
 func (a *arbiter) retireGracefully(now time.Time) {
 	a.stop.deadline = now.Add(a.gen.cfg.GracefulTimeout)
 	a.retireAll(syscall.SIGTERM)
 }
 
-// dropAll is a classic BPF program that accepts no packet.
-var dropAll = []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
-
 // gate makes a listener refuse every new connection from now on;
-// connections already queued are unaffected (each has its own socket). A
-// TCP listener drops the SYNs. A unix listener's path is unlinked (only
-// one this arbiter bound or was handed whole: unlink is set), so cleanup
-// has nothing left to remove. Adopted sockets are left alone.
+// connections already queued, or (TCP) whose handshake is under way, are
+// unaffected. A TCP listener drops the SYNs (sockgate.DropSYN, see the
+// phaseQueue note above for why only those). A unix listener's path is
+// unlinked (only one this arbiter bound or was handed whole: unlink is
+// set), so cleanup has nothing left to remove. Adopted sockets are left
+// alone.
 func (l *listener) gate() error {
 	switch {
 	case l.adopted:
@@ -149,40 +172,28 @@ func (l *listener) gate() error {
 	case l.network != "tcp":
 		return nil
 	}
-	prog := unix.SockFprog{Len: uint16(len(dropAll)), Filter: &dropAll[0]}
-	if err := unix.SetsockoptSockFprog(int(l.file.Fd()), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
-		return fmt.Errorf("arbiter: attach filter: %w", err)
+	if err := sockgate.DropSYN(int(l.file.Fd())); err != nil {
+		return fmt.Errorf("arbiter: gate %s: %w", l.name, err)
 	}
 	l.gated = true
 	return nil
 }
 
 // queued is the number of connections waiting in the accept queues: the
-// TCP listeners' (TCP_INFO's unacked is the accept queue of a listener)
-// and the gated unix ones' (counted as 1 while not empty: a listening
-// socket polls readable iff its accept queue is not empty).
+// TCP listeners' (sockgate.QueueLen) and the gated unix ones' (counted as
+// 1 while not empty: sockgate.Pending).
 func queued(lns []*listener) int {
 	n := 0
 	for _, ln := range lns {
 		switch {
 		case ln.network == "tcp":
-			info, err := unix.GetsockoptTCPInfo(int(ln.file.Fd()), unix.IPPROTO_TCP, unix.TCP_INFO)
-			if err == nil {
-				n += int(info.Unacked)
-			}
-		case ln.gated && acceptPending(int(ln.file.Fd())):
+			q, _ := sockgate.QueueLen(int(ln.file.Fd()))
+			n += q
+		case ln.gated && sockgate.Pending(int(ln.file.Fd())):
 			n++
 		}
 	}
 	return n
-}
-
-// acceptPending reports whether a listening socket has a connection
-// waiting to be accepted, without waiting.
-func acceptPending(fd int) bool {
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	n, err := unix.Poll(pfd, 0)
-	return err == nil && n > 0 && pfd[0].Revents&unix.POLLIN != 0
 }
 
 // handedOver: another arbiter serves on the same sockets, so this one must

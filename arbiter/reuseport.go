@@ -30,10 +30,16 @@ import (
 // swaps it into gnet's listener slot as it does a shared socket in the
 // default mode, so gnet still accepts from it directly, at the same cost.
 //
-// Limit: connections still queued on a worker's socket when it closes it
-// are reset, unless the kernel migrates them (Linux 5.14+, sysctl
+// A worker's graceful stop (TERM, max_requests, the arbiter gone), every
+// class: the worker runtime gates the worker's own socket (SYN-only
+// filter: a new client's SYN is retried about a second later and lands on
+// a sibling), lets the class accept what is queued until the queue stayed
+// empty for a round trip, then stops the class and closes the socket
+// (workers/ownsocket.go). Limit: what is still queued on it when a worker
+// dies without that (SIGKILL, a crash, the drain's one-second cap) is
+// reset, unless the kernel migrates it (Linux 5.14+, sysctl
 // net.ipv4.tcp_migrate_req=1, which this server recommends and does not
-// set). The evloop class empties its queue first (workers/evloop, drainOwn).
+// set).
 // docs/deploy.md says when to prefer this mode.
 
 // reservePorts turns the TCP listeners into port reservations.
