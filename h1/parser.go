@@ -68,10 +68,10 @@ type Parser struct {
 	// tmpl carries tmplCtx for Request (see template).
 	tmpl    *http.Request
 	tmplCtx context.Context
-	// What InlineRequest reuses (reuse) and appends to (raw, vals): kept
-	// across Reset and Release, since nothing in them is ever rewritten
-	// while a string or slice handed out may still point there.
-	reuse *inlineBlock
+	// What InlineRequest reuses (reuse), and the chunks stash appends to
+	// (raw, vals): kept across Reset and Release, since nothing in them is
+	// ever rewritten while a string or slice handed out may point there.
+	reuse *requestBlock
 	raw   []byte
 	vals  []string
 }

@@ -15,17 +15,18 @@ import (
 // Body is http.NoBody when the request has none and nil otherwise: the
 // caller supplies a streaming reader. RemoteAddr is set from remoteAddr.
 //
-// Cost: the strings, the Request with its URL and first header values
-// (one block), and the Header map. The context is set by copying a
+// Cost: the Request with its URL (one block), the Header map, and the
+// head's bytes and header value slots, shared with other requests in
+// chunks (see stash). The context is set by copying a
 // template Request that already carries ctx (made once per distinct ctx),
 // not by WithContext's copy of every request.
 func (p *Parser) Request(ctx context.Context, remoteAddr string) (*http.Request, error) {
 	blk := new(requestBlock)
-	base := blk.copyHead(headSpan(&p.h))
 	if ctx != context.Background() {
 		blk.req = *p.template(ctx) // a zero Request's Context() is Background already
 	}
-	return p.build(&blk.req, &blk.url, base, blk.vals[:], remoteAddr)
+	base, vals := p.stash()
+	return p.build(&blk.req, &blk.url, base, vals, remoteAddr)
 }
 
 // InlineRequest is Request, with context.Background, for a caller that
@@ -34,47 +35,68 @@ func (p *Parser) Request(ctx context.Context, remoteAddr string) (*http.Request,
 // *http.Request and its *url.URL are the parser's own, reused by its next
 // InlineRequest. Everything else the handler can reach is never reused, so
 // it stays valid after the handler returned: the strings (method, target,
-// header values, Host: copied into an append-only buffer that is never
-// rewritten), the Header map and its value slices (new each time), the
-// context (Background). A handler must not use r or r.URL after it
-// returned (hand r.Clone(ctx) to work that outlives it); net/http lets a
-// handler keep r, so only callers that document this use it.
+// header values, Host) and the header value slices (see stash), the
+// Header map (new each time), the context (Background). A handler must not
+// use r or r.URL after it returned (hand r.Clone(ctx) to work that
+// outlives it); net/http lets a handler keep r, so only callers that
+// document this use it.
 //
-// Cost: the Header map; the head bytes and header values go into
-// per-parser chunks of 4 KiB and 64 values.
+// Cost: the Header map (Request also allocates the Request and URL).
 func (p *Parser) InlineRequest(remoteAddr string) (*http.Request, error) {
 	blk := p.reuse
 	if blk == nil {
-		blk = new(inlineBlock)
+		blk = new(requestBlock)
 		p.reuse = blk
 	} else {
-		*blk = inlineBlock{}
+		*blk = requestBlock{}
 	}
-	span := headSpan(&p.h)
-	if len(p.raw)+len(span) > cap(p.raw) {
-		p.raw = make([]byte, 0, max(rawChunk, len(span)))
-	}
-	base := unsafe.SliceData(p.raw[len(p.raw):cap(p.raw)])
-	p.raw = append(p.raw, span...)
-	n := len(p.h.fields)
-	if len(p.vals)+n > cap(p.vals) {
-		p.vals = make([]string, 0, max(valsChunk, n))
-	}
-	vals := p.vals[len(p.vals) : len(p.vals)+n]
-	p.vals = p.vals[:len(p.vals)+n]
+	base, vals := p.stash()
 	return p.build(&blk.req, &blk.url, base, vals, remoteAddr)
 }
 
-// inlineBlock is what InlineRequest reuses.
-type inlineBlock struct {
+// requestBlock is the Request and its URL in one allocation (448 bytes, a
+// size class of its own); the URL is unused when the target needed
+// url.ParseRequestURI.
+type requestBlock struct {
 	req http.Request
 	url url.URL
 }
 
-// The chunk sizes of InlineRequest's append-only buffers.
+// stash copies the head's bytes (from the method on, see headSpan) into
+// the parser's append-only byte chunk and takes room for a value per
+// header field from its append-only value chunk; it returns where the
+// bytes start and the value slots. The requests' strings and header value
+// slices point there: nothing in a chunk is ever written again (a full
+// chunk is left to the garbage collector and a new one started), so they
+// stay valid however long a handler keeps them. Requests share a chunk,
+// which is what makes the copy cheaper than an allocation of its own.
+func (p *Parser) stash() (*byte, []string) {
+	var base *byte
+	switch span := headSpan(&p.h); {
+	case len(span) > rawChunk/4:
+		base = unsafe.StringData(string(span)) // a long head: a copy of its own
+	default:
+		if len(p.raw)+len(span) > cap(p.raw) {
+			p.raw = make([]byte, 0, rawChunk)
+		}
+		base = unsafe.SliceData(p.raw[len(p.raw):cap(p.raw)])
+		p.raw = append(p.raw, span...)
+	}
+	n := len(p.h.fields)
+	if len(p.vals)+n > cap(p.vals) {
+		p.vals = make([]string, 0, max(valsChunk, n))
+	}
+	vals := p.vals[len(p.vals) : len(p.vals)+n : len(p.vals)+n]
+	p.vals = p.vals[:len(p.vals)+n]
+	return base, vals
+}
+
+// The chunk sizes of stash: wrk's 40-byte heads share a byte chunk 25 at
+// a time; a head over a quarter of it (a browser's 700 bytes) gets a copy
+// of its own, as Request always made for heads that did not fit its block.
 const (
-	rawChunk  = 4096
-	valsChunk = 64
+	rawChunk  = 1024
+	valsChunk = 32
 )
 
 // build fills r (zero but for its context) and u for the head the last
@@ -102,9 +124,6 @@ func (p *Parser) build(r *http.Request, u *url.URL, base *byte, vals []string, r
 	}
 	r.Header = make(http.Header, len(h.fields))
 	r.RequestURI, r.RemoteAddr, r.Close = target, remoteAddr, !p.KeepAlive()
-	if len(h.fields) > len(vals) {
-		vals = make([]string, len(h.fields))
-	}
 	for i, f := range h.fields {
 		if i == h.hostIdx {
 			continue // promoted to r.Host, as net/http does
@@ -129,28 +148,6 @@ func (p *Parser) build(r *http.Request, u *url.URL, base *byte, vals []string, r
 		r.Body = http.NoBody
 	}
 	return r, nil
-}
-
-// requestBlock is what Request allocates in one piece: the Request, its
-// URL (unused when the target needed url.ParseRequestURI), the values of
-// the first header fields and the bytes of a short head (544 bytes: the
-// 576-byte size class).
-type requestBlock struct {
-	req  http.Request
-	url  url.URL
-	vals [2]string
-	raw  [64]byte
-}
-
-// copyHead copies the head's bytes into the block when they fit, else into
-// a new string, and returns where the copy starts. The bytes are never
-// written again: the request's strings point into them.
-func (blk *requestBlock) copyHead(head []byte) *byte {
-	if len(head) <= len(blk.raw) {
-		copy(blk.raw[:], head)
-		return &blk.raw[0]
-	}
-	return unsafe.StringData(string(head))
 }
 
 // template returns an empty Request whose context is ctx: copying it into
