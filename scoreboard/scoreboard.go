@@ -4,14 +4,20 @@
 // The arbiter creates one memfd (Create), maps it MAP_SHARED and passes it
 // to every worker as an inherited fd; the environment variable EnvSlot
 // ("FD:INDEX") tells a worker which fd and which slot is its own. Each slot
-// is SlotSize bytes, cache-line aligned, and every field is a 64-bit word
-// written with atomic stores (counters with atomic adds), so a reader in
-// another process sees whole values. The "current request" block (start,
-// method, path, client) is several words and is written seqlock-style: a
-// writer takes the sequence word from even to odd with a CAS (a writer that
-// loses the CAS to a concurrent request simply skips: the block shows one
-// of the requests in flight), and a reader retries until it reads the same
-// even sequence before and after.
+// is SlotSize bytes, cache-line aligned, and every field is an aligned
+// 64-bit word (counters kept with atomic adds), so a reader in another
+// process sees whole values. The "current request" block (start, method,
+// path, client) is several words and is written seqlock-style: a writer
+// takes the sequence word from even to odd with a CAS (a writer that loses
+// the CAS to a concurrent request simply skips: the block shows one of the
+// requests in flight), stores the words that changed (plain stores on
+// amd64, see storeWord), and publishes with an atomic store of the next
+// even sequence; a reader retries until it reads the same even sequence
+// before and after.
+//
+// Requests served and in flight are derived, not counted: served is the
+// sum of the latency buckets (End adds one), in flight is requests begun
+// (Begin adds one) minus served. That keeps a request to five atomic adds.
 //
 // Capacity: Create allocates a fixed number of slots, Capacity(workers) =
 // max(4*workers, 1024) (512 KiB for up to 256 workers). A HUP runs two
@@ -23,7 +29,7 @@
 //
 // A running worker's state (handling, reading, keep-alive, idle) is not
 // stored: Info derives it from the in-flight, reading and connection
-// counters, which the request middleware and the engine's connection hook
+// figures, which the request middleware and the engine's connection hook
 // (h1.ConnObserver, implemented by Slot) keep with atomic adds. Only the
 // lifecycle states (empty, booting, idle once attached) are stored.
 //
@@ -89,8 +95,8 @@ const (
 	wSeq       = 0
 	wPID       = 1
 	wState     = 2
-	wRequests  = 3
-	wInFlight  = 4
+	wUnused3   = 3 // was the requests counter: Requests is the sum of the latency buckets
+	wBegun     = 4 // requests that entered their handler; in flight = begun - finished
 	wBytes     = 5
 	wStatus    = 6 // 5 words: 1xx..5xx
 	wStart     = 11
@@ -310,7 +316,6 @@ func (s Slot) Counters() Counters {
 	if s.w == nil {
 		return c
 	}
-	c.Requests = s.load(wRequests)
 	c.Bytes = s.load(wBytes)
 	for i := range c.Status {
 		c.Status[i] = s.load(wStatus + i)
@@ -321,8 +326,19 @@ func (s Slot) Counters() Counters {
 	for i := range c.LatBuckets {
 		c.LatBuckets[i] = s.load(wLatBucket + i)
 		c.QBuckets[i] = s.load(wQBucket + i)
+		c.Requests += c.LatBuckets[i]
 	}
 	return c
+}
+
+// finished is the number of requests that left their handler: the sum of
+// the latency buckets (End adds one to exactly one of them).
+func (s Slot) finished() uint64 {
+	var n uint64
+	for i := range nBuckets {
+		n += s.load(wLatBucket + i)
+	}
+	return n
 }
 
 func (s Slot) load(i int) uint64 { return atomic.LoadUint64(&s.w[i]) }
@@ -367,11 +383,15 @@ func (s Slot) Info() Info {
 	if s.w == nil {
 		return Info{}
 	}
+	// Finished before begun: a request counted finished was counted begun
+	// before, so in flight is never negative (it may include a request that
+	// began between the two reads).
+	done := s.finished()
 	in := Info{
 		PID:         int(s.load(wPID)),
 		State:       State(s.load(wState)),
-		Requests:    s.load(wRequests),
-		InFlight:    int64(s.load(wInFlight)),
+		Requests:    done,
+		InFlight:    int64(s.load(wBegun) - done),
 		Bytes:       s.load(wBytes),
 		Connections: int64(s.load(wConns)),
 		Reading:     int64(s.load(wReading)),

@@ -283,3 +283,19 @@ func BenchmarkReadingPair(b *testing.B) {
 		o.ReadingDone()
 	}
 }
+
+// TestRequestBlockRewrites: the block skips unchanged words and writes
+// only the words a value needs, so every mix of longer and shorter,
+// same and different values must read back exactly.
+func TestRequestBlockRewrites(t *testing.T) {
+	s := newBoard(t, 1).Slot(0)
+	for _, v := range []string{"/", "/a/long/path/of/many/words?q=1", "/a/long", "/a/long/path/of/many/words?q=2", "", "/12345678", "/1234567", "/12345678"} {
+		s.End(s.Begin("GET", v, "10.0.0.1:"+v, 0), 200, 0)
+		if r := s.Current(); r.Path != v || r.Client != "10.0.0.1:"+v || r.Method != "GET" {
+			t.Fatalf("wrote %q, read %+v", v, r)
+		}
+	}
+	if in := s.Info(); in.Requests != 8 || in.InFlight != 0 {
+		t.Fatalf("derived counts: %+v", in)
+	}
+}

@@ -10,7 +10,20 @@
 # Usage: bench/evloopratio/run.sh [rounds=5] [seconds=4]
 # Env:   CONFIGS="evloop goroutine gnet" (subset/order);
 #        BASE_REV=<git rev> also runs "evloop-base", multiserve built from that
-#        revision, in the same rounds (before/after in one run).
+#        revision, in the same rounds (before/after in one run);
+#        "evloop-reuse" (add it to CONFIGS) is evloop with
+#        MULTISERVE_EVLOOP_REUSE_REQUESTS=1 (recycled *http.Request);
+#        "<config>-nosb" (e.g. "evloop-nosb", "goroutine-nosb") is the same
+#        server with MULTISERVE_NO_SCOREBOARD=1 (scoreboard off: no slot, no
+#        middleware, no connection observer), for the scoreboard's overhead:
+#          CONFIGS="goroutine goroutine-nosb evloop evloop-nosb" bench/evloopratio/run.sh 7 4
+#        "goroutine-base" runs the goroutine class from BASE_REV's build;
+#        PERF=1 adds, in each round, a run of every config not ending in
+#        -nosb under `perf record -g` of its worker (not counted in req/cpu-s)
+#        and reports the scoreboard's share of the worker's CPU samples: a
+#        sample is the scoreboard's when its first frame outside the runtime,
+#        sync and the vDSO is in package scoreboard or internal/respmeter (so
+#        its clock reads count, the handler it wraps does not).
 set -euo pipefail
 
 rounds=${1:-5}
@@ -53,8 +66,11 @@ session_ticks() {
 
 argv() { # config port
 	case $1 in
+	*-nosb) echo "env MULTISERVE_NO_SCOREBOARD=1 $(argv "${1%-nosb}" "$2")" ;;
+	goroutine-base) echo "$tmp/multiserve-base -b 127.0.0.1:$2 -w 1 -k goroutine --log-level warning hello" ;;
 	evloop-base) echo "$tmp/multiserve-base -b 127.0.0.1:$2 -w 1 -k evloop --evloop-loops 1 --log-level warning hello" ;;
 	evloop) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k evloop --evloop-loops 1 --log-level warning hello" ;;
+	evloop-reuse) echo "env MULTISERVE_EVLOOP_REUSE_REQUESTS=1 $tmp/multiserve -b 127.0.0.1:$2 -w 1 -k evloop --evloop-loops 1 --log-level warning hello" ;;
 	goroutine) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k goroutine --log-level warning hello" ;;
 	gnet) echo "$tmp/gnetbare -addr 127.0.0.1:$2 -loops 1" ;;
 	esac
@@ -89,9 +105,44 @@ run_one() { # config -> prints "reqps req_per_cpus user_us_per_req sys_us_per_re
 		printf "%.0f %.0f %.2f %.2f\n", r / s, r / cpu, u / hz / r * 1e6, k / hz / r * 1e6 }'
 }
 
+# sbshare: reads `perf script` (call graphs, leaf first), prints the percentage
+# of samples that are the scoreboard's (see PERF above).
+sbshare() {
+	awk '
+	/^[^ \t]/ { if (inside) finish(); inside = 1; decided = 0; next }
+	/^[ \t]*$/ { if (inside) finish(); inside = 0; next }
+	{
+		if (decided) next
+		sym = $2; sub(/\+0x[0-9a-f]+$/, "", sym)
+		if (sym ~ /^(runtime\.|internal\/runtime\/|sync\.|sync\/atomic\.)/ || $0 ~ /\[vdso\]/) next
+		decided = 1
+		if (sym ~ /multiserve\/(scoreboard|internal\/respmeter)\./) hit = 1
+	}
+	function finish() { total++; if (hit) sb++; hit = 0 }
+	END { if (inside) finish(); printf "%.2f\n", total ? 100 * sb / total : 0 }'
+}
+
+perf_one() { # config -> prints the scoreboard's share (%) of its worker's CPU samples
+	local cfg=$1 port pid wpid wrkpid
+	port=$(free_port)
+	setsid taskset -c 0 $(argv "$cfg" "$port") >"$tmp/$cfg.log" 2>&1 &
+	pid=$!
+	wait_ready "$port"
+	taskset -c 1 wrk -t1 -c64 -d1s "http://127.0.0.1:$port/" >/dev/null
+	wpid=$(pgrep -P "$pid" | head -1)
+	taskset -c 1 wrk -t1 -c64 -d"$((secs + 1))s" "http://127.0.0.1:$port/" >/dev/null &
+	wrkpid=$!
+	sleep 0.5
+	perf record -q -F 1999 -g -p "$wpid" -o "$tmp/perf.data" -- sleep "$secs" >/dev/null 2>&1
+	wait "$wrkpid" || true
+	kill -TERM -- -"$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	perf script -i "$tmp/perf.data" 2>/dev/null | sbshare
+}
+
 median() { sort -g | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.3f", m}'; }
 
-declare -A eff usr sys
+declare -A eff usr sys share
 for r in $(seq 1 "$rounds"); do
 	line="round $r:"
 	for c in $configs; do
@@ -101,6 +152,13 @@ for r in $(seq 1 "$rounds"); do
 		sys[$c,$r]=$ks
 		line+=" $c ${rps} req/s ${per} req/cpu-s (user ${us} sys ${ks} us/req);"
 	done
+	if [ "${PERF:-}" = 1 ]; then
+		for c in $configs; do
+			case $c in *-nosb | gnet) continue ;; esac
+			share[$c,$r]=$(perf_one "$c")
+			line+=" $c scoreboard ${share[$c,$r]}% of worker CPU samples;"
+		done
+	fi
 	echo "$line"
 done
 
@@ -128,3 +186,18 @@ if has evloop && has goroutine; then echo "evloop / goroutine = $(ratios evloop 
 if has evloop-base && has gnet; then echo "evloop-base / gnet bare = $(ratios evloop-base gnet)"; fi
 if has evloop-base && has goroutine; then echo "evloop-base / goroutine = $(ratios evloop-base goroutine)"; fi
 if has evloop-base; then echo "evloop / evloop-base = $(ratios evloop evloop-base)"; fi
+if has evloop-reuse && has gnet; then echo "evloop-reuse / gnet bare = $(ratios evloop-reuse gnet)"; fi
+if has evloop-reuse && has goroutine; then echo "evloop-reuse / goroutine = $(ratios evloop-reuse goroutine)"; fi
+if has evloop-reuse && has evloop-base; then echo "evloop-reuse / evloop-base = $(ratios evloop-reuse evloop-base)"; fi
+if has goroutine-base; then echo "goroutine / goroutine-base = $(ratios goroutine goroutine-base)"; fi
+if [ "${PERF:-}" = 1 ]; then
+	for c in $configs; do
+		case $c in *-nosb | gnet) continue ;; esac
+		echo "scoreboard share of $c worker CPU (perf): median $(for r in $(seq 1 "$rounds"); do echo "${share[$c,$r]}"; done | median)%" \
+			"(rounds: $(for r in $(seq 1 "$rounds"); do printf '%s ' "${share[$c,$r]}"; done))"
+	done
+fi
+# Scoreboard on / off (1 - ratio is its cost in requests per CPU-second).
+for c in $configs; do
+	case $c in *-nosb) ;; *) if has "$c-nosb"; then echo "scoreboard on/off $c / $c-nosb = $(ratios "$c" "$c-nosb")"; fi ;; esac
+done
