@@ -64,6 +64,7 @@ func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 	for ; pending > 0; pending-- {
 		<-errc
 	}
+	listenersDone(env)
 	if !conns.wait(cfg.GracefulTimeout) {
 		env.Log.Warn("graceful_timeout expired, closing connections", "open", conns.len())
 		conns.closeAll()

@@ -272,6 +272,11 @@ func (p *poller) stop() {
 	}
 	p.stopped = true
 	_ = p.listen(false)
+	// Out of the epoll set: no thread accepts on them again, so the
+	// runtime may close an own reuse_port socket while requests finish.
+	if p.env.ListenersDone != nil {
+		p.env.ListenersDone()
+	}
 	grace := time.Now().Add(firstRequestGrace)
 	var ready, idle []*conn
 	p.mu.Lock()
