@@ -26,14 +26,29 @@
 // then: chunked bodies, bodies over 64 KiB and Expect: 100-continue bodies
 // (the 100 must be sent only on the handler's first read). A small
 // Content-Length body is waited for on the loop (header_timeout applies)
-// and handed to the handler as a bytes.Reader.
+// and handed to the handler as a reader over gnet's buffer.
+//
+// Inline handlers run one at a time on their loop, so each loop keeps one
+// of what they need and reuses it: the h1.Response (Recycle), parsers (a
+// free list of the loop's idle connections' parsers), the small-body
+// reader. net/http's rules make that safe: a handler must not use the
+// ResponseWriter or read the Body after it returned. The *http.Request is
+// new for every request by default, because net/http lets a handler keep
+// r (e.g. hand it to a goroutine). With MULTISERVE_EVLOOP_REUSE_REQUESTS=1
+// in the worker's environment (EnvReuseRequests; an interim switch until
+// config has a setting) inline handlers get h1.Parser.InlineRequest's
+// recycled Request instead: r and r.URL are reused once the handler
+// returned, so a handler must not use them afterwards (hand r.Clone(ctx)
+// to work that outlives it), while strings, the Header map and the
+// context stay valid. It saves about 15% of the worker's CPU per hello
+// request (see Measured).
 //
 // threads > 0: every handler runs on a bounded goroutine pool of that size
 // (goroutines start on demand and stay parked until the worker stops);
-// responses go back with AsyncWrite. Note that the shared default of
-// threads is 1, which for this class means a pool of one: set threads = 0
-// for inline handlers, or a large pool (e.g. 1000) for handlers that wait
-// on IO.
+// responses go back with AsyncWrite, and every request gets its own
+// Request. threads left unset means 0 for this class (config's load); an
+// explicit threads = 1 is a pool of one. Use a large pool (e.g. 1000) for
+// handlers that wait on IO.
 //
 // # Bodies and flow control
 //
@@ -156,38 +171,76 @@
 // servers under `taskset -c 0` (one loop), `taskset -c 1 wrk -t1 -c64`,
 // requests per server CPU-second from /proc utime+stime of every process
 // of the server's session (arbiter included), interleaved rounds of 3 s,
-// medians of the per-round ratios. The machine was shared with other
-// benchmarks (load average 4-7): per-round ratios spread +-30%, so only
-// medians over many rounds mean anything. Before = f14b5ab, after = the
-// h1 changes (c698fa0, 2 runs) and dd2af4c (1 run), each against the
-// before binary in the same run (`BASE_REV=f14b5ab bench/evloopratio/run.sh 12 3`):
+// medians of the per-round ratios. The machine is shared with other
+// sessions' tests (load average 2.5-7 during these runs): per-round ratios
+// spread from 0.6x to 1.5x of the median, so only medians over many rounds
+// mean anything, and only against a baseline from the same run.
 //
-//	                        before        after
-//	evloop / bare gnet      0.66-0.75     0.72-0.97  (3 runs, 34 rounds; 0.91 at dd2af4c)
-//	evloop / goroutine      1.03-1.34     1.23-1.30  (h1 got cheaper for goroutine too)
+// Session 1 (before = f14b5ab, after = c698fa0 and dd2af4c, `BASE_REV=f14b5ab
+// bench/evloopratio/run.sh 12 3`, 3 runs): evloop / bare gnet 0.66-0.75 ->
+// 0.72-0.97, evloop / goroutine 1.03-1.34 -> 1.23-1.30.
 //
-// The split explains the gap: system time per request is the same for all
-// three servers (read, write and epoll_wait once per event each, the
-// loopback delivery to wrk included; 10-14 us here), while user time is
-// about 1.3 us for bare gnet, 5.7 -> 5.1 us for evloop (medians of the
-// dd2af4c run; 4.5 -> 3.6 us over bare gnet in a quieter run) and 9 us
-// for the goroutine class. A profile of the worker after the changes (perf, same load):
-// 73% kernel, 27% user; request parsing and building about 6% (Next 2%,
-// Request 4%), the handler call 9% (of which the scoreboard middleware
-// 4%, apps.hello 1.4%, response head + Finish 2.7%), gnet and the Go
-// runtime's syscall path and sysmon (5-7%, as in bare gnet) the rest.
-// What got cheaper: Request allocates twice instead of five times
-// (no WithContext copy, Request+URL+values+short head in one block,
-// origin-form targets without url.Parse), the response head takes one map
-// pass and one monotonic clock read, and idle connections give their
-// parser back so a loop reuses a cache-hot one. With the cost left spread
-// thin (no item above 4% of the worker) and mostly cache misses on cold
-// data between kernel round trips, 0.9x bare gnet is at the edge of what
-// an engine that builds a real *http.Request per request can reach on
-// this machine; the 1.5x-over-goroutine target is not met (1.2-1.3x):
-// both classes share h1 and the syscalls, so the goroutine class's extra
-// cost (netpoller wake-ups, 4 us user per request) is all that separates
-// them. sim?io=10ms with wrk -t2 -c1000, 3 rounds: evloop with
+// Session 2 (this package's per-loop reuse and h1's request chunks, HEAD
+// c381b66, against 46c6700 as evloop-base in the same rounds:
+// `BASE_REV=46c6700 CONFIGS="evloop evloop-reuse goroutine gnet"
+// bench/evloopratio/run.sh 12 3`, then the same with 15 rounds; medians of
+// the two runs; evloop-reuse is MULTISERVE_EVLOOP_REUSE_REQUESTS=1):
+//
+//	                       evloop-base   evloop        evloop-reuse
+//	/ bare gnet            0.72, 0.70    0.68, 0.78    0.83, 0.75
+//	/ goroutine            1.28, 1.19    1.21, 1.26    1.33, 1.29
+//	/ evloop-base          1             1.05, 1.11    1.15, 1.08
+//	user us/request        5.36, 5.40    4.81, 5.15    4.02, 4.37   (gnet 1.15, 1.41; goroutine 8.1, 9.9)
+//	sys us/request         13.0, 13.8    12.7, 12.9    11.5, 13.5   (gnet 10.8, 12.2; goroutine 13.3, 14.3)
+//
+// Neither target is met: 0.9x bare gnet and 1.5x the goroutine class per
+// server CPU-second. The 1.5x would need evloop's whole cost at bare
+// gnet's (goroutine costs about 1.5-1.7x bare gnet here), which no engine
+// that builds a real *http.Request and runs middleware can have.
+//
+// Where the difference to bare gnet goes:
+//
+//   - System time is not the same, contrary to session 1's note: evloop's
+//     is 1-2 us per request above bare gnet's in most rounds, though it
+//     makes fewer syscalls per request (1.96 vs 2.5, perf stat
+//     raw_syscalls: a slower server finds more connections ready per
+//     epoll_wait). It has more context switches (0.13-0.19 vs 0.09-0.11
+//     per request: GC workers and M hand-offs) and the kernel runs with
+//     colder caches: every request touched fresh memory (the Request
+//     block, cycling through the 4 MB GC heap). Recycling the Request
+//     lowered sys per request too (the first run above, and 12.6 -> 10.6 us
+//     in a run with a fully recycled Request and Header map).
+//   - Allocation and GC: 2 allocations per request (Request+URL block
+//     448 B, Header map 48 B; 548 B with the chunked strings, 624 B
+//     before), 1 with EnvReuseRequests (the Header map, 100 B including
+//     the chunks; BenchmarkInlineHello and BenchmarkInlineHelloReuse).
+//     GODEBUG=gctrace=1: one GC cycle per ~5000 requests (~0 live heap,
+//     4 MB goal), ~1 ms CPU each, 0.6 ms of it assist on the loop.
+//   - User time (perf record -g on the worker, EnvReuseRequests, hello):
+//     26% of the worker's samples; gnet and the Go runtime (syscall
+//     entry/exit, sysmon: as in bare gnet) about 11%; the middleware the
+//     worker installs 4.8% (scoreboard 2%; proxyheaders 2.3%: netallow's
+//     ContainsString parses r.RemoteAddr every request, 1.1%, and scheme
+//     ranges over the secure-headers map, 1.2%, random start included);
+//     h1 and this package about 9%: Request build 3% (the Header map's
+//     allocation half of it), parse 2.4%, Response finish/commit 3.1%
+//     (range over the handler's header map 1.2%), apps.hello itself 1.5%,
+//     OnTraffic's own bookkeeping 1.5%. No item is above 3%.
+//
+// What session 2 changed (per request, inline): one Response per loop
+// (Recycle) instead of sync.Pool get/put; a per-loop parser free list
+// instead of h1's sync.Pool and limits recomputed; no finishRequest
+// wrapper (its graceful-stop close is Response.CloseWhen); the observer
+// (scoreboard) is told of a connection reading only when a head stays
+// incomplete past an event (two shared-memory atomics saved); the small
+// body reader is the loop's; h1's Request takes the head bytes and value
+// slots from append-only chunks; and the opt-in recycled Request. What is
+// left to try: make the Request recycling the default (a contract change:
+// see "Where handlers run"), cache proxyheaders' trust decision per
+// remote host and keep the secure headers in a slice (other packages),
+// and the scoreboard middleware's own cost (another session's work).
+//
+// sim?io=10ms with wrk -t2 -c1000, 3 rounds (session 1): evloop with
 // threads=1000 reached 1.4-3.4x the requests/s of plain net/http
 // (bench/peers/nethttp); inline (threads=0, one loop) 85 req/s, the loops
 // / 10 ms cap.
