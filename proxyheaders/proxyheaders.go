@@ -48,11 +48,16 @@ import (
 var forwarded = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "Forwarded"}
 
 type handler struct {
-	next   http.Handler
-	allow  *netallow.List
-	strip  []string          // canonical names removed from untrusted peers
-	secure map[string]string // canonical name -> value meaning https
+	next    http.Handler
+	allow   *netallow.List
+	strip   []string            // canonical names removed from untrusted peers
+	isStrip map[string]struct{} // strip as a set
+	secure  []secureHeader
 }
+
+// secureHeader is one secure_scheme_headers entry; a slice, not a map: it
+// is read on every request and has a handful of entries.
+type secureHeader struct{ name, https string }
 
 // Wrap returns h behind the forwarded-header policy of cfg. It has the
 // signature workers.Use expects.
@@ -61,12 +66,15 @@ func Wrap(h http.Handler, cfg *config.Config) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxyheaders: forwarded_allow_ips: %w", err)
 	}
-	p := &handler{next: h, allow: allow, secure: map[string]string{}}
+	p := &handler{next: h, allow: allow, isStrip: map[string]struct{}{}}
 	p.strip = append(p.strip, forwarded...)
 	for name, val := range cfg.SecureSchemeHeaders {
 		c := http.CanonicalHeaderKey(name)
-		p.secure[c] = val
+		p.secure = append(p.secure, secureHeader{c, val})
 		p.strip = append(p.strip, c)
+	}
+	for _, name := range p.strip {
+		p.isStrip[name] = struct{}{}
 	}
 	if cfg.WorkerClass == "goroutine" && cfg.HTTPEngine == "net/http" && cfg.HeaderMap != "dangerous" {
 		return &headerMap{next: p, refuse: cfg.HeaderMap == "refuse"}, nil
@@ -96,6 +104,12 @@ func (m *headerMap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !p.carriesProxyHeaders(r.Header) {
+		// Nothing to strip or to read: the common direct request skips
+		// parsing the peer's address.
+		p.next.ServeHTTP(w, r)
+		return
+	}
 	if allowed, isIP := p.allow.ContainsString(r.RemoteAddr); isIP && !allowed {
 		for _, name := range p.strip {
 			r.Header.Del(name)
@@ -114,17 +128,36 @@ func (p *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.next.ServeHTTP(w, r)
 }
 
+// carriesProxyHeaders reports whether h has any header the policy strips
+// or reads, looking up the smaller of the two sets in the other.
+func (p *handler) carriesProxyHeaders(h http.Header) bool {
+	if len(h) < len(p.strip) {
+		for name := range h {
+			if _, ok := p.isStrip[name]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	for _, name := range p.strip {
+		if _, ok := h[name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // scheme reads the secure scheme headers present: whether they mark the
 // request https, and whether they disagree with each other.
 func (p *handler) scheme(h http.Header) (secure, contradict bool) {
 	seen, yes := 0, 0
-	for name, want := range p.secure {
-		v, ok := h[name]
+	for _, sh := range p.secure {
+		v, ok := h[sh.name]
 		if !ok || len(v) == 0 {
 			continue
 		}
 		seen++
-		if strings.EqualFold(strings.TrimSpace(v[0]), want) {
+		if strings.EqualFold(strings.TrimSpace(v[0]), sh.https) {
 			yes++
 		}
 	}

@@ -125,3 +125,34 @@ func TestHeaderMapNetHTTP(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPolicy is the per-request cost of the policy on the default
+// config: a direct request (no proxy headers: the fast path), a browser's
+// set of headers, and one from a trusted proxy with X-Forwarded-Proto.
+func BenchmarkPolicy(b *testing.B) {
+	h, err := Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), config.Default())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		hdr  map[string]string
+	}{
+		{"direct", nil},
+		{"browser", map[string]string{"Accept": "text/html", "Accept-Encoding": "gzip", "Accept-Language": "en",
+			"User-Agent": "Mozilla/5.0", "Cookie": "a=b", "Referer": "http://x/", "Cache-Control": "no-cache"}},
+		{"trusted-proxy", map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-For": "192.0.2.1"}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			req := httptest.NewRequest("GET", "/", nil)
+			req.RemoteAddr = "127.0.0.1:40000"
+			for k, v := range bc.hdr {
+				req.Header.Set(k, v)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				h.ServeHTTP(nil, req)
+			}
+		})
+	}
+}
