@@ -71,9 +71,10 @@ type Parser struct {
 	// What InlineRequest reuses (reuse), and the chunks stash appends to
 	// (raw, vals): kept across Reset and Release, since nothing in them is
 	// ever rewritten while a string or slice handed out may point there.
-	reuse *requestBlock
-	raw   []byte
-	vals  []string
+	reuse    *requestBlock
+	reuseHdr http.Header
+	raw      []byte
+	vals     []string
 }
 
 // NewParser returns a parser enforcing the server's limits (from a pool:
