@@ -82,8 +82,8 @@ func benchInline(b *testing.B, h http.Handler, reuse bool) {
 // BenchmarkInlineHello: evloop's inline path for apps.Hello, no middleware.
 func BenchmarkInlineHello(b *testing.B) { benchInline(b, apps.Hello(), false) }
 
-// BenchmarkInlineHelloReuse: the same with EnvReuseRequests (the Request
-// recycled: the Header map is the one allocation left).
+// BenchmarkInlineHelloReuse: the same with EnvReuseRequests (Request, URL
+// and Header map recycled: no allocation but h1's shared string chunks).
 func BenchmarkInlineHelloReuse(b *testing.B) { benchInline(b, apps.Hello(), true) }
 
 // BenchmarkInlineHelloProxyHeaders: the same behind the default

@@ -37,11 +37,12 @@
 // r (e.g. hand it to a goroutine). With MULTISERVE_EVLOOP_REUSE_REQUESTS=1
 // in the worker's environment (EnvReuseRequests; an interim switch until
 // config has a setting) inline handlers get h1.Parser.InlineRequest's
-// recycled Request instead: r and r.URL are reused once the handler
-// returned, so a handler must not use them afterwards (hand r.Clone(ctx)
-// to work that outlives it), while strings, the Header map and the
-// context stay valid. It saves about 15% of the worker's CPU per hello
-// request (see Measured).
+// recycled Request instead: r, r.URL and r.Header are reused once the
+// handler returned, so a handler must not use them afterwards, not even
+// from a goroutine it started (hand r.Clone(ctx) to work that outlives
+// it; a Header map used late is a data race the Go runtime may make a
+// fatal error), while strings, header value slices and the context stay
+// valid. No allocation per request is left then (see Measured).
 //
 // threads > 0: every handler runs on a bounded goroutine pool of that size
 // (goroutines start on demand and stay parked until the worker stops);
@@ -181,17 +182,22 @@
 // 0.72-0.97, evloop / goroutine 1.03-1.34 -> 1.23-1.30.
 //
 // Session 2 (this package's per-loop reuse and h1's request chunks, HEAD
-// c381b66, against 46c6700 as evloop-base in the same rounds:
+// c381b66 and 280938d, against 46c6700 as evloop-base in the same rounds:
 // `BASE_REV=46c6700 CONFIGS="evloop evloop-reuse goroutine gnet"
-// bench/evloopratio/run.sh 12 3`, then the same with 15 rounds; medians of
-// the two runs; evloop-reuse is MULTISERVE_EVLOOP_REUSE_REQUESTS=1):
+// bench/evloopratio/run.sh 15 3`, three runs of 12, 15 and 15 rounds;
+// evloop-reuse is MULTISERVE_EVLOOP_REUSE_REQUESTS=1). Medians per run, then
+// over the 42 rounds pooled:
 //
-//	                       evloop-base   evloop        evloop-reuse
-//	/ bare gnet            0.72, 0.70    0.68, 0.78    0.83, 0.75
-//	/ goroutine            1.28, 1.19    1.21, 1.26    1.33, 1.29
-//	/ evloop-base          1             1.05, 1.11    1.15, 1.08
-//	user us/request        5.36, 5.40    4.81, 5.15    4.02, 4.37   (gnet 1.15, 1.41; goroutine 8.1, 9.9)
-//	sys us/request         13.0, 13.8    12.7, 12.9    11.5, 13.5   (gnet 10.8, 12.2; goroutine 13.3, 14.3)
+//	                       evloop-base        evloop                    evloop-reuse
+//	/ bare gnet            0.72 0.70 0.71     0.68 0.78 0.71 -> 0.72    0.83 0.75 0.70 -> 0.73
+//	/ goroutine            1.28 1.19 1.27     1.21 1.26 1.20 -> 1.21    1.33 1.29 1.21 -> 1.28
+//	/ evloop-base          1                  1.05 1.11 0.98 -> 1.01    1.15 1.08 0.99 -> 1.06
+//	user us/request        5.38               5.16                      4.41   (gnet 1.25, goroutine 8.5)
+//	sys us/request         13.2               13.5                      13.5   (gnet 11.9, goroutine 14.3)
+//
+// So the default path's changes are within the noise (user time per
+// request 0.99x evloop-base's, pooled), and the recycled Request takes a
+// fifth off the user time (0.79x) for about 6% more requests per CPU-second.
 //
 // Neither target is met: 0.9x bare gnet and 1.5x the goroutine class per
 // server CPU-second. The 1.5x would need evloop's whole cost at bare
@@ -207,9 +213,11 @@
 //     epoll_wait). It has more context switches (0.13-0.19 vs 0.09-0.11
 //     per request: GC workers and M hand-offs) and the kernel runs with
 //     colder caches: every request touched fresh memory (the Request
-//     block, cycling through the 4 MB GC heap). Recycling the Request
-//     lowered sys per request too (the first run above, and 12.6 -> 10.6 us
-//     in a run with a fully recycled Request and Header map).
+//     block, cycling through the 4 MB GC heap). A trial build that also
+//     recycled the Header map (0 allocations; unsafe for a handler that
+//     keeps r.Header, so not kept) reached 0.87x bare gnet against 0.68x
+//     for evloop in the same 10 rounds, sys 10.6 vs 12.6 us per request:
+//     fresh memory per request is the largest single cost left.
 //   - Allocation and GC: 2 allocations per request (Request+URL block
 //     448 B, Header map 48 B; 548 B with the chunked strings, 624 B
 //     before), 1 with EnvReuseRequests (the Header map, 100 B including

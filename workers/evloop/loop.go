@@ -157,14 +157,14 @@ const maxFreeParsers = 64
 
 // EnvReuseRequests set to 1 in a worker's environment makes evloop's inline
 // handlers get a recycled *http.Request (h1.Parser.InlineRequest): the
-// Request and its URL are reused for a later request on the loop once the
-// handler returned, so a handler must not use r or r.URL after it
-// returned, not even from a goroutine it started (hand it r.Clone(ctx)).
-// Strings, the Header map and the context stay valid. Off by default,
-// because net/http lets a handler keep r; it saves the per-request
-// allocation of the Request block and the cache misses of touching fresh
-// memory every request (see the package doc's measurements). An interim
-// switch until the setting exists in config.
+// Request, its URL and its Header map are reused for a later request on
+// the loop once the handler returned, so a handler must not use r, r.URL
+// or r.Header after it returned, not even from a goroutine it started
+// (hand it r.Clone(ctx)). Strings, header value slices and the context
+// stay valid. Off by default, because net/http lets a handler keep r; it
+// saves the per-request allocations and the cache misses of touching
+// fresh memory every request (see the package doc's measurements). An
+// interim switch until the setting exists in config.
 const EnvReuseRequests = "MULTISERVE_EVLOOP_REUSE_REQUESTS"
 
 func reuseRequests() bool { return os.Getenv(EnvReuseRequests) == "1" }
