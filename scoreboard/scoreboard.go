@@ -468,6 +468,13 @@ func (s Slot) readString(word, n int) string {
 	return string(buf[:end])
 }
 
+// monoBase pairs a time.Time with monoNow read together, so monoOf can
+// place another time.Time's monotonic reading on the scoreboard's clock.
+var monoBase, monoBaseNs = time.Now(), monoNow()
+
+// monoOf is t on the monoNow clock (t.Sub uses the monotonic readings).
+func monoOf(t time.Time) int64 { return monoBaseNs + int64(t.Sub(monoBase)) }
+
 // monoNow is CLOCK_MONOTONIC in ns, the same clock in every process, read
 // through the runtime's vDSO path (unix.ClockGettime would be a real
 // syscall on every request).

@@ -232,14 +232,89 @@ func benchLoopback(b *testing.B, h http.Handler) {
 
 // BenchmarkMiddlewareOnly is the middleware's own cost per request.
 func BenchmarkMiddlewareOnly(b *testing.B) {
+	benchMiddleware(b, func(w *httptest.ResponseRecorder) http.ResponseWriter { return w })
+}
+
+// BenchmarkMiddlewareEngineMeter is BenchmarkMiddlewareOnly with a writer
+// that implements ResponseMeter and HeadTimer, which no engine does yet:
+// no wrapper, one clock read.
+func BenchmarkMiddlewareEngineMeter(b *testing.B) {
+	benchMiddleware(b, func(w *httptest.ResponseRecorder) http.ResponseWriter {
+		return &meteredWriter{ResponseWriter: w, head: time.Now()}
+	})
+}
+
+func benchMiddleware(b *testing.B, writer func(*httptest.ResponseRecorder) http.ResponseWriter) {
 	board := newBoard(b, 1)
 	s := board.Slot(0)
 	h := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) }), s)
 	r := httptest.NewRequest("GET", "/hello", nil)
-	w := httptest.NewRecorder()
+	w := writer(httptest.NewRecorder())
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		h.ServeHTTP(w, r)
+	}
+}
+
+// meteredWriter is an engine writer that keeps its own figures
+// (ResponseMeter) and its head time (HeadTimer).
+type meteredWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	head   time.Time
+}
+
+func (w *meteredWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *meteredWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = 200
+	}
+	w.bytes += int64(len(p))
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *meteredWriter) ResponseStatus() int  { return w.status }
+func (w *meteredWriter) ResponseBytes() int64 { return w.bytes }
+func (w *meteredWriter) HeadDone() time.Time  { return w.head }
+
+// TestMiddlewareEngineMeter: with a writer implementing ResponseMeter and
+// HeadTimer the middleware takes status, bytes and start from it: the
+// latency runs from the head time, the block's start is the head time.
+func TestMiddlewareEngineMeter(t *testing.T) {
+	s := newBoard(t, 1).Slot(0)
+	s.Started(os.Getpid())
+	var inHandler Info
+	h := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/panic" {
+			panic("boom")
+		}
+		inHandler = s.Info()
+		w.WriteHeader(404)
+		io.WriteString(w, "nope")
+	}), s)
+	head := time.Now().Add(-30 * time.Millisecond)
+	h.ServeHTTP(&meteredWriter{ResponseWriter: httptest.NewRecorder(), head: head}, httptest.NewRequest("GET", "/x", nil))
+	if inHandler.InFlight != 1 || inHandler.Current.Age() < 30*time.Millisecond || inHandler.Current.Path != "/x" {
+		t.Fatalf("in handler: %+v (age %v)", inHandler, inHandler.Current.Age())
+	}
+	func() {
+		defer func() { recover() }()
+		h.ServeHTTP(&meteredWriter{ResponseWriter: httptest.NewRecorder(), head: time.Now()}, httptest.NewRequest("GET", "/panic", nil))
+	}()
+	c := s.Counters()
+	// 30 ms lands in the 50 ms bucket (index 5) or above.
+	if c.Requests != 2 || c.Status[3] != 1 || c.Status[4] != 1 || c.Bytes != 4 || sum(c.LatBuckets[5:]) < 1 {
+		t.Fatalf("counters: %+v", c)
+	}
+	if in := s.Info(); in.InFlight != 0 || in.State != StateIdle {
+		t.Fatalf("after: %+v", in)
 	}
 }
 

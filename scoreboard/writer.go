@@ -136,7 +136,12 @@ func Observer() h1.ConnObserver {
 // (storeWord) and are skipped when unchanged (a keep-alive client's
 // method, path and address repeat).
 func (s Slot) Begin(method, path, client string, queue time.Duration) int64 {
-	now := monoNow()
+	return s.BeginAt(monoNow(), method, path, client, queue)
+}
+
+// BeginAt is Begin for a request that started at now (monotonic ns, as
+// from an engine's timestamp: see HeadTimer); it returns now.
+func (s Slot) BeginAt(now int64, method, path, client string, queue time.Duration) int64 {
 	if s.w == nil {
 		return now
 	}

@@ -54,6 +54,17 @@ func (w *Recorder) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteString keeps io.WriteString from converting s to a new []byte when
+// the server's writer takes strings (h1's does; net/http's does too).
+func (w *Recorder) WriteString(s string) (int, error) {
+	if w.Status == 0 {
+		w.Status = http.StatusOK
+	}
+	n, err := io.WriteString(w.ResponseWriter, s)
+	w.Bytes += int64(n)
+	return n, err
+}
+
 // Flush implements http.Flusher; it is a no-op when the underlying writer
 // cannot flush.
 func (w *Recorder) Flush() {

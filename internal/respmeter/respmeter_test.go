@@ -2,6 +2,7 @@ package respmeter
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,6 +19,7 @@ func TestRecorder(t *testing.T) {
 		{"nothing written", func(http.ResponseWriter) {}, 0, 0},
 		{"implicit 200", func(w http.ResponseWriter) { w.Write([]byte("hello")) }, 200, 5},
 		{"1xx then final", func(w http.ResponseWriter) { w.WriteHeader(103); w.WriteHeader(404) }, 404, 0},
+		{"WriteString", func(w http.ResponseWriter) { io.WriteString(w, "hello") }, 200, 5},
 		{"flush commits 200", func(w http.ResponseWriter) { w.(http.Flusher).Flush() }, 200, 0},
 	} {
 		rec := Get(httptest.NewRecorder())
@@ -35,3 +37,18 @@ func TestRecorder(t *testing.T) {
 		t.Errorf("Hijack on a writer without it: %v", err)
 	}
 }
+
+// TestWriteStringNoAlloc: io.WriteString through the Recorder reaches the
+// server's WriteString without a []byte copy.
+func TestWriteStringNoAlloc(t *testing.T) {
+	rec := Get(stringWriter{httptest.NewRecorder()})
+	defer Put(rec)
+	if n := testing.AllocsPerRun(100, func() { io.WriteString(rec, "hello, world") }); n != 0 {
+		t.Fatalf("%v allocations per WriteString", n)
+	}
+}
+
+// stringWriter is a ResponseWriter whose WriteString does not allocate.
+type stringWriter struct{ http.ResponseWriter }
+
+func (stringWriter) WriteString(s string) (int, error) { return len(s), nil }
