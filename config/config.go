@@ -15,21 +15,22 @@ type Config struct {
 	ReusePort bool     `mapstructure:"reuse_port" json:"reuse_port"`
 
 	// Worker processes
-	Workers           int           `mapstructure:"workers" json:"workers"`
-	WorkerClass       string        `mapstructure:"worker_class" json:"worker_class"`
-	Threads           int           `mapstructure:"threads" json:"threads"`
-	WorkerConnections int           `mapstructure:"worker_connections" json:"worker_connections"`
-	MaxRequests       int           `mapstructure:"max_requests" json:"max_requests"`
-	MaxRequestsJitter int           `mapstructure:"max_requests_jitter" json:"max_requests_jitter"`
-	Timeout           time.Duration `mapstructure:"timeout" json:"timeout"`
-	GracefulTimeout   time.Duration `mapstructure:"graceful_timeout" json:"graceful_timeout"`
-	Keepalive         time.Duration `mapstructure:"keepalive" json:"keepalive"`
-	HeaderTimeout     time.Duration `mapstructure:"header_timeout" json:"header_timeout"`
-	RequestTimeout    time.Duration `mapstructure:"request_timeout" json:"request_timeout"`
-	BootTimeout       time.Duration `mapstructure:"boot_timeout" json:"boot_timeout"`
-	ShutdownDelay     time.Duration `mapstructure:"shutdown_delay" json:"shutdown_delay"`
-	EvloopLoops       int           `mapstructure:"evloop_loops" json:"evloop_loops"`
-	HTTPEngine        string        `mapstructure:"http_engine" json:"http_engine"`
+	Workers             int           `mapstructure:"workers" json:"workers"`
+	WorkerClass         string        `mapstructure:"worker_class" json:"worker_class"`
+	Threads             int           `mapstructure:"threads" json:"threads"`
+	WorkerConnections   int           `mapstructure:"worker_connections" json:"worker_connections"`
+	MaxRequests         int           `mapstructure:"max_requests" json:"max_requests"`
+	MaxRequestsJitter   int           `mapstructure:"max_requests_jitter" json:"max_requests_jitter"`
+	Timeout             time.Duration `mapstructure:"timeout" json:"timeout"`
+	GracefulTimeout     time.Duration `mapstructure:"graceful_timeout" json:"graceful_timeout"`
+	Keepalive           time.Duration `mapstructure:"keepalive" json:"keepalive"`
+	HeaderTimeout       time.Duration `mapstructure:"header_timeout" json:"header_timeout"`
+	RequestTimeout      time.Duration `mapstructure:"request_timeout" json:"request_timeout"`
+	BootTimeout         time.Duration `mapstructure:"boot_timeout" json:"boot_timeout"`
+	ShutdownDelay       time.Duration `mapstructure:"shutdown_delay" json:"shutdown_delay"`
+	EvloopLoops         int           `mapstructure:"evloop_loops" json:"evloop_loops"`
+	EvloopReuseRequests bool          `mapstructure:"evloop_reuse_requests" json:"evloop_reuse_requests"`
+	HTTPEngine          string        `mapstructure:"http_engine" json:"http_engine"`
 
 	// Security / limits
 	LimitRequestLine      int               `mapstructure:"limit_request_line" json:"limit_request_line"`

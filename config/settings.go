@@ -154,6 +154,10 @@ var table = []Setting{
 	{Key: "evloop_loops", Flag: "evloop-loops", Section: SectionWorkers, Default: 0, Classes: []string{"evloop"},
 		Help:  "Event loops per evloop worker (0 = one per CPU the worker may use).",
 		Check: atLeast(0)},
+	{Key: "evloop_reuse_requests", Flag: "evloop-reuse-requests", Section: SectionWorkers, Default: false, Classes: []string{"evloop"},
+		Help: "Inline evloop handlers get a recycled *http.Request: no allocation per request.\n" +
+			"A handler must then not use r, r.URL or r.Header after it returned, not even from a goroutine it started (hand it r.Clone(ctx)); " +
+			"strings, header values and the context stay valid. Off by default because net/http lets a handler keep r."},
 	{Key: "http_engine", Flag: "http-engine", Section: SectionWorkers, Default: "native", Classes: []string{"goroutine"},
 		Help: "HTTP engine of the goroutine class: native or net/http.\n" +
 			"`native` is the strict engine every class shares; `net/http` gives HTTP/2 over TLS at the cost of looser HTTP/1.1 parsing.",

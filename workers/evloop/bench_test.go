@@ -82,7 +82,7 @@ func benchInline(b *testing.B, h http.Handler, reuse bool) {
 // BenchmarkInlineHello: evloop's inline path for apps.Hello, no middleware.
 func BenchmarkInlineHello(b *testing.B) { benchInline(b, apps.Hello(), false) }
 
-// BenchmarkInlineHelloReuse: the same with EnvReuseRequests (Request, URL
+// BenchmarkInlineHelloReuse: the same with evloop_reuse_requests (Request, URL
 // and Header map recycled: no allocation but h1's shared string chunks).
 func BenchmarkInlineHelloReuse(b *testing.B) { benchInline(b, apps.Hello(), true) }
 

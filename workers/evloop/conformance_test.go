@@ -1,6 +1,7 @@
 package evloop
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/multiserve/multiserve/config"
@@ -8,7 +9,7 @@ import (
 )
 
 // TestConformance runs the shared class suite inline (threads=0, the
-// class's fast path; also with recycled requests, EnvReuseRequests) and
+// class's fast path; also with recycled requests, evloop_reuse_requests) and
 // with a handler pool. TestH1Probe runs the h1probe corpus inline, both ways.
 func TestConformance(t *testing.T) {
 	for _, tc := range []struct {
@@ -17,12 +18,10 @@ func TestConformance(t *testing.T) {
 		reuse   bool
 	}{{"inline", 0, false}, {"inline-reuse", 0, true}, {"pool", 4, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.reuse {
-				t.Setenv(EnvReuseRequests, "1")
-			}
 			workerstest.Run(t, "evloop", workerstest.Options{Config: func(c *config.Config) {
 				c.Threads = tc.threads
 				c.EvloopLoops = 2
+				c.EvloopReuseRequests = tc.reuse
 			}})
 		})
 	}
@@ -32,10 +31,12 @@ func TestH1Probe(t *testing.T) {
 	if testing.Short() {
 		t.Skip("h1probe runs python3")
 	}
-	for _, reuse := range []string{"0", "1"} {
-		t.Run(EnvReuseRequests+"="+reuse, func(t *testing.T) {
-			t.Setenv(EnvReuseRequests, reuse)
-			in := workerstest.Start(t, "evloop", workerstest.Options{Config: func(c *config.Config) { c.Threads = 0 }})
+	for _, reuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("evloop_reuse_requests=%v", reuse), func(t *testing.T) {
+			in := workerstest.Start(t, "evloop", workerstest.Options{Config: func(c *config.Config) {
+				c.Threads = 0
+				c.EvloopReuseRequests = reuse
+			}})
 			workerstest.H1Probe(t, in.Addr, false)
 			workerstest.H1Probe(t, in.Addr, true)
 		})

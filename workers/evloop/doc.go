@@ -34,9 +34,9 @@
 // reader. net/http's rules make that safe: a handler must not use the
 // ResponseWriter or read the Body after it returned. The *http.Request is
 // new for every request by default, because net/http lets a handler keep
-// r (e.g. hand it to a goroutine). With MULTISERVE_EVLOOP_REUSE_REQUESTS=1
-// in the worker's environment (EnvReuseRequests; an interim switch until
-// config has a setting) inline handlers get h1.Parser.InlineRequest's
+// r (e.g. hand it to a goroutine). With the setting evloop_reuse_requests
+// (--evloop-reuse-requests, MULTISERVE_EVLOOP_REUSE_REQUESTS=1) inline
+// handlers get h1.Parser.InlineRequest's
 // recycled Request instead: r, r.URL and r.Header are reused once the
 // handler returned, so a handler must not use them afterwards, not even
 // from a goroutine it started (hand r.Clone(ctx) to work that outlives
@@ -226,11 +226,11 @@
 //     fresh memory per request is the largest single cost left.
 //   - Allocation and GC: 2 allocations per request (Request+URL block
 //     448 B, Header map 48 B; 548 B with the chunked strings, 624 B
-//     before), 1 with EnvReuseRequests (the Header map, 100 B including
+//     before), 1 with evloop_reuse_requests (the Header map, 100 B including
 //     the chunks; BenchmarkInlineHello and BenchmarkInlineHelloReuse).
 //     GODEBUG=gctrace=1: one GC cycle per ~5000 requests (~0 live heap,
 //     4 MB goal), ~1 ms CPU each, 0.6 ms of it assist on the loop.
-//   - User time (perf record -g on the worker, EnvReuseRequests, hello):
+//   - User time (perf record -g on the worker, evloop_reuse_requests, hello):
 //     26% of the worker's samples; gnet and the Go runtime (syscall
 //     entry/exit, sysmon: as in bare gnet) about 11%; the middleware the
 //     worker installs 4.8% (scoreboard 2%; proxyheaders 2.3%: netallow's
