@@ -119,7 +119,7 @@ sbshare() {
 		if (sym ~ /multiserve\/(scoreboard|internal\/respmeter)\./) hit = 1
 	}
 	function finish() { total++; if (hit) sb++; hit = 0 }
-	END { if (inside) finish(); printf "%.2f\n", total ? 100 * sb / total : 0 }'
+	END { if (inside) finish(); if (total) printf "%.2f\n", 100 * sb / total; else print "na" }'
 }
 
 perf_one() { # config -> prints the scoreboard's share (%) of its worker's CPU samples
@@ -129,7 +129,13 @@ perf_one() { # config -> prints the scoreboard's share (%) of its worker's CPU s
 	pid=$!
 	wait_ready "$port"
 	taskset -c 1 wrk -t1 -c64 -d1s "http://127.0.0.1:$port/" >/dev/null
-	wpid=$(pgrep -P "$pid" | head -1)
+	wpid=$(pgrep -P "$pid" | head -1) || true
+	if [ -z "$wpid" ]; then
+		kill -TERM -- -"$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		echo na
+		return
+	fi
 	taskset -c 1 wrk -t1 -c64 -d"$((secs + 1))s" "http://127.0.0.1:$port/" >/dev/null &
 	wrkpid=$!
 	sleep 0.5
@@ -140,7 +146,7 @@ perf_one() { # config -> prints the scoreboard's share (%) of its worker's CPU s
 	perf script -i "$tmp/perf.data" 2>/dev/null | sbshare
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.3f", m}'; }
+median() { grep -v '^na$' | sort -g | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.3f", m}'; }
 
 declare -A eff usr sys share
 for r in $(seq 1 "$rounds"); do
