@@ -55,6 +55,7 @@ type Response struct {
 	mu          sync.Mutex
 	timedOut    bool
 	finished    bool
+	hijacked    bool
 	err         error // first write error from the sink
 	// expect100 is set while a 100 Continue may still be sent.
 	expect100     bool
@@ -665,6 +666,30 @@ func (w *Response) Reject(status int) bool { return w.writeError(status) }
 // drain it; close the connection after the response instead.
 func (w *Response) AwaitingContinue() bool { return w.awaitingContinue() }
 
+// ResponseStatus is the response's final status: the one the handler set
+// (0 while none), 503 when request_timeout answered for it, 101 once it
+// hijacked the connection. With ResponseBytes it makes Response a
+// scoreboard.ResponseMeter, so the scoreboard middleware reads the figures
+// here instead of wrapping every response in a recorder.
+func (w *Response) ResponseStatus() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.hijacked:
+		return http.StatusSwitchingProtocols
+	case w.timedOut && !w.wroteHeader:
+		return http.StatusServiceUnavailable
+	}
+	return w.status
+}
+
+// ResponseBytes is the body bytes the handler wrote so far.
+func (w *Response) ResponseBytes() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.written
+}
+
 // Hijack lets the handler take over the connection (http.Hijacker), e.g.
 // for WebSocket, before anything of the response was written. Only the
 // blocking Conn supports it; elsewhere it returns http.ErrNotSupported.
@@ -680,7 +705,7 @@ func (w *Response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	nc, rw, err := w.hijack()
 	if err == nil {
-		w.committed, w.finished, w.keepAlive = true, true, false
+		w.committed, w.finished, w.keepAlive, w.hijacked = true, true, false, true
 	}
 	return nc, rw, err
 }
