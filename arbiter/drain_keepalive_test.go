@@ -218,12 +218,7 @@ func TestShutdownDelayUnixSocket(t *testing.T) {
 		m := startMaster(t, cfg, true)
 		// More clients than the workers serve at once: connections queue.
 		load := startRawLoad(t, sock, "/sleep?d=5ms", 8)
-		eventually(t, "requests served", func() bool { return load.ok.Load() > 20 })
-		load.mark.Store(time.Now().UnixNano())
-		m.signal(syscall.SIGTERM)
-		m.waitLog("draining: refusing new connections")
-		code := m.wait()
-		load.halt()
+		code := termUnderLoad(t, m, load, "draining: refusing new connections")
 		t.Logf("%s: %d ok (%d started after TERM), %d failed; connects refused after the gate: %d %v",
 			class, load.ok.Load(), load.afterSignal.Load(), load.failed.Load(), load.dialErr.Load(), load.dialErrs)
 		if code != 0 {

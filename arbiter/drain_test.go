@@ -28,6 +28,20 @@ type rawLoad struct {
 	wg                  sync.WaitGroup
 }
 
+// termUnderLoad lets load get going, marks the time, sends TERM, waits
+// for the arbiter to log logLine and to exit, then stops the load; it
+// returns the arbiter's exit code.
+func termUnderLoad(t *testing.T, m *master, load *rawLoad, logLine string) int {
+	t.Helper()
+	eventually(t, "requests served", func() bool { return load.ok.Load() > 20 })
+	load.mark.Store(time.Now().UnixNano())
+	m.signal(syscall.SIGTERM)
+	m.waitLog(logLine)
+	code := m.wait()
+	load.halt()
+	return code
+}
+
 // startRawLoad runs n clients against addr until stop is called.
 func startRawLoad(t *testing.T, addr, path string, n int) *rawLoad {
 	l := &rawLoad{stop: make(chan struct{}), dialErrs: map[string]int{}}
@@ -109,12 +123,7 @@ func TestShutdownDelayUnderLoad(t *testing.T) {
 		cfg.ShutdownDelay = time.Second
 		m := startMaster(t, cfg, true)
 		load := startRawLoad(t, m.addrs[0], "/sleep?d=5ms", 4)
-		eventually(t, "requests served", func() bool { return load.ok.Load() > 20 })
-		load.mark.Store(time.Now().UnixNano())
-		m.signal(syscall.SIGTERM)
-		m.waitLog("draining: reporting not ready")
-		code := m.wait()
-		load.halt()
+		code := termUnderLoad(t, m, load, "draining: reporting not ready")
 		t.Logf("%s: %d ok (%d started after TERM), %d refused at dial, %d failed",
 			class, load.ok.Load(), load.afterSignal.Load(), load.dialErr.Load(), load.failed.Load())
 		if code != 0 {

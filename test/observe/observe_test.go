@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -338,15 +337,7 @@ func TestCtlVerbs(t *testing.T) {
 
 // TestCtlRefusesOtherUser: the client run as nobody gets nothing done.
 func TestCtlRefusesOtherUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run the client as another user")
-	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skip("no user nobody")
-	}
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
+	uid, gid := testserver.Nobody(t)
 	dir, err := os.MkdirTemp("", "observe-ctl-")
 	if err != nil {
 		t.Fatal(err)
