@@ -28,6 +28,18 @@ type rawLoad struct {
 	wg                  sync.WaitGroup
 }
 
+// wantAllServed fails t for every failed request and for any connect
+// that failed; call it after halt.
+func (l *rawLoad) wantAllServed(t *testing.T) {
+	t.Helper()
+	for _, f := range l.failures {
+		t.Errorf("request failed: %s", f)
+	}
+	if n := l.dialErr.Load(); n != 0 {
+		t.Errorf("%d connects failed: %v", n, l.dialErrs)
+	}
+}
+
 // termUnderLoad lets load get going, marks the time, sends TERM, waits
 // for the arbiter to log logLine and to exit, then stops the load; it
 // returns the arbiter's exit code.
