@@ -65,9 +65,9 @@ const (
 type stopState struct {
 	graceful bool
 	phase    stopPhase
-	deadline time.Time // end of the current phase; in phaseRetire, the SIGKILL deadline
-	queueEnd time.Time // phaseQueue gives up waiting for an empty queue then
-	emptyAt  time.Time // phaseQueue: since when the gated queues are empty (zero: not empty)
+	deadline time.Time       // end of the current phase; in phaseRetire, the SIGKILL deadline
+	queueEnd time.Time       // phaseQueue gives up waiting for an empty queue then
+	settle   sockgate.Settle // phaseQueue: have the gated queues stayed empty for sockgate.Quiet
 	killed   bool
 	err      error // what Run returns
 }
@@ -137,13 +137,7 @@ func (a *arbiter) advanceDrain(now time.Time) {
 // queuesSettled reports whether the gated accept queues have been empty
 // for sockgate.Quiet.
 func (a *arbiter) queuesSettled(now time.Time) bool {
-	switch {
-	case queued(a.lns) > 0:
-		a.stop.emptyAt = time.Time{}
-	case a.stop.emptyAt.IsZero():
-		a.stop.emptyAt = now
-	}
-	return !a.stop.emptyAt.IsZero() && now.Sub(a.stop.emptyAt) >= sockgate.Quiet
+	return a.stop.settle.Observe(now, queued(a.lns))
 }
 
 func (a *arbiter) retireGracefully(now time.Time) {

@@ -89,16 +89,11 @@ const pollEvery = 2 * time.Millisecond
 // end, or until abort is closed, and returns how many connections are
 // still queued then.
 func WaitEmpty(fds []int, end time.Time, abort <-chan struct{}) int {
-	var emptySince time.Time
+	var s Settle
 	t := time.NewTicker(pollEvery)
 	defer t.Stop()
 	for now := time.Now(); now.Before(end); now = time.Now() {
-		switch {
-		case total(fds) > 0:
-			emptySince = time.Time{}
-		case emptySince.IsZero():
-			emptySince = now
-		case now.Sub(emptySince) >= Quiet:
+		if s.Observe(now, total(fds)) {
 			return 0
 		}
 		select {
@@ -108,6 +103,25 @@ func WaitEmpty(fds []int, end time.Time, abort <-chan struct{}) int {
 		}
 	}
 	return total(fds)
+}
+
+// Settle tells from successive readings of accept queue lengths when the
+// queues have stayed empty for Quiet; for a caller that polls on its own
+// schedule (the arbiter's event loop) as WaitEmpty does. The zero value
+// has seen nothing yet.
+type Settle struct{ emptySince time.Time }
+
+// Observe records that queued connections were waiting at now and reports
+// whether the queues have been empty for Quiet since.
+func (s *Settle) Observe(now time.Time, queued int) bool {
+	switch {
+	case queued > 0:
+		s.emptySince = time.Time{}
+		return false
+	case s.emptySince.IsZero():
+		s.emptySince = now
+	}
+	return now.Sub(s.emptySince) >= Quiet
 }
 
 // total is the sum of the queue lengths of fds; an unreadable one counts 0.

@@ -207,3 +207,27 @@ func TestWaitEmpty(t *testing.T) {
 	}
 	<-done
 }
+
+// TestSettle: settled only after Quiet of empty readings; a non-empty
+// reading starts the wait over.
+func TestSettle(t *testing.T) {
+	var s Settle
+	t0 := time.Unix(1000, 0)
+	for _, step := range []struct {
+		at     time.Duration
+		queued int
+		want   bool
+	}{
+		{0, 0, false},
+		{Quiet / 2, 0, false},
+		{Quiet / 2, 3, false},
+		{Quiet, 0, false},
+		{Quiet + Quiet/2, 0, false},
+		{2 * Quiet, 0, true},
+		{2*Quiet + 1, 1, false},
+	} {
+		if got := s.Observe(t0.Add(step.at), step.queued); got != step.want {
+			t.Fatalf("at %v with %d queued: settled %v, want %v", step.at, step.queued, got, step.want)
+		}
+	}
+}
