@@ -71,3 +71,11 @@ type Env struct {
 	// Optional; safe to call more than once. May be nil (tests).
 	ListenersDone func()
 }
+
+// DoneListening calls ListenersDone when it is set: what a class calls once
+// it stopped accepting for good.
+func (e *Env) DoneListening() {
+	if e.ListenersDone != nil {
+		e.ListenersDone()
+	}
+}

@@ -85,9 +85,7 @@ func (s *server) stopAccepting() {
 			s.log.Error("evloop: stop accepting", "err", err)
 		}
 	}
-	if s.env.ListenersDone != nil {
-		s.env.ListenersDone()
-	}
+	s.env.DoneListening()
 }
 
 // stop is the graceful stop: stop accepting, close idle connections, let

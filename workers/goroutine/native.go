@@ -64,7 +64,9 @@ func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 	for ; pending > 0; pending-- {
 		<-errc
 	}
-	listenersDone(env)
+	// The accept loops are over (the listeners were dups): an own
+	// reuse_port socket may leave its group while requests finish.
+	env.DoneListening()
 	if !conns.wait(cfg.GracefulTimeout) {
 		env.Log.Warn("graceful_timeout expired, closing connections", "open", conns.len())
 		conns.closeAll()

@@ -115,7 +115,7 @@ func drain(srv *http.Server, lns []net.Listener, errc <-chan error, conns *connC
 	for range lns {
 		<-errc // Serve returns once its Accept fails: no new connections
 	}
-	listenersDone(env)
+	env.DoneListening()
 	dctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if !conns.waitZero(dctx) {

@@ -53,12 +53,3 @@ var (
 	_ workers.Worker        = (*Worker)(nil)
 	_ workers.ConfigChecker = (*Worker)(nil)
 )
-
-// listenersDone tells the runtime the accept loops are over (the listeners
-// are closed dups), so an own reuse_port socket can leave its group while
-// the requests in flight finish.
-func listenersDone(env *workers.Env) {
-	if env.ListenersDone != nil {
-		env.ListenersDone()
-	}
-}

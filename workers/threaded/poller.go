@@ -274,9 +274,7 @@ func (p *poller) stop() {
 	_ = p.listen(false)
 	// Out of the epoll set: no thread accepts on them again, so the
 	// runtime may close an own reuse_port socket while requests finish.
-	if p.env.ListenersDone != nil {
-		p.env.ListenersDone()
-	}
+	p.env.DoneListening()
 	grace := time.Now().Add(firstRequestGrace)
 	var ready, idle []*conn
 	p.mu.Lock()
