@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/multiserve/multiserve/internal/proc"
 	"github.com/multiserve/multiserve/internal/testserver"
 )
 
@@ -63,6 +64,14 @@ func TestWorkersRunAsUser(t *testing.T) {
 	}
 	if got := procUID(t, s.Pid()); got != 0 {
 		t.Errorf("arbiter runs as uid %d, want root", got)
+	}
+	// The worker fchmod()s its heartbeat file (fd 3) as nobody: it must own it.
+	var hb syscall.Stat_t
+	if err := syscall.Stat(fmt.Sprintf("/proc/%d/fd/%d", pid, proc.FDHeartbeat), &hb); err != nil {
+		t.Fatal(err)
+	}
+	if int(hb.Uid) != want {
+		t.Errorf("heartbeat file owned by %d, want nobody (%d)", hb.Uid, want)
 	}
 	st, err := os.Stat(sock)
 	if err != nil {
