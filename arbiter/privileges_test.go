@@ -3,7 +3,6 @@ package arbiter_test
 import (
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,13 +34,7 @@ func procUID(t *testing.T, pid int) int {
 // unix socket belongs to nobody and has the umask's mode.
 func TestWorkersRunAsUser(t *testing.T) {
 	skipShort(t)
-	if os.Getuid() != 0 {
-		t.Skip("needs root")
-	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skip("no user nobody")
-	}
+	want, _ := testserver.Nobody(t)
 	dir := t.TempDir()
 	// nobody must reach the binary it is executed as.
 	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
@@ -58,7 +51,6 @@ func TestWorkersRunAsUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := strconv.Atoi(nobody.Uid)
 	if got := procUID(t, pid); got != want {
 		t.Errorf("worker %d runs as uid %d, want nobody (%d)", pid, got, want)
 	}

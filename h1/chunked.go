@@ -122,12 +122,13 @@ func checkChunkExt(ext []byte) error {
 }
 
 func (d *chunkedDecoder) trailerSection(b []byte, lim *limits) (int, []byte, bool, error) {
-	// The scanner treats its first line as a request line; trailers have
-	// none, so count from 1.
+	// The head's scanner, with the request line counted as seen: a
+	// trailer section has none, so an immediately empty line ends it and
+	// every line is held to the field limits.
 	if d.sc.lines == 0 && d.sc.pos == 0 {
 		d.sc.lines = 1
 	}
-	end, err := d.sc.scanTrailer(b, lim)
+	end, err := d.sc.scan(b, lim)
 	if err != nil || end == 0 {
 		return 0, nil, false, err
 	}
@@ -146,29 +147,6 @@ func (d *chunkedDecoder) trailerSection(b []byte, lim *limits) (int, []byte, boo
 		d.trailers = append(d.trailers, field{name, value})
 	}
 	return end, nil, true, nil
-}
-
-// scanTrailer is scan for a section with no start line: an immediately
-// empty line ends it.
-func (s *headScanner) scanTrailer(b []byte, lim *limits) (int, error) {
-	for {
-		rest := b[s.pos:]
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			return 0, s.checkOpenLine(len(rest), lim)
-		}
-		if err := s.checkLine(i-1, lim); err != nil {
-			return 0, err
-		}
-		if i == 0 || rest[i-1] != '\r' {
-			return 0, errBadRequest("bare LF in trailer section")
-		}
-		s.pos += i + 1
-		if i == 1 {
-			return s.pos, nil
-		}
-		s.lines++
-	}
 }
 
 var forbiddenTrailers = []string{

@@ -1,5 +1,7 @@
 package evloop
 
+import "github.com/multiserve/multiserve/workers"
+
 // reuse_port mode: the arbiter gives each worker its own SO_REUSEPORT
 // listening socket per TCP bind (arbiter/reuseport.go). It is swapped into
 // gnet's slot like a shared socket. Its stop is the worker runtime's, as
@@ -13,8 +15,8 @@ package evloop
 // ownCount is how many of the worker's listeners are its own sockets.
 func (s *server) ownCount() int {
 	n := 0
-	for _, o := range s.own {
-		if o {
+	for _, l := range s.env.Listeners {
+		if workers.OwnSocket(s.cfg, l) {
 			n++
 		}
 	}

@@ -90,8 +90,6 @@ type server struct {
 	eng   gnet.Engine
 	slots []int // per env listener: the gnet fd it was swapped onto, -1 if served by Register
 
-	own []bool // per env listener: this worker's own SO_REUSEPORT socket (reuse_port mode)
-
 	started   chan struct{} // closed by the first OnTick: the loops run
 	startOnce stdsync.Once
 
@@ -132,9 +130,6 @@ func newServer(env *workers.Env) *server {
 		size = max(cfg.WorkerConnections, 1)
 	}
 	s.pool = newPool(size)
-	for _, l := range env.Listeners {
-		s.own = append(s.own, workers.OwnSocket(cfg, l))
-	}
 	s.now.Store(time.Now().UnixNano())
 	return s
 }
