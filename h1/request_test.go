@@ -2,6 +2,7 @@ package h1
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -72,6 +73,39 @@ func TestRequestContext(t *testing.T) {
 			t.Errorf("request %d: %+v", i, r)
 		}
 		p.Next(buf[len(buf):], 0) // BodyEnd
+	}
+}
+
+// TestRequestsKept: Requests cut from the parser's slabs (newBlock) are
+// each a block of their own: a handler that keeps every Request of a
+// connection, past several slabs and a parser Reset, sees each unchanged.
+func TestRequestsKept(t *testing.T) {
+	p := (&Server{}).NewParser()
+	defer p.Release()
+	var kept []*http.Request
+	for i := range 3*blockSlab + 1 {
+		if i == blockSlab {
+			p.Reset() // a new connection on this parser
+		}
+		buf := []byte(fmt.Sprintf("GET /r%d HTTP/1.1\r\nHost: h%d\r\nX-I: %d\r\n\r\n", i, i, i))
+		if ev, n, _, err := p.Next(buf, 0); ev != Head || n != len(buf) || err != nil {
+			t.Fatalf("Next: %v %d %v", ev, n, err)
+		}
+		r, err := p.Request(context.Background(), "1.2.3.4:5")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Next(buf[len(buf):], 0) // BodyEnd
+		clear(buf)                // the caller's buffer is reused
+		kept = append(kept, r)
+	}
+	seen := map[*http.Request]bool{}
+	for i, r := range kept {
+		if seen[r] || r.URL.Path != fmt.Sprintf("/r%d", i) || r.Host != fmt.Sprintf("h%d", i) ||
+			r.Header.Get("X-I") != fmt.Sprint(i) || r.Method != "GET" {
+			t.Fatalf("request %d changed or shared: %p %s %s %v", i, r, r.URL.Path, r.Host, r.Header)
+		}
+		seen[r] = true
 	}
 }
 
