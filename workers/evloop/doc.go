@@ -224,10 +224,11 @@
 //     keeps r.Header, so not kept) reached 0.87x bare gnet against 0.68x
 //     for evloop in the same 10 rounds, sys 10.6 vs 12.6 us per request:
 //     fresh memory per request is the largest single cost left.
-//   - Allocation and GC: 2 allocations per request (Request+URL block
-//     448 B, Header map 48 B; 548 B with the chunked strings, 624 B
-//     before), 1 with evloop_reuse_requests (the Header map, 100 B including
-//     the chunks; BenchmarkInlineHello and BenchmarkInlineHelloReuse).
+//   - Allocation and GC: 2 allocations per request in session 2 (Request+URL
+//     block 448 B, Header map 48 B; 548 B with the chunked strings, 624 B
+//     before); 1 since session 3, which cuts the block from a 4 KB slab of
+//     9 (h1's newBlock); 0 with evloop_reuse_requests
+//     (BenchmarkInlineHello and BenchmarkInlineHelloReuse).
 //     GODEBUG=gctrace=1: one GC cycle per ~5000 requests (~0 live heap,
 //     4 MB goal), ~1 ms CPU each, 0.6 ms of it assist on the loop.
 //   - User time (perf record -g on the worker, evloop_reuse_requests, hello):
@@ -253,6 +254,21 @@
 // see "Where handlers run"), cache proxyheaders' trust decision per
 // remote host and keep the secure headers in a slice (other packages),
 // and the scoreboard middleware's own cost (another session's work).
+//
+// Session 3 (64f8f34, `CONFIGS="evloop evloop-reuse goroutine gnet"
+// BASE_REV=3aae193 bench/evloopratio/run.sh 15 3`, at nice -10): evloop /
+// bare gnet 0.75, / goroutine 1.23; evloop-reuse 0.80 and 1.37; user
+// 4.44 / 3.61 us per request (gnet 1.16, goroutine 8.42), sys 12.2-16.0
+// for all. Bare gnet itself was 1.49-1.86x goroutine across the session's
+// runs, so 1.5x goroutine asks for 0.81-1.01x bare gnet. At 0.9x bare
+// gnet the whole HTTP layer (parse, Request, handler call, response head,
+// middleware) has about 1.5 us per request; the default path takes 1.7-1.8
+// us in process (BenchmarkInlineHello, no kernel, hot caches). Checked and
+// ruled out: GOMAXPROCS=2 (so sysmon never retakes a loop's P in
+// epoll_wait: 0.99x), the arbiter's CPU (0 ticks in 5 s), per-connection
+// state (in process, 1 and 256 connections cost the same per request; the
+// drop at c=256 is kernel and cache side). The syscalls per request are
+// bare gnet's: one read, one write (strace -c).
 //
 // sim?io=10ms with wrk -t2 -c1000, 3 rounds (session 1): evloop with
 // threads=1000 reached 1.4-3.4x the requests/s of plain net/http
