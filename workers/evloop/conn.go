@@ -293,7 +293,9 @@ func (hc *hconn) dispatch(n int) gnet.Action {
 	var req *http.Request
 	var err error
 	var cancel context.CancelFunc
-	if !offload && hc.ls.reuseRequests {
+	// evloop_reuse_requests: an inline handler gets the parser's recycled
+	// Request, which it must not use after it returned (package doc).
+	if !offload && s.cfg.EvloopReuseRequests {
 		req, err = hc.p.InlineRequest(hc.remote)
 	} else {
 		var ctx context.Context

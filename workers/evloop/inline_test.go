@@ -89,8 +89,10 @@ func TestInlineRecycledState(t *testing.T) {
 
 func testInlineRecycledState(t *testing.T, reuse bool) {
 	var kept []string // strings a handler keeps must survive recycling
+	reqs := map[*http.Request]bool{}
 	s, c, _ := memServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		kept = append(kept, r.URL.Path, r.Header.Get("X-Id"))
+		reqs[r] = true
 		if r.URL.Path == "/set" {
 			w.Header().Set("X-Set", "1")
 			w.WriteHeader(http.StatusTeapot)
@@ -98,7 +100,7 @@ func testInlineRecycledState(t *testing.T, reuse bool) {
 		b, _ := io.ReadAll(r.Body)
 		io.WriteString(w, r.Method+" "+r.URL.Path+" ["+string(b)+"]")
 	}))
-	s.loopOf(nil).reuseRequests = reuse
+	s.cfg.EvloopReuseRequests = reuse
 	_, out := feed(s, c, "POST /set HTTP/1.1\r\nHost: x\r\nX-Id: 1\r\nContent-Length: 5\r\n\r\nhello"+
 		"GET /plain HTTP/1.1\r\nHost: x\r\nX-Id: 2\r\n\r\n"+
 		"POST /p HTTP/1.1\r\nHost: x\r\nX-Id: 3\r\nContent-Length: 3\r\n\r\nab")
@@ -117,6 +119,10 @@ func testInlineRecycledState(t *testing.T, reuse bool) {
 	}
 	if want := []string{"/set", "1", "/plain", "2", "/p", "3"}; !slices.Equal(kept, want) {
 		t.Errorf("strings kept by the handler: %q, want %q", kept, want)
+	}
+	// The setting takes effect: one recycled Request, or one per request.
+	if want := map[bool]int{true: 1, false: 3}[reuse]; len(reqs) != want {
+		t.Errorf("%d distinct *http.Request for 3 requests, want %d", len(reqs), want)
 	}
 }
 

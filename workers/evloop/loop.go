@@ -23,9 +23,6 @@ type loopState struct {
 	resp    *h1.Response // the Response of inline handlers, recycled
 	parsers []*h1.Parser // free parsers of this loop's idle connections
 	body    inlineBody   // the Body of an inline request with a small body
-	// reuseRequests: inline handlers get h1.Parser.InlineRequest's reused
-	// *http.Request (evloop_reuse_requests).
-	reuseRequests bool
 
 	// The ticker posts probe sent+1 to the loop and the loop stores it in
 	// seen when it runs it, so seen < sent means the loop has not come
@@ -41,7 +38,7 @@ func (s *server) loopOf(el gnet.EventLoop) *loopState {
 	defer s.loopsMu.Unlock()
 	ls := s.loopMap[el]
 	if ls == nil {
-		ls = &loopState{el: el, conns: map[*hconn]struct{}{}, h1: s.inlineServer(), reuseRequests: s.reuseRequests()}
+		ls = &loopState{el: el, conns: map[*hconn]struct{}{}, h1: s.inlineServer()}
 		s.loopMap[el] = ls
 	}
 	return ls
@@ -153,14 +150,3 @@ func (ls *loopState) putParser(p *h1.Parser) {
 // maxFreeParsers bounds a loop's free parsers: a burst of connections
 // that all became idle at once should not pin a parser each.
 const maxFreeParsers = 64
-
-// reuseRequests is evloop_reuse_requests: inline handlers get a recycled
-// *http.Request (h1.Parser.InlineRequest). The Request, its URL and its
-// Header map are reused for a later request on the loop once the handler
-// returned, so a handler must not use r, r.URL or r.Header after it
-// returned, not even from a goroutine it started (hand it r.Clone(ctx)).
-// Strings, header value slices and the context stay valid. Off by
-// default, because net/http lets a handler keep r; it saves the
-// per-request allocations and the cache misses of touching fresh memory
-// every request (see the package doc's measurements).
-func (s *server) reuseRequests() bool { return s.cfg.EvloopReuseRequests }
