@@ -75,7 +75,7 @@ type Parser struct {
 	reuseHdr http.Header
 	raw      []byte
 	vals     []string
-	blocks   []requestBlock // the rest of Request's current slab (see newBlock)
+	blocks   []requestBlock // Request's current slab (see newBlock)
 }
 
 // NewParser returns a parser enforcing the server's limits (from a pool:

@@ -11,7 +11,7 @@ import (
 
 // Request builds the *http.Request for the head the last Next returned
 // (call it right after the Head event, before the bytes are discarded).
-// All strings are copied out of the caller's buffer in one allocation.
+// All strings are copied out of the caller's buffer (see stash).
 // Body is http.NoBody when the request has none and nil otherwise: the
 // caller supplies a streaming reader. RemoteAddr is set from remoteAddr.
 //
@@ -57,17 +57,25 @@ func (p *Parser) InlineRequest(remoteAddr string) (*http.Request, error) {
 }
 
 // newBlock returns a zeroed requestBlock cut from the parser's current
-// slab of blockSlab blocks: one allocation per blockSlab requests instead
-// of one each. A slab is never handed out twice, so a handler may keep its
-// Request as long as it likes (it then keeps the slab's other blocks from
-// the garbage collector too, a few kilobytes at most, like stash's chunks).
+// slab of blockSlab blocks (carve): one allocation per blockSlab requests
+// instead of one each. A handler may keep its Request as long as it likes
+// (it then keeps the slab's other blocks from the garbage collector too, a
+// few kilobytes at most, like stash's chunks).
 func (p *Parser) newBlock() *requestBlock {
-	if len(p.blocks) == 0 {
-		p.blocks = make([]requestBlock, blockSlab)
+	return &carve(&p.blocks, 1, blockSlab)[0]
+}
+
+// carve returns n zero elements from the unused end of *chunk, starting a
+// new chunk of max(size, n) when too few are left. Nothing is handed out
+// twice: what was carved stays the caller's however long it is kept, and
+// a full chunk is left to the garbage collector.
+func carve[T any](chunk *[]T, n, size int) []T {
+	c := *chunk
+	if len(c)+n > cap(c) {
+		c = make([]T, 0, max(size, n))
 	}
-	blk := &p.blocks[0]
-	p.blocks = p.blocks[1:]
-	return blk
+	*chunk = c[:len(c)+n]
+	return c[len(c) : len(c)+n : len(c)+n]
 }
 
 // blockSlab is how many requestBlocks fit 4 KB with the 8-byte header
@@ -75,9 +83,8 @@ func (p *Parser) newBlock() *requestBlock {
 // rounding waste (9 blocks of 448 bytes with Go 1.26).
 const blockSlab = (4096 - 8) / int(unsafe.Sizeof(requestBlock{}))
 
-// requestBlock is the Request and its URL in one allocation (448 bytes, a
-// size class of its own); the URL is unused when the target needed
-// url.ParseRequestURI.
+// requestBlock is the Request and its URL in one piece (448 bytes); the
+// URL is unused when the target needed url.ParseRequestURI.
 type requestBlock struct {
 	req http.Request
 	url url.URL
@@ -97,19 +104,11 @@ func (p *Parser) stash() (*byte, []string) {
 	case len(span) > rawChunk/4:
 		base = unsafe.StringData(string(span)) // a long head: a copy of its own
 	default:
-		if len(p.raw)+len(span) > cap(p.raw) {
-			p.raw = make([]byte, 0, rawChunk)
-		}
-		base = unsafe.SliceData(p.raw[len(p.raw):cap(p.raw)])
-		p.raw = append(p.raw, span...)
+		dst := carve(&p.raw, len(span), rawChunk)
+		copy(dst, span)
+		base = unsafe.SliceData(dst)
 	}
-	n := len(p.h.fields)
-	if len(p.vals)+n > cap(p.vals) {
-		p.vals = make([]string, 0, max(valsChunk, n))
-	}
-	vals := p.vals[len(p.vals) : len(p.vals)+n : len(p.vals)+n]
-	p.vals = p.vals[:len(p.vals)+n]
-	return base, vals
+	return base, carve(&p.vals, len(p.h.fields), valsChunk)
 }
 
 // The chunk sizes of stash: wrk's 40-byte heads share a byte chunk 25 at
