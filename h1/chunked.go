@@ -69,7 +69,9 @@ func (d *chunkedDecoder) step(b []byte, max int, lim *limits) (n int, data []byt
 // case hex are fine; signs, a bare "0 " with no extension, bare CR/LF and
 // sizes beyond 2^60 are not.
 func (d *chunkedDecoder) sizeLine(b []byte) (int, []byte, bool, error) {
-	eol := bytes.IndexByte(b, '\n')
+	// The LF is looked for within the limit only, so a line is refused at
+	// the same length whether it arrives in one read or in many.
+	eol := bytes.IndexByte(b[:min(len(b), maxChunkLine+1)], '\n')
 	if eol < 0 {
 		if len(b) > maxChunkLine {
 			return 0, nil, false, errBadRequest("chunk size line too long")

@@ -105,6 +105,7 @@ func TestParserRules(t *testing.T) {
 		{"chunked", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", 0, []string{"hello world"}, nil},
 		{"chunked case-insensitive", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: Chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n", 0, []string{"x"}, nil},
 		{"chunk leading zeros and upper hex", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n000A\r\n0123456789\r\n0\r\n\r\n", 0, []string{"0123456789"}, nil},
+		{"chunk line at limit", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n1;x=" + strings.Repeat("a", maxChunkLine-5) + "\r\nx\r\n0\r\n\r\n", 0, []string{"x"}, nil},
 		{"chunk extensions", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n3;a=b;c=\"d;e\"\r\nabc\r\n0 ;x\r\n\r\n", 0, []string{"abc"}, nil},
 		{"chunked trailers", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-Sum: 42\r\nContent-Length: 9\r\n\r\n", 0, []string{"x"}, func(t *testing.T, p parsed) {
 			tr := p.reqs[0].Trailer
@@ -231,6 +232,7 @@ func TestParserRules(t *testing.T) {
 		{"chunk size plus", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n", 400, nil, nil},
 		{"chunk size 0x", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", 400, nil, nil},
 		{"chunk size empty", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n\r\n", 400, nil, nil},
+		{"chunk line over limit", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n1;x=" + strings.Repeat("a", maxChunkLine) + "\r\nx\r\n0\r\n\r\n", 400, nil, nil},
 		{"chunk size overflow", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n", 400, nil, nil},
 		{"chunk size OWS no ext", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0 \r\n\r\n", 400, nil, nil},
 		{"chunk data too long", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n", 400, nil, nil},
