@@ -47,7 +47,7 @@ clean:
 	rm -rf bin
 
 # Bench (owned by bench/; see bench/README.md). `bench` is the full matrix
-# (~15 min) into bench/results/<UTC time>/; `bench-quick` is bounded (< 2 min,
+# (about 12 minutes) into bench/results/<UTC time>/; `bench-quick` is bounded (< 2 min,
 # hard timeout) and exits 0 even when some worker classes are unavailable.
 BENCH_BIN  := bin/bench
 BENCH_ARGS ?=

@@ -33,6 +33,9 @@ func (b *bench) writeReport() (string, error) {
 	if len(summary) > 0 {
 		w.WriteString("## Summary\n\n")
 		b.writeMatrix(&w)
+		if rows := b.scoreRows(); len(b.classNames()) > 0 {
+			fmt.Fprintf(&w, "%s (The rule is under How to choose.)\n\n", decideOverall(rows, b.classNames(), tieWithin).sentence(len(rows)))
+		}
 		w.WriteString(strings.Join(summary, "\n") + "\n\n")
 	}
 	w.WriteString(sections.String())
@@ -227,11 +230,11 @@ func (b *bench) writeClosed(w *strings.Builder, wl *workload, rs []*result) (str
 	verdict := closedVerdict(wl, ok)
 	switch wl.name {
 	case "hello":
-		if v := issue4Check(ok); v != "" {
+		if v := helloRatios(ok); v != "" {
 			verdict += " " + v
 		}
 	case "io-1000":
-		if v := poolCheck(ok); v != "" {
+		if v := poolRatio(ok); v != "" {
 			verdict += " " + v
 		}
 	}
@@ -461,9 +464,10 @@ func errRate(p point) float64 {
 	return float64(p.Errors) / float64(p.Requests+p.Errors)
 }
 
-// issue4Check states issue 4's targets for the hello workload: evloop
-// against the goroutine class and against bare gnet, per server CPU-second.
-func issue4Check(ok []*result) string {
+// helloRatios states, for the hello workload, evloop against the goroutine
+// class and against bare gnet (the floor of the event-loop library's cost),
+// per server CPU-second and per second.
+func helloRatios(ok []*result) string {
 	find := func(name string) *result {
 		i := slices.IndexFunc(ok, func(r *result) bool { return r.Target == name })
 		if i < 0 {
@@ -477,22 +481,22 @@ func issue4Check(ok []*result) string {
 	}
 	var parts []string
 	if gr != nil {
-		parts = append(parts, fmt.Sprintf("evloop ÷ goroutine = %s req/CPU-s (target ≥ 1.5×), %s req/s",
+		parts = append(parts, fmt.Sprintf("evloop ÷ goroutine = %s req/CPU-s, %s req/s",
 			ratio(efficiency(ev), efficiency(gr)), ratio(peak(ev).RPS, peak(gr).RPS)))
 	}
 	if bare != nil {
-		parts = append(parts, fmt.Sprintf("evloop ÷ bare gnet = %s req/CPU-s (target ≥ 0.9×), %s req/s",
+		parts = append(parts, fmt.Sprintf("evloop ÷ bare gnet = %s req/CPU-s, %s req/s",
 			ratio(efficiency(ev), efficiency(bare)), ratio(peak(ev).RPS, peak(bare).RPS)))
 	}
 	if len(parts) == 0 {
 		return ""
 	}
-	return "Issue 4 check: " + strings.Join(parts, "; ") + "."
+	return "Ratios: " + strings.Join(parts, "; ") + "."
 }
 
-// poolCheck states issue 4's io-1000 target: evloop with a handler pool
-// reaches at least what plain net/http reaches.
-func poolCheck(ok []*result) string {
+// poolRatio states, for io-1000, evloop with a handler pool against plain
+// net/http, the reference for a goroutine per connection.
+func poolRatio(ok []*result) string {
 	var pool, nh, inline *result
 	for _, r := range ok {
 		switch r.Target {
@@ -507,7 +511,7 @@ func poolCheck(ok []*result) string {
 	if pool == nil || nh == nil {
 		return ""
 	}
-	s := fmt.Sprintf("Issue 4 check: evloop-pool ÷ plain net/http = %s req/s (target ≥ 1×)", ratio(peak(pool).RPS, peak(nh).RPS))
+	s := fmt.Sprintf("evloop-pool ÷ plain net/http = %s req/s", ratio(peak(pool).RPS, peak(nh).RPS))
 	if inline != nil {
 		s += fmt.Sprintf("; evloop inline reaches %s req/s", fmtNum(peak(inline).RPS))
 	}
@@ -760,47 +764,74 @@ func (b *bench) score(wl *workload, r *result) (float64, bool) {
 	return 0, false
 }
 
-// writeMatrix renders one row per workload and one column per class: the
-// class's deciding metric relative to the best class (1.00).
-func (b *bench) writeMatrix(w *strings.Builder) {
+// classNames lists the multiserve rows in registry order.
+func (b *bench) classNames() []string {
 	var classes []string
 	for _, t := range b.targets {
 		if !t.peer {
 			classes = append(classes, t.name)
 		}
 	}
+	return classes
+}
+
+// scoreRows gives, per ranked workload, each class's deciding metric
+// relative to the best class (1.00), and the classes that failed it.
+func (b *bench) scoreRows() []scoreRow {
+	var rows []scoreRow
+	for _, wl := range b.workloads {
+		if wl.kind == kindSpread {
+			continue // no winner: the same class twice
+		}
+		row := scoreRow{workload: wl.name, memory: wl.kind == kindIdle, scores: map[string]float64{}}
+		best := 0.0
+		for _, r := range b.resultsFor(wl) {
+			if v, ok := b.score(wl, r); ok {
+				row.scores[r.Target] = v
+				best = math.Max(best, v)
+			} else if r.Status == statusFailed && !r.Peer {
+				row.failed = append(row.failed, r.Target)
+			}
+		}
+		for c, v := range row.scores {
+			if best > 0 {
+				row.scores[c] = v / best
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// writeMatrix renders one row per workload and one column per class: the
+// class's deciding metric relative to the best class (1.00).
+func (b *bench) writeMatrix(w *strings.Builder) {
+	classes := b.classNames()
 	if len(classes) == 0 {
 		return
 	}
 	w.WriteString("Relative score per workload (1.00 = the best class on the workload's deciding metric; – = not measured):\n\n")
 	w.WriteString("| workload | deciding metric | " + strings.Join(classes, " | ") + " |\n|---|---|" + strings.Repeat("--:|", len(classes)) + "\n")
+	byName := map[string]*workload{}
 	for _, wl := range b.workloads {
-		if wl.kind == kindSpread {
-			continue // no winner: the same class twice
-		}
-		vals := map[string]float64{}
-		best := 0.0
-		for _, r := range b.resultsFor(wl) {
-			if v, ok := b.score(wl, r); ok {
-				vals[r.Target] = v
-				best = math.Max(best, v)
-			}
-		}
+		byName[wl.name] = wl
+	}
+	for _, row := range b.scoreRows() {
 		cells := make([]string, len(classes))
 		for i, c := range classes {
-			v, ok := vals[c]
+			v, ok := row.scores[c]
 			switch {
+			case slices.Contains(row.failed, c):
+				cells[i] = "failed"
 			case !ok:
 				cells[i] = "–"
-			case best > 0 && v >= best:
+			case v >= 1:
 				cells[i] = "**1.00**"
-			case best > 0:
-				cells[i] = fmt.Sprintf("%.2f", v/best)
 			default:
-				cells[i] = "0"
+				cells[i] = fmt.Sprintf("%.2f", v)
 			}
 		}
-		fmt.Fprintf(w, "| %s | %s | %s |\n", wl.name, decidingMetric(wl), strings.Join(cells, " | "))
+		fmt.Fprintf(w, "| %s | %s | %s |\n", row.workload, decidingMetric(byName[row.workload]), strings.Join(cells, " | "))
 	}
 	w.WriteString("\n")
 }
@@ -820,14 +851,13 @@ func decidingMetric(wl *workload) string {
 
 // choice is the computed recommendation for one workload.
 type choice struct {
-	best, also []string
-	evidence   string
+	best     []string // the leader and every class within tieWithin of it
+	evidence string
 }
 
 func (b *bench) writeChoose(w *strings.Builder) {
 	w.WriteString("## How to choose (computed from this run)\n\n")
-	w.WriteString("Each line is derived from the tables above by fixed rules. CPU-bound workloads (hello, cpu, large, conn-per-request) are ranked by requests per server CPU-second, workloads that wait (io, io-1000, mixed, custom) by peak throughput; classes within 10 % of the leader are listed as equally good. Slow clients: the highest normal-load throughput. Idle connections: the fewest KiB per open connection among classes that keep them open.\n\n")
-	wins := map[string]int{}
+	w.WriteString("Each line is derived from the tables above by fixed rules. CPU-bound workloads (hello, cpu, large, conn-per-request) are ranked by requests per server CPU-second, workloads that wait (io, io-1000, mixed, custom) by peak throughput; classes within 10 % of the leader tie with it. Slow clients: the highest normal-load throughput. Idle connections: the fewest KiB per open connection among classes that keep them open.\n\n")
 	n := 0
 	for _, wl := range b.workloads {
 		ch, ok := b.choose(wl)
@@ -835,37 +865,26 @@ func (b *bench) writeChoose(w *strings.Builder) {
 			continue
 		}
 		n++
-		for _, c := range ch.best {
-			wins[c]++
+		tie := ""
+		if len(ch.best) > 1 {
+			tie = fmt.Sprintf(" (within %.0f %% of each other: a tie)", tieWithin*100)
 		}
-		also := ""
-		if len(ch.also) > 0 {
-			also = " (or " + strings.Join(ch.also, ", ") + ": within 10 %)"
-		}
-		fmt.Fprintf(w, "- **%s** (`%s`) → **%s**%s. %s\n", wl.question, wl.name, strings.Join(ch.best, "**, **"), also, ch.evidence)
+		fmt.Fprintf(w, "- **%s** (`%s`) → **%s**%s. %s\n", wl.question, wl.name, strings.Join(ch.best, "** or **"), tie, ch.evidence)
 	}
 	if n == 0 {
 		w.WriteString("No multiserve class produced numbers in this run, so there is nothing to choose from.\n\n")
 		return
 	}
-	type tally struct {
-		name string
-		n    int
+	rows := b.scoreRows()
+	fmt.Fprintf(w, "\n%s\n\n", decideOverall(rows, b.classNames(), tieWithin).sentence(len(rows)))
+	fmt.Fprintf(w, "The rule: %s\n\n", overallRule)
+	missing, noWaiting := uncovered(b.workloads)
+	if noWaiting {
+		w.WriteString("**This run had no workload where requests wait** (io, io-1000, mixed): it cannot tell which class collapses when a handler waits on a database or another service.\n\n")
 	}
-	var ts []tally
-	for k, v := range wins {
-		ts = append(ts, tally{k, v})
+	if len(missing) > 0 {
+		fmt.Fprintf(w, "Not covered by this run: %s.\n\n", strings.Join(missing, "; "))
 	}
-	slices.SortFunc(ts, func(a, b tally) int { return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.name, b.name)) })
-	fmt.Fprintf(w, "\nOverall in this run, **%s** is the first choice in %d of %d workloads", ts[0].name, ts[0].n, n)
-	if len(ts) > 1 {
-		var parts []string
-		for _, t := range ts[1:] {
-			parts = append(parts, fmt.Sprintf("%s %d", t.name, t.n))
-		}
-		fmt.Fprintf(w, " (then %s)", strings.Join(parts, ", "))
-	}
-	w.WriteString(".\n\n")
 }
 
 // choose applies the rules above to one workload's class results.
@@ -924,11 +943,7 @@ func (b *bench) choose(wl *workload) (choice, bool) {
 	lead := ranked[0]
 	ch := choice{best: []string{lead.Target}, evidence: evidence(lead, ranked[1:])}
 	if wl.kind != kindIdle {
-		for _, r := range ranked[1:] {
-			if key(r) >= key(lead)*(1-tieWithin) {
-				ch.also = append(ch.also, r.Target)
-			}
-		}
+		ch.best = tiedWith(ranked, key)
 	}
 	return ch, true
 }

@@ -13,8 +13,7 @@ import (
 	"time"
 )
 
-// The spread workload (issue 6: "the bench shows the spread"): one class at
-// spreadWorkers workers, run twice in a row, once on the arbiter's shared
+// The spread workload: one class at spreadWorkers workers, run twice in a row, once on the arbiter's shared
 // listening socket and once with reuse_port (a SO_REUSEPORT socket per
 // worker), under a new connection per request. The arbiter's /status
 // (stats_bind, on a unix socket) gives each worker's request count before

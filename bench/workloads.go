@@ -23,6 +23,7 @@ type workload struct {
 	rate     int      // open-loop requests per second
 	needsSim bool     // needs /sim (cpu, io, size), which not every peer has
 	cpuBound bool     // judged by requests per server CPU-second rather than peak throughput
+	waits    bool     // requests wait (on IO) rather than compute: where a blocking model collapses
 	conc     []int    // fixed concurrency levels instead of --concurrency
 	pool     int      // evloop-pool's handler pool size on this workload (0: the default 4)
 	classes  []string // only these multiserve rows run it (spread)
@@ -42,16 +43,16 @@ func allWorkloads() []*workload {
 		{name: "hello", kind: kindClosed, cpuBound: true, app: "hello", paths: []string{"/"}, rate: 5000,
 			desc:     "`hello`: a 13-byte response on kept-alive connections; measures the server's own overhead.",
 			question: "Tiny, fast handlers (cached JSON, health checks, redirects)"},
-		{name: "io", kind: kindClosed, app: "sim", paths: []string{"/sim?io=20ms"}, rate: 1000, needsSim: true,
+		{name: "io", kind: kindClosed, waits: true, app: "sim", paths: []string{"/sim?io=20ms"}, rate: 1000, needsSim: true,
 			desc:     "`sim?io=20ms`: each request waits 20 ms (a database or upstream call) and uses almost no CPU.",
 			question: "Handlers that mostly wait on a database or another service"},
-		{name: "io-1000", kind: kindClosed, app: "sim", paths: []string{"/sim?io=10ms"}, rate: 5000, needsSim: true, conc: []int{1000}, pool: 1000,
-			desc:     "`sim?io=10ms` on 1000 connections: issue 4's check that evloop with a handler pool (here 1000 goroutines, one per connection) keeps up with plain net/http (inline it is capped near loops ÷ 10 ms).",
+		{name: "io-1000", kind: kindClosed, waits: true, app: "sim", paths: []string{"/sim?io=10ms"}, rate: 5000, needsSim: true, conc: []int{1000}, pool: 1000,
+			desc:     "`sim?io=10ms` on 1000 connections: does evloop with a handler pool (here 1000 goroutines, one per connection) keep up with plain net/http? (Inline it is capped near loops ÷ 10 ms.)",
 			question: "Many concurrent requests that each wait briefly"},
 		{name: "cpu", kind: kindClosed, cpuBound: true, app: "sim", paths: []string{"/sim?cpu=2ms"}, rate: 200, needsSim: true,
 			desc:     "`sim?cpu=2ms`: each request burns 2 ms of CPU; one server CPU caps everyone near 500 req/s.",
 			question: "CPU-heavy handlers (templating, compression, crypto)"},
-		{name: "mixed", kind: kindClosed, app: "sim", paths: mixedPaths, rate: 500, needsSim: true,
+		{name: "mixed", kind: kindClosed, waits: true, app: "sim", paths: mixedPaths, rate: 500, needsSim: true,
 			desc:     "70 % tiny (`sim?size=13`), 20 % 20 ms waits (`sim?io=20ms`), 10 % 2 ms of CPU (`sim?cpu=2ms`), round-robin.",
 			question: "A typical web app: mostly fast, some slow queries, some CPU"},
 		{name: "large", kind: kindClosed, cpuBound: true, app: "sim", paths: []string{"/sim?size=1048576"}, rate: 200, needsSim: true,
@@ -67,7 +68,7 @@ func allWorkloads() []*workload {
 			desc:     "idle keep-alive connections (each made one `hello` request, then stays open): memory per connection from the server processes' RSS.",
 			question: "Many idle keep-alive connections (long polling, chatty clients behind no proxy)"},
 		{name: "spread", kind: kindSpread, app: "hello", paths: []string{"/"}, close: true, conc: []int{16}, classes: spreadClasses,
-			desc: "`hello` with `Connection: close` on 3 workers, shared listening socket vs `reuse_port` (a SO_REUSEPORT socket per worker): how evenly the kernel spreads new connections across workers (issue 6)."},
+			desc: "`hello` with `Connection: close` on 3 workers, shared listening socket vs `reuse_port` (a SO_REUSEPORT socket per worker): how evenly the kernel spreads new connections across workers."},
 	}
 }
 
