@@ -220,19 +220,19 @@ func TestShutdownDelayUnixSocket(t *testing.T) {
 		load := startRawLoad(t, sock, "/sleep?d=5ms", 8)
 		code := termUnderLoad(t, m, load, "draining: refusing new connections")
 		t.Logf("%s: %d ok (%d started after TERM), %d failed; connects refused after the gate: %d %v",
-			class, load.ok.Load(), load.afterSignal.Load(), load.failed.Load(), load.dialErr.Load(), load.dialErrs)
+			class, load.OK.Load(), load.AfterMark.Load(), load.Failed(), load.DialErrs.Load(), load.Kinds())
 		if code != 0 {
 			t.Errorf("exit code %d, want 0", code)
 		}
-		for _, f := range load.failures {
+		for _, f := range load.Failures() {
 			t.Errorf("request failed: %s", f)
 		}
-		for kind := range load.dialErrs {
-			if kind != syscall.ENOENT.Error() && kind != syscall.ECONNREFUSED.Error() {
+		for kind := range load.Kinds() {
+			if kind != "dial: no such file" && kind != "dial: connection refused" {
 				t.Errorf("connect failed with %q, want only ENOENT/ECONNREFUSED", kind)
 			}
 		}
-		if load.afterSignal.Load() == 0 {
+		if load.AfterMark.Load() == 0 {
 			t.Errorf("nothing served during shutdown_delay")
 		}
 		if _, err := os.Stat(sock); !os.IsNotExist(err) {

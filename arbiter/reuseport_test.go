@@ -51,21 +51,21 @@ func TestReusePortSpread(t *testing.T) {
 
 			const clients = 4
 			load := startRawLoad(t, m.addrs[0], "/", clients)
-			eventually(t, "load running", func() bool { return load.ok.Load() > 50 })
+			eventually(t, "load running", func() bool { return load.OK.Load() > 50 })
 			victim := firstPid(m.children())
 			syscall.Kill(victim, syscall.SIGKILL)
 			m.waitLog(fmt.Sprintf("worker pid=%d exited signal=SIGKILL", victim))
 			eventually(t, "3 workers again", func() bool { return len(m.children()) == 3 })
-			before := load.ok.Load()
-			eventually(t, "load continues", func() bool { return load.ok.Load() > before+50 })
-			load.halt()
-			t.Logf("%s: kill -9 under load: %d ok, %d failed, %d refused", class, load.ok.Load(), load.failed.Load(), load.dialErr.Load())
+			before := load.OK.Load()
+			eventually(t, "load continues", func() bool { return load.OK.Load() > before+50 })
+			load.Stop()
+			t.Logf("%s: kill -9 under load: %d ok, %d failed, %d refused", class, load.OK.Load(), load.Failed(), load.DialErrs.Load())
 			// Each client has one connection at a time: at most one each was
 			// in flight or queued on the killed worker's socket; a reconnect
 			// can race that socket's close once more.
-			if n := load.failed.Load() + load.dialErr.Load(); n > 2*clients {
+			if n := load.Failed() + load.DialErrs.Load(); n > 2*clients {
 				t.Errorf("%d requests failed, more than the killed worker can have held (%d clients)", n, clients)
-				for _, f := range load.failures {
+				for _, f := range load.Failures() {
 					t.Log(f)
 				}
 			}
@@ -151,19 +151,19 @@ func TestReusePortRetireUnderLoad(t *testing.T) {
 		cfg.ReusePort = true
 		m := startMaster(t, cfg, true)
 		load := startRawLoad(t, m.addrs[0], "/", 4)
-		eventually(t, "load running", func() bool { return load.ok.Load() > 50 })
+		eventually(t, "load running", func() bool { return load.OK.Load() > 50 })
 		for i := range 2 {
 			m.signal(syscall.SIGTTOU)
 			m.waitLog(fmt.Sprintf("scaling to %d workers", 2))
 			eventually(t, "2 children", func() bool { return len(m.children()) == 2 })
 			m.signal(syscall.SIGTTIN)
 			eventually(t, "3 children", func() bool { return len(m.children()) == 3 })
-			before := load.ok.Load()
-			eventually(t, fmt.Sprintf("load continues after retire %d", i+1), func() bool { return load.ok.Load() > before+50 })
+			before := load.OK.Load()
+			eventually(t, fmt.Sprintf("load continues after retire %d", i+1), func() bool { return load.OK.Load() > before+50 })
 		}
-		load.halt()
+		load.Stop()
 		t.Logf("%s: 2 workers retired under load: %d ok, %d failed, %d refused",
-			class, load.ok.Load(), load.failed.Load(), load.dialErr.Load())
-		load.wantAllServed(t)
+			class, load.OK.Load(), load.Failed(), load.DialErrs.Load())
+		load.WantNoLoss(t, true)
 	})
 }

@@ -55,7 +55,7 @@ func upgradeSwapsBinary(t *testing.T, class, oldBin, newBin string) {
 		}
 	})
 	load := startRawLoad(t, s.Addr, "/", 3)
-	eventually(t, "requests served", func() bool { return load.ok.Load() > 20 })
+	eventually(t, "requests served", func() bool { return load.OK.Load() > 20 })
 
 	copyFile(t, newBin, bin+".new")
 	if err := os.Rename(bin+".new", bin); err != nil {
@@ -86,9 +86,9 @@ func upgradeSwapsBinary(t *testing.T, class, oldBin, newBin string) {
 		pid, err := echoPid(s.Addr)
 		return err == nil && testserver.PPid(pid) == newPid
 	})
-	load.halt()
-	t.Logf("%d ok, %d refused at dial, %d failed", load.ok.Load(), load.dialErr.Load(), load.failed.Load())
-	load.wantAllServed(t)
+	load.Stop()
+	t.Logf("%d ok, %d refused at dial, %d failed", load.OK.Load(), load.DialErrs.Load(), load.Failed())
+	load.WantNoLoss(t, true)
 	// The new arbiter holds the log pipe: stop it so the test's Wait ends.
 	syscall.Kill(newPid, syscall.SIGTERM)
 	if _, err := s.Wait(30 * time.Second); err != nil {

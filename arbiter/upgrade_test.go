@@ -38,7 +38,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	cfg.Pidfile = t.TempDir() + "/pid"
 	m := startMaster(t, cfg, true)
 	load := startRawLoad(t, m.addrs[0], "/", 3)
-	eventually(t, "requests served", func() bool { return load.ok.Load() > 20 })
+	eventually(t, "requests served", func() bool { return load.OK.Load() > 20 })
 
 	m.signal(syscall.SIGUSR2)
 	newPid := m.upgradedPid()
@@ -67,9 +67,9 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if _, err := os.Stat(cfg.Pidfile + arbiter.OldPidSuffix); !os.IsNotExist(err) {
 		t.Errorf("old pidfile left behind: %v", err)
 	}
-	load.halt()
-	t.Logf("%d ok, %d refused at dial, %d failed", load.ok.Load(), load.dialErr.Load(), load.failed.Load())
-	load.wantAllServed(t)
+	load.Stop()
+	t.Logf("%d ok, %d refused at dial, %d failed", load.OK.Load(), load.DialErrs.Load(), load.Failed())
+	load.WantNoLoss(t, true)
 	syscall.Kill(newPid, syscall.SIGTERM)
 }
 

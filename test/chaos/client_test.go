@@ -3,130 +3,51 @@
 package chaos
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	stdsync "sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/multiserve/multiserve/internal/rawload"
 )
 
-// The load client speaks HTTP/1.1 over raw connections so that the suite
+// The load client is rawload's, which retries nothing, so that the suite
 // decides what is retried: net/http's Transport silently replays GETs,
 // which would hide failures.
 
 // result is one request attempt.
-type result struct {
-	start, end time.Time
-	pid        int // X-Worker-Pid of the response, or of the connection's last response on failure (0 = unknown)
-	status     int
-	err        error
-	reused     bool  // the connection had answered a request before
-	got        int64 // response bytes read before the error
-	dialErr    bool
-}
-
-// countReader counts the bytes read through it since the last reset.
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-type clientConn struct {
-	nc     net.Conn
-	cr     *countReader
-	br     *bufio.Reader
-	pid    int
-	served int
-}
+type result = rawload.Result
 
 // client sends GETs, one at a time, over one connection at a time.
 type client struct {
-	addr      string
-	keepAlive bool
-	timeout   time.Duration
-	c         *clientConn
+	rawload.Client
 }
 
-func (cl *client) close() {
-	if cl.c != nil {
-		_ = cl.c.nc.Close()
-		cl.c = nil
-	}
-}
+func (cl *client) close() { cl.Close() }
 
-// once sends one request and reads the whole response.
+// once sends one GET and reads the whole response; a status other than
+// 200 is a failure.
 func (cl *client) once(path string) result {
-	res := result{start: time.Now()}
-	if cl.c == nil {
-		nc, err := net.DialTimeout("tcp", cl.addr, 2*time.Second)
-		if err != nil {
-			res.err, res.dialErr, res.end = err, true, time.Now()
-			return res
-		}
-		cr := &countReader{r: nc}
-		cl.c = &clientConn{nc: nc, cr: cr, br: bufio.NewReader(cr)}
+	r := cl.Get(path)
+	if r.Err == nil && r.Status != http.StatusOK {
+		r.Err = fmt.Errorf("status %d", r.Status)
 	}
-	c := cl.c
-	res.reused, res.pid = c.served > 0, c.pid
-	c.cr.n = 0
-	_ = c.nc.SetDeadline(res.start.Add(cl.timeout))
-	hdr := ""
-	if !cl.keepAlive {
-		hdr = "Connection: close\r\n"
-	}
-	fail := func(err error) result {
-		res.err, res.got, res.end = err, c.cr.n, time.Now()
-		cl.close()
-		return res
-	}
-	if _, err := io.WriteString(c.nc, "GET "+path+" HTTP/1.1\r\nHost: chaos\r\n"+hdr+"\r\n"); err != nil {
-		return fail(err)
-	}
-	resp, err := http.ReadResponse(c.br, nil)
-	if err != nil {
-		return fail(err)
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return fail(err)
-	}
-	if p, _ := strconv.Atoi(resp.Header.Get("X-Worker-Pid")); p > 0 {
-		res.pid, c.pid = p, p
-	}
-	c.served++
-	res.status, res.got, res.end = resp.StatusCode, c.cr.n, time.Now()
-	if !cl.keepAlive || resp.Close {
-		cl.close()
-	}
-	if resp.StatusCode != http.StatusOK {
-		res.err = fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return res
+	return r
 }
 
 // stale says r failed on a kept-alive connection before any response byte
 // arrived: the server had closed the idle connection (or its worker died
 // while it was idle). Every HTTP client resends a GET on a fresh
 // connection then (RFC 9112 §9.3.1; net/http does), and so does this one.
-func (r result) stale() bool {
-	return r.err != nil && r.reused && r.got == 0 && !r.dialErr && !isTimeout(r.err)
+func stale(r result) bool {
+	return r.Err != nil && r.Reused && r.Got == 0 && !r.DialErr && !isTimeout(r.Err)
 }
 
 func isTimeout(err error) bool {
@@ -135,34 +56,7 @@ func isTimeout(err error) bool {
 }
 
 // errKind names an error without addresses, for counting.
-func errKind(r result) string {
-	err := r.err
-	switch {
-	case err == nil:
-		return "ok"
-	case r.dialErr && errors.Is(err, syscall.ECONNREFUSED):
-		return "dial: connection refused"
-	case r.dialErr:
-		return "dial: " + short(err)
-	case isTimeout(err):
-		return "timeout"
-	case errors.Is(err, syscall.ECONNRESET):
-		return fmt.Sprintf("reset (after %d bytes)", r.got)
-	case errors.Is(err, syscall.EPIPE):
-		return "broken pipe"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Sprintf("eof (after %d bytes)", r.got)
-	}
-	return short(err)
-}
-
-func short(err error) string {
-	s := err.Error()
-	if i := strings.LastIndex(s, ": "); i >= 0 {
-		s = s[i+2:]
-	}
-	return s
-}
+func errKind(r result) string { return rawload.ErrKind(r) }
 
 // loadOpts shapes a load run.
 type loadOpts struct {
@@ -220,14 +114,14 @@ func startLoad(t *testing.T, addr string, o loadOpts) (*loadStats, func()) {
 }
 
 func (st *loadStats) run(ctx context.Context, idx int, addr string, o loadOpts) {
-	cl := &client{addr: addr, keepAlive: o.keepAlive, timeout: o.timeout}
+	cl := &client{Client: rawload.Client{Addr: addr, KeepAlive: o.keepAlive, Timeout: o.timeout}}
 	defer cl.close()
 	for n := 0; n < maxRequestsPerClient && ctx.Err() == nil; n++ {
 		if o.reconnectEvery > 0 && n%o.reconnectEvery == 0 {
 			cl.close()
 		}
 		r := st.get(cl, o)
-		if r.dialErr && o.stopOnDialErr {
+		if r.DialErr && o.stopOnDialErr {
 			st.mu.Lock()
 			st.stopped[idx]++
 			st.mu.Unlock()
@@ -241,15 +135,15 @@ func (st *loadStats) run(ctx context.Context, idx int, addr string, o loadOpts) 
 // get sends one GET with the run's retry policy and records the outcome.
 func (st *loadStats) get(cl *client, o loadOpts) result {
 	r := cl.once(o.path)
-	if r.stale() {
+	if stale(r) {
 		st.stale.Add(1)
 		r = cl.once(o.path)
 	}
-	if r.dialErr && o.stopOnDialErr {
+	if r.DialErr && o.stopOnDialErr {
 		return r // the listener is gone (TERM): no request was sent
 	}
 	st.sent.Add(1)
-	if r.err != nil && o.retry {
+	if r.Err != nil && o.retry {
 		st.record(r, false)
 		st.retried.Add(1)
 		r = cl.once(o.path) // on a fresh connection: once closed it
@@ -262,14 +156,14 @@ func (st *loadStats) get(cl *client, o loadOpts) result {
 func (st *loadStats) record(r result, final bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if r.pid > 0 && r.err == nil {
-		if _, ok := st.firstSeen[r.pid]; !ok {
-			st.firstSeen[r.pid] = r.end
+	if r.Pid > 0 && r.Err == nil {
+		if _, ok := st.firstSeen[r.Pid]; !ok {
+			st.firstSeen[r.Pid] = r.End
 		}
 	}
-	if r.err == nil {
+	if r.Err == nil {
 		if final && len(st.lat) < 1_000_000 {
-			st.lat = append(st.lat, r.end.Sub(r.start))
+			st.lat = append(st.lat, r.End.Sub(r.Start))
 		}
 		return
 	}
@@ -320,11 +214,11 @@ func (st *loadStats) String() string {
 // it gets a 200.
 func mustGet(t *testing.T, addr, path string) result {
 	t.Helper()
-	cl := &client{addr: addr, timeout: 10 * time.Second}
+	cl := &client{Client: rawload.Client{Addr: addr, Timeout: 10 * time.Second}}
 	defer cl.close()
 	r := cl.once(path)
-	if r.err != nil {
-		t.Errorf("GET %s: %s (%v)", path, errKind(r), r.err)
+	if r.Err != nil {
+		t.Errorf("GET %s: %s (%v)", path, errKind(r), r.Err)
 	}
 	return r
 }

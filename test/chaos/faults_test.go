@@ -150,11 +150,11 @@ func maxRespawnIn(log string) time.Duration {
 func (k *killer) explained(r result) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if r.pid != 0 && k.killed[r.pid] {
+	if r.Pid != 0 && k.killed[r.Pid] {
 		return true
 	}
 	for _, kr := range k.kills {
-		if !kr.at.Before(r.start) && !kr.at.After(r.end) {
+		if !kr.at.Before(r.Start) && !kr.at.After(r.End) {
 			return true
 		}
 	}
@@ -206,8 +206,8 @@ func TestKillWorkerStorm(t *testing.T) {
 			if i == 5 {
 				break
 			}
-			t.Errorf("failure not on a killed worker: %s (pid %d, %v..%v UTC): %v", errKind(r), r.pid,
-				r.start.UTC().Format("15:04:05.000"), r.end.UTC().Format("15:04:05.000"), r.err)
+			t.Errorf("failure not on a killed worker: %s (pid %d, %v..%v UTC): %v", errKind(r), r.Pid,
+				r.Start.UTC().Format("15:04:05.000"), r.End.UTC().Format("15:04:05.000"), r.Err)
 		}
 		if f := retry.failed.Load(); f != 0 {
 			t.Errorf("client retrying once: %d failed requests, want 0", f)
@@ -264,13 +264,13 @@ func logFailures(t *testing.T, st *loadStats, n int, serverLog string) {
 			break
 		}
 		conn := "fresh connection"
-		if r.reused {
+		if r.Reused {
 			conn = "kept-alive connection"
 		}
 		t.Logf("  failed: %s on a %s, %s..%s UTC: %v", errKind(r), conn,
-			r.start.UTC().Format("15:04:05.000"), r.end.UTC().Format("15:04:05.000"), r.err)
+			r.Start.UTC().Format("15:04:05.000"), r.End.UTC().Format("15:04:05.000"), r.Err)
 		if i == 0 {
-			t.Logf("  server log around the first failure:\n%s", strings.Join(logAround(serverLog, r.start, r.end, 150*time.Millisecond), "\n"))
+			t.Logf("  server log around the first failure:\n%s", strings.Join(logAround(serverLog, r.Start, r.End, 150*time.Millisecond), "\n"))
 		}
 	}
 }
@@ -365,10 +365,10 @@ func TestTermUnderLoad(t *testing.T) {
 		}
 		for _, st := range []*loadStats{fresh, kept} {
 			for _, r := range st.failures {
-				if !r.dialErr {
+				if !r.DialErr {
 					t.Errorf("accepted request not answered: %s: %v (sent %v after TERM, failed %v before the arbiter's exit was seen)%s",
-						errKind(r), r.err, r.start.Sub(termAt).Round(time.Millisecond),
-						exitAt.Sub(r.end).Round(time.Millisecond), backlogHint(r, exitAt))
+						errKind(r), r.Err, r.Start.Sub(termAt).Round(time.Millisecond),
+						exitAt.Sub(r.End).Round(time.Millisecond), backlogHint(r, exitAt))
 				}
 			}
 		}
@@ -387,7 +387,7 @@ func TestTermUnderLoad(t *testing.T) {
 // connection sat in the listen backlog that the arbiter still held while
 // no worker accepted any more.
 func backlogHint(r result, exitAt time.Time) string {
-	if r.got == 0 && !r.reused && r.end.Sub(exitAt).Abs() < 100*time.Millisecond {
+	if r.Got == 0 && !r.Reused && r.End.Sub(exitAt).Abs() < 100*time.Millisecond {
 		return ": fresh connection reset when the arbiter exited (it was in the listen backlog)"
 	}
 	return ""

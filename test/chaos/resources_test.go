@@ -13,6 +13,8 @@ import (
 	stdsync "sync"
 	"testing"
 	"time"
+
+	"github.com/multiserve/multiserve/internal/rawload"
 )
 
 // openConns dials n connections (bounded parallelism). With request set,
@@ -140,13 +142,13 @@ func TestFDExhaustion(t *testing.T) {
 		closeAll(conns)
 		var r result
 		ok := waitFor(20*time.Second, func() bool {
-			cl := &client{addr: s.Addr, timeout: 5 * time.Second}
+			cl := &client{Client: rawload.Client{Addr: s.Addr, Timeout: 5 * time.Second}}
 			defer cl.close()
 			r = cl.once("/")
-			return r.err == nil
+			return r.Err == nil
 		})
 		if !ok {
-			t.Errorf("no recovery after the connections closed: %s: %v", errKind(r), r.err)
+			t.Errorf("no recovery after the connections closed: %s: %v", errKind(r), r.Err)
 		}
 	})
 }
