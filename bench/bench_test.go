@@ -30,23 +30,28 @@ func TestRunnerEndToEndNetHTTP(t *testing.T) {
 	out := t.TempDir()
 	o, err := parseFlags([]string{"--quick", "--classes", "none", "--peers", "nethttp",
 		"--workloads", "hello,io,slow-clients,idle", "--driver", "go", "--duration", "300ms",
-		"--concurrency", "2,8", "--slow", "5", "--idle", "20", "--out", out})
+		"--concurrency", "2,8", "--slow", "5", "--idle", "20", "--out", out,
+		"--fail-if", "hello:nethttp:rps<1", "--fail-if", "idle:nethttp:kib_per_conn>100000"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	o.logw = testLog{t}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	path, err := runBench(ctx, o)
+	res, err := runBench(ctx, o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	path := res.path
+	if res.code != exitOK {
+		t.Errorf("exit code %d (%s), want 0", res.code, res.reason)
 	}
 	if left := tree(os.Getpid())[1:]; len(left) > 0 {
 		t.Errorf("processes left running after the bench: %v", left)
 	}
 	report := readFile(t, path)
 	for _, want := range []string{"## hello", "## io", "## slow-clients", "## idle", "| nethttp (peer) | 8 |",
-		"req per server CPU-s", "Open loop (constant 5000 req/s", "## How to choose", "server processes' CPUs"} {
+		"req per server CPU-s", "Open loop (constant 5000 req/s", "- pass `hello:nethttp:rps<1`: rps = ", "## How to choose", "server processes' CPUs"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -127,7 +132,7 @@ func TestReportComputesWinners(t *testing.T) {
 	add(&result{Workload: "idle", Target: "goroutine", Idle: &idleResult{Conns: 1000, OpenAtEnd: 1000, PerConnKB: 9}})
 	add(&result{Workload: "idle", Target: "evloop", Idle: &idleResult{Conns: 1000, OpenAtEnd: 1000, PerConnKB: 3}})
 
-	path, err := b.writeReport()
+	path, err := b.writeReport(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +189,7 @@ Transfer/sec:      5.13MB
 		t.Fatal(err)
 	}
 	want := loadResult{Requests: 125161, Errors: 12, Elapsed: 3 * time.Second, RPS: 41716.27,
-		P50: 1480 * time.Microsecond, P99: 2610 * time.Microsecond, Max: 12010 * time.Microsecond}
+		P50: 1480 * time.Microsecond, P90: 1930 * time.Microsecond, P99: 2610 * time.Microsecond, Max: 12010 * time.Microsecond}
 	if r != want {
 		t.Errorf("parseWrk = %+v, want %+v", r, want)
 	}

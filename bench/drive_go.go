@@ -48,7 +48,7 @@ func (goDriver) run(ctx context.Context, s loadSpec) (loadResult, error) {
 	r.Requests = int64(len(all))
 	r.Elapsed = elapsed
 	r.RPS = float64(r.Requests) / elapsed.Seconds()
-	r.P50, r.P99, r.Max = percentiles(all)
+	r.P50, r.P90, r.P99, r.Max = percentiles(all)
 	return r, nil
 }
 
@@ -129,12 +129,12 @@ func roundTrip(conn net.Conn, br *bufio.Reader, path string, close bool, deadlin
 	return !resp.Close && !close, nil
 }
 
-// percentiles returns p50, p99 and max of d (sorted in place).
-func percentiles(d []time.Duration) (p50, p99, maxd time.Duration) {
+// percentiles returns p50, p90, p99 and max of d (sorted in place).
+func percentiles(d []time.Duration) (p50, p90, p99, maxd time.Duration) {
 	if len(d) == 0 {
-		return 0, 0, 0
+		return 0, 0, 0, 0
 	}
 	slices.Sort(d)
 	at := func(q float64) time.Duration { return d[min(len(d)-1, int(q*float64(len(d))))] }
-	return at(0.50), at(0.99), d[len(d)-1]
+	return at(0.50), at(0.90), at(0.99), d[len(d)-1]
 }

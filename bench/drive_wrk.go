@@ -32,6 +32,7 @@ type loadResult struct {
 	Elapsed  time.Duration `json:"elapsed"`
 	RPS      float64       `json:"rps"`
 	P50      time.Duration `json:"p50"`
+	P90      time.Duration `json:"p90"`
 	P99      time.Duration `json:"p99"`
 	Max      time.Duration `json:"max"`
 }
@@ -111,7 +112,7 @@ func (d *wrkDriver) roundRobinScript(paths []string) (string, error) {
 var (
 	wrkTotal   = regexp.MustCompile(`(\d+) requests in ([\d.]+\w+)`)
 	wrkRPS     = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
-	wrkPct     = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.0+)?%\s+([\d.]+\w+)`)
+	wrkPct     = regexp.MustCompile(`(?m)^\s+(50|90|99)(?:\.0+)?%\s+([\d.]+\w+)`)
 	wrkLatency = regexp.MustCompile(`(?m)^\s+Latency\s+\S+\s+\S+\s+(\S+)`)
 	wrkSock    = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 	wrkNon2xx  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
@@ -131,9 +132,12 @@ func parseWrk(out string) (loadResult, error) {
 	}
 	for _, m := range wrkPct.FindAllStringSubmatch(out, -1) {
 		d, _ := parseWrkDuration(m[2])
-		if m[1] == "50" {
+		switch m[1] {
+		case "50":
 			r.P50 = d
-		} else {
+		case "90":
+			r.P90 = d
+		default:
 			r.P99 = d
 		}
 	}

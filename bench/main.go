@@ -23,22 +23,31 @@ func main() {
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
+		os.Exit(exitUsage)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	sig, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	o.interrupted = func() bool { return sig.Err() != nil }
+	ctx := sig
 	if o.budget > 0 {
 		var cancel context.CancelFunc
 		// The budget stops measuring; the report still gets written.
 		ctx, cancel = context.WithTimeout(ctx, o.budget)
 		defer cancel()
 	}
-	path, err := runBench(ctx, o)
+	out, err := runBench(ctx, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		os.Exit(exitError)
 	}
-	fmt.Println("bench: report:", path)
+	for _, c := range out.checks {
+		fmt.Println("bench: check:", c.line)
+	}
+	fmt.Println("bench: report:", out.path)
+	if out.code != exitOK {
+		fmt.Fprintf(os.Stderr, "bench: exit %d: %s\n", out.code, out.reason)
+	}
+	os.Exit(out.code)
 }
 
 func parseFlags(args []string) (options, error) {
@@ -68,6 +77,11 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.startTimeout, "start-timeout", 15*time.Second, "how long a server may take to serve after start")
 	fs.DurationVar(&o.reqTimeout, "timeout", 5*time.Second, "a request slower than this is an error")
 	fs.IntVar(&o.nice, "nice", 0, "nice value for the runner, the servers and wrk; negative (root) shields the measurement from other processes")
+	fs.Func("fail-if", "fail the run (exit 5) when this holds: WORKLOAD:CONFIG:METRIC OP VALUE, e.g. custom:goroutine:p99>50ms, hello:evloop:rps_per_cpu<0.9*gnetbare; repeatable; metrics: "+strings.Join(sortedKeys(failMetrics), ", "), func(s string) error {
+		f, err := parseFailIf(s)
+		o.failIf = append(o.failIf, f)
+		return err
+	})
 	fs.StringVar(&o.serverCPUs, "server-cpus", "", "CPUs for the server (default: the first usable CPU)")
 	fs.StringVar(&o.loadCPUs, "load-cpus", "", "CPUs for the load generators (default: the other usable CPUs)")
 	if err := fs.Parse(args); err != nil {
@@ -76,6 +90,7 @@ func parseFlags(args []string) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
 	}
+	o.peersAsked = o.peers
 	applyDefaults(&o, dur, openDur, budget)
 	var err error
 	if conc != "" {

@@ -16,9 +16,10 @@ import (
 const tieWithin = 0.10
 
 // writeReport renders report.md and the charts into the output directory.
-func (b *bench) writeReport() (string, error) {
+func (b *bench) writeReport(checks []checkResult) (string, error) {
 	var w strings.Builder
 	b.writeHeader(&w)
+	writeChecks(&w, checks)
 	var summary []string
 	var sections strings.Builder
 	for _, wl := range b.workloads {
@@ -50,6 +51,9 @@ func (b *bench) writeReport() (string, error) {
 
 func (b *bench) writeHeader(w *strings.Builder) {
 	fmt.Fprintf(w, "# multiserve bench: worker classes per workload\n\n")
+	if b.interrupted {
+		w.WriteString("> **Interrupted**: the run was stopped by a signal; this report is partial (rows marked skipped were not measured).\n\n")
+	}
 	fmt.Fprintf(w, "Run %s UTC, took %s. Command: `%s`.\n\n", b.started.UTC().Format("2006-01-02 15:04"),
 		time.Since(b.started).Round(time.Second), strings.TrimSpace(b.opts.commandLine))
 	w.WriteString("| | |\n|---|---|\n")
@@ -77,6 +81,18 @@ func (b *bench) writeHeader(w *strings.Builder) {
 		fmt.Fprintf(w, "> Note: %s\n\n", n)
 	}
 	b.writeConfigs(w)
+}
+
+// writeChecks lists the --fail-if conditions and how each came out.
+func writeChecks(w *strings.Builder, checks []checkResult) {
+	if len(checks) == 0 {
+		return
+	}
+	w.WriteString("## Checks (--fail-if)\n\n")
+	for _, c := range checks {
+		fmt.Fprintf(w, "- %s\n", mdCell(c.line))
+	}
+	w.WriteString("\n")
 }
 
 func (b *bench) driverDesc() string {

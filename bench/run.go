@@ -39,8 +39,11 @@ type options struct {
 	serverCPUs    string
 	loadCPUs      string
 	commandLine   string
-	logw          io.Writer // progress lines
-	skipBuildInfo bool      // tests: no git/go version lookups
+	peersAsked    string      // --peers as the user gave it ("" when left to the default)
+	failIf        []failIf    // --fail-if conditions
+	interrupted   func() bool // reports a SIGINT/SIGTERM (nil: never)
+	logw          io.Writer   // progress lines
+	skipBuildInfo bool        // tests: no git/go version lookups
 }
 
 // closedDriver drives a closed-loop load.
@@ -100,6 +103,9 @@ type bench struct {
 	deadline   time.Time
 	info       buildInfo
 	step, cost int
+	// interrupted is set when a signal stopped the run: the report is
+	// partial and says so, and the exit code tells.
+	interrupted bool
 	// 1-minute load averages: other processes compete for the same CPUs.
 	loadStart, loadEnd string
 }
@@ -122,20 +128,38 @@ func (b *bench) logf(format string, args ...any) {
 }
 
 // runBench executes the whole bench and writes the report. It returns the
-// report's path. A configuration that cannot run is a row in the report,
-// not an error; errors are for a runner that cannot work at all.
-func runBench(ctx context.Context, o options) (string, error) {
+// report's path and the exit code. A configuration that cannot run is a row
+// in the report, not an error; errors are for a runner that cannot work at
+// all.
+func runBench(ctx context.Context, o options) (outcome, error) {
 	b := &bench{opts: o, started: time.Now(), loadStart: loadAvg()}
 	if o.budget > 0 {
 		b.deadline = b.started.Add(o.budget)
 	}
+	defer func() {
+		if b.tmp != "" {
+			os.RemoveAll(b.tmp)
+		}
+	}()
 	if err := b.setup(ctx); err != nil {
-		return "", err
+		return outcome{}, err
 	}
-	defer os.RemoveAll(b.tmp)
 	b.runAll(ctx)
 	b.loadEnd = loadAvg()
-	return b.writeReport()
+	checks := b.runChecks()
+	path, err := b.writeReport(checks)
+	if err != nil {
+		return outcome{}, err
+	}
+	return b.outcome(path, checks), nil
+}
+
+// stopped says whether a signal interrupted the run, and remembers it.
+func (b *bench) stopped() bool {
+	if !b.interrupted && b.opts.interrupted != nil && b.opts.interrupted() {
+		b.interrupted = true
+	}
+	return b.interrupted
 }
 
 func (b *bench) setup(ctx context.Context) error {
@@ -178,7 +202,10 @@ func (b *bench) setup(ctx context.Context) error {
 	if err := b.chooseWorkloads(); err != nil {
 		return err
 	}
-	return b.buildTargets(ctx)
+	if err := b.buildTargets(ctx); err != nil {
+		return err
+	}
+	return b.validateFailIf()
 }
 
 // chooseDriver picks wrk when installed, else the Go closed-loop driver.
@@ -340,12 +367,19 @@ func (b *bench) runAll(ctx context.Context) {
 				continue
 			}
 			b.step++
+			if b.stopped() {
+				r.Status, r.Reason = statusSkipped, "interrupted"
+				continue
+			}
 			if ctx.Err() != nil || !b.fits(wl) {
 				r.Status, r.Reason = statusSkipped, "time budget exhausted"
 				b.logf("[%2d/%d] %-16s %-16s skipped: time budget", b.step, b.cost, wl.name, t.name)
 				continue
 			}
 			b.runOne(ctx, wl, t, r)
+			if b.stopped() && r.Status != statusOK {
+				r.Status, r.Reason = statusSkipped, "interrupted"
+			}
 		}
 	}
 	b.saveRaw()

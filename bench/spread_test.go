@@ -77,7 +77,7 @@ func TestReportSpread(t *testing.T) {
 		{Workload: "spread", Target: "threaded", Status: statusUnsupported},
 		{Workload: "spread", Target: "nethttp", Peer: true, Status: statusUnsupported},
 	}
-	path, err := b.writeReport()
+	path, err := b.writeReport(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
