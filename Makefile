@@ -5,10 +5,14 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/multiserve/multiserve/internal/version.Version=$(VERSION)
 ARGS    ?= --bind 127.0.0.1:8000 --workers 2 hello
 
-.PHONY: build run test test-short lint docs fuzz bench bench-quick bench-deps clean test-chaos
+.PHONY: build static run test test-short lint docs fuzz bench bench-quick bench-deps clean test-chaos
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/multiserve
+
+# The container image's binary: static, as the Dockerfile builds it.
+static:
+	deploy/build-static.sh bin/multiserve-static $(VERSION)
 
 run: build
 	./$(BIN) $(ARGS)

@@ -25,6 +25,7 @@ func (a *arbiter) handleSignal(sig os.Signal) {
 	case syscall.SIGCHLD:
 		a.reap()
 		a.reapUpgrade()
+		a.reapOrphans()
 	case syscall.SIGTERM:
 		a.beginStop(true, nil)
 	case syscall.SIGINT, syscall.SIGQUIT:

@@ -45,6 +45,20 @@ func BuildTo(bin, pkg string, flags ...string) error {
 	return nil
 }
 
+// BuildStatic builds the release binary into bin with the script the
+// Dockerfile runs (deploy/build-static.sh), stamped with version.
+func BuildStatic(bin, version string) error {
+	root, err := ModuleRoot()
+	if err != nil {
+		return err
+	}
+	out, err := exec.Command(filepath.Join(root, "deploy", "build-static.sh"), bin, version).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("deploy/build-static.sh: %v\n%s", err, out)
+	}
+	return nil
+}
+
 // Nobody returns the uid and gid of the user nobody, for tests that run a
 // process as another user; it skips t unless the test runs as root and the
 // user exists.
