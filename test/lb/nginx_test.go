@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/multiserve/multiserve/internal/testserver"
 )
@@ -70,9 +71,13 @@ func TestNginxHarness(t *testing.T) {
 	if err := n.SetUpstreams(); err == nil {
 		t.Fatal("an empty upstream list was accepted")
 	}
-	log, err := n.AccessLog()
-	if err != nil {
-		t.Fatal(err)
+	// nginx writes a request's log line after its response.
+	var log []Entry
+	for deadline := time.Now().Add(10 * time.Second); len(log) < 4 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var err error
+		if log, err = n.AccessLog(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var byUp = map[string]int{}
 	for _, e := range log {
