@@ -127,14 +127,8 @@ func checkConfig(cfg *config.Config) error {
 	if len(cfg.Bind) == 0 {
 		return withCode(proc.ExitUsage, errors.New("arbiter: no bind address"))
 	}
-	cls, err := workers.Lookup(cfg.WorkerClass)
-	if err != nil {
+	if err := workers.CheckConfig(cfg); err != nil {
 		return withCode(proc.ExitUsage, fmt.Errorf("arbiter: %w", err))
-	}
-	if cc, ok := cls.New().(workers.ConfigChecker); ok {
-		if err := cc.CheckConfig(cfg); err != nil {
-			return withCode(proc.ExitUsage, fmt.Errorf("arbiter: worker class %s: %w", cfg.WorkerClass, err))
-		}
 	}
 	return nil
 }

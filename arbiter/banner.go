@@ -25,7 +25,7 @@ func (a *arbiter) banner(cfg *config.Config) {
 		summary = " — " + cls.Summary
 	}
 	a.log.Info("using worker class: "+cfg.WorkerClass+summary, "class", cfg.WorkerClass)
-	a.log.Info(config.Describe(cfg))
+	a.log.Info(workers.Describe(cfg))
 }
 
 func listenURL(ln *listener) string {

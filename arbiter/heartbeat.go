@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/workers"
 )
 
 // abortGrace is how long a worker has to die of SIGABRT before SIGKILL.
@@ -49,19 +50,19 @@ func (a *arbiter) checkWorkers() {
 	}
 }
 
-// requestTimeoutGrace is how long past request_timeout a sync worker may
+// requestTimeoutGrace is how long past request_timeout a single-thread worker may
 // stay silent before it counts as stuck.
 const requestTimeoutGrace = time.Second
 
 // silenceLimit is how long a ready worker may be silent: timeout (0: no
-// limit). A sync worker beats from its accept loop, so it is silent while
+// limit). A single-thread class's worker beats from its accept loop, so it is silent while
 // it handles its one request; with request_timeout set, silence past
 // request_timeout (plus a grace) means a handler that ignores its cancelled
 // context holds the worker's only thread: it is killed and replaced like a
 // timed-out one.
 func silenceLimit(cfg *config.Config) time.Duration {
 	limit := cfg.Timeout
-	if cfg.WorkerClass == "sync" && cfg.RequestTimeout > 0 {
+	if cfg.RequestTimeout > 0 && workers.SingleThread(cfg.WorkerClass) {
 		rt := cfg.RequestTimeout + requestTimeoutGrace
 		if limit <= 0 || rt < limit {
 			limit = rt

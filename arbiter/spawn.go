@@ -14,6 +14,7 @@ import (
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/internal/heartbeat"
 	"github.com/multiserve/multiserve/internal/proc"
+	"github.com/multiserve/multiserve/workers"
 )
 
 // generation is one configuration's set of workers. HUP makes a new one;
@@ -234,14 +235,14 @@ func (a *arbiter) workerEnv(g *generation, age int) []string {
 	return env
 }
 
-// gomaxprocs is a worker's Go scheduler width: the sync class runs one
-// request at a time on one thread; the others share the machine's CPUs
+// gomaxprocs is a worker's Go scheduler width: a single-thread class runs
+// one request at a time on one thread; the others share the machine's CPUs
 // among the workers, so N workers do not each spin up NumCPU Ps.
-func gomaxprocs(class string, workers int) int {
-	if class == "sync" {
+func gomaxprocs(class string, n int) int {
+	if workers.SingleThread(class) {
 		return 1
 	}
-	return max(1, runtime.NumCPU()/max(workers, 1))
+	return max(1, runtime.NumCPU()/max(n, 1))
 }
 
 func tmpDir(cfg *config.Config) string {

@@ -9,7 +9,7 @@ import (
 // default. Slices and maps are fresh copies, so callers may modify them.
 func Default() *Config {
 	c := &Config{}
-	for _, s := range table {
+	for _, s := range Settings() {
 		c.set(s.Key, cloneValue(s.Default))
 	}
 	return c

@@ -53,7 +53,7 @@ func writeSetting(b *strings.Builder, s Setting) {
 	}
 	fmt.Fprintf(b, "- environment: `%s`\n", envName(s.Key))
 	fmt.Fprintf(b, "- default: %s\n", docDefault(s))
-	fmt.Fprintf(b, "- worker classes: %s\n\n", classesNote(s.Classes))
+	fmt.Fprintf(b, "- worker classes: %s\n\n", classesNote(classesUsing(s.Key)))
 	short, rest, _ := strings.Cut(s.Help, "\n")
 	b.WriteString(short + "\n")
 	if rest != "" {

@@ -65,7 +65,7 @@ func Load(args []string) (*Loaded, error) {
 // one, so Load can be called again), decodes every setting and validates.
 func resolve(fs *pflag.FlagSet) (*Config, map[string]string, error) {
 	v := viper.New()
-	for _, s := range table {
+	for _, s := range Settings() {
 		v.SetDefault(s.Key, s.Default)
 		if err := v.BindEnv(s.Key, envName(s.Key)); err != nil {
 			return nil, nil, fmt.Errorf("config: bind env %s: %w", s.Key, err)
@@ -90,9 +90,9 @@ func resolve(fs *pflag.FlagSet) (*Config, map[string]string, error) {
 		}
 	}
 	cfg := &Config{}
-	sources := make(map[string]string, len(table))
+	sources := make(map[string]string, len(Settings()))
 	var errs []error
-	for _, s := range table {
+	for _, s := range Settings() {
 		sources[s.Key] = src.kind(s)
 		val, err := decodeOne(v, src, s.Key)
 		if err != nil {
@@ -107,11 +107,8 @@ func resolve(fs *pflag.FlagSet) (*Config, map[string]string, error) {
 	if cfg.WorkerTmpDir == "" {
 		cfg.WorkerTmpDir = defaultTmpDir()
 	}
-	// evloop runs handlers inline unless a pool was asked for: the global
-	// default of 1 thread would otherwise put every handler on a pool of one.
-	if cfg.WorkerClass == "evloop" && sources["threads"] == "default" {
-		cfg.Threads = 0
-	}
+	// A class may choose its own defaults for the settings left unset.
+	classes().Prepare(cfg, func(key string) bool { return sources[key] == "default" })
 	if err := cfg.Validate(); err != nil {
 		usageErrors(err, func(u *UsageError) {
 			if s, ok := lookup(u.Setting); ok && u.Source == "" {
@@ -182,8 +179,8 @@ func (src sourcer) detail(s Setting) string {
 }
 
 func defaultSources() map[string]string {
-	m := make(map[string]string, len(table))
-	for _, s := range table {
+	m := make(map[string]string, len(Settings()))
+	for _, s := range Settings() {
 		m[s.Key] = "default"
 	}
 	return m
@@ -218,8 +215,8 @@ func readFile(v *viper.Viper, path string) error {
 }
 
 func keys() []string {
-	out := make([]string, len(table))
-	for i, s := range table {
+	out := make([]string, len(Settings()))
+	for i, s := range Settings() {
 		out[i] = s.Key
 	}
 	return out
@@ -321,7 +318,7 @@ func flagError(err error) error {
 }
 
 func settingOfFlag(name string) (Setting, bool) {
-	for _, s := range table {
+	for _, s := range Settings() {
 		if s.Flag == name {
 			return s, true
 		}
@@ -344,7 +341,7 @@ func shorthands() string {
 // flagNames are the long flags, with dashes, for suggestions.
 func flagNames() []string {
 	var out []string
-	for _, s := range table {
+	for _, s := range Settings() {
 		if s.Flag != "" {
 			out = append(out, "--"+s.Flag)
 		}
@@ -377,7 +374,7 @@ func writeFlagGroup(b *strings.Builder, fs *pflag.FlagSet, title string, keep fu
 			sub.AddFlag(fs.Lookup(m))
 		}
 	}
-	for _, s := range table {
+	for _, s := range Settings() {
 		if keep != nil && keep(s) {
 			sub.AddFlag(fs.Lookup(s.Flag))
 		}
@@ -392,7 +389,7 @@ func writeFlagGroup(b *strings.Builder, fs *pflag.FlagSet, title string, keep fu
 func (l *Loaded) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "# setting\tvalue\tsource")
-	for _, s := range table {
+	for _, s := range Settings() {
 		val := formatValue(l.Config.get(s.Key))
 		if val == "" {
 			val = `""`

@@ -208,7 +208,7 @@ func TestUsageErrors(t *testing.T) {
 			[]string{`unknown flag "--keepalive"; did you mean "--keep-alive"?`}},
 		{"unknown shorthand", "", nil, []string{"-x"}, []string{`unknown flag "-x"`, "-w"}},
 		{"unknown class", "", nil, []string{"-k", "thread"},
-			[]string{`invalid value "thread" for worker_class (from --worker-class)`, "sync, threaded, evloop, goroutine", `did you mean "threaded"?`}},
+			[]string{`invalid value "thread" for worker_class (from --worker-class)`, "evloop, goroutine, sync, threaded", `did you mean "threaded"?`}},
 		{"unknown class in file", "worker_class = \"gorutine\"\n", nil, nil,
 			[]string{`invalid value "gorutine" for worker_class (from `, `did you mean "goroutine"?`}},
 		{"workers 0", "", nil, []string{"-w", "0"}, []string{`invalid value "0" for workers (from --workers): must be at least 1`}},

@@ -17,7 +17,6 @@ type Setting struct {
 	Section   string          // heading in --help and docs/settings.md
 	Default   any             // its Go type is the setting's type: int, int64, bool, string, []string, map[string]string, time.Duration
 	Help      string          // first line: short help for --help; the rest goes to the docs only
-	Classes   []string        // worker classes the setting affects; empty means all
 	Check     func(any) error // validates a value of the Default's type; nil means any value of the type
 }
 
@@ -33,33 +32,14 @@ const (
 
 var sections = []string{SectionApp, SectionSocket, SectionWorkers, SectionSecurity, SectionMechanics, SectionLogging}
 
-// WorkerClasses are the worker class names multiserve ships. config never
-// imports the workers packages, so the names are listed here (a test on the
-// workers side can compare them with workers.Classes()).
-var WorkerClasses = []string{"sync", "threaded", "evloop", "goroutine"}
-
-// notYetImplemented lists the settings that are accepted and validated but
-// whose behaviour arrives in a later issue. It is the one place to flip when
-// a setting starts doing something: its help text, --help and the docs
-// follow.
-var notYetImplemented = map[string]bool{}
-
-const pendingNote = " (not yet implemented)"
-
-// Settings returns the settings table in declaration order. The returned
-// slice is a copy; Defaults that are slices or maps are shared, so treat
-// them as read-only.
+// Settings returns the settings table in declaration order, the
+// worker_class row completed from the class catalog. The returned slice is
+// a copy; Defaults that are slices or maps are shared, so treat them as
+// read-only.
 func Settings() []Setting {
 	out := make([]Setting, len(table))
-	copy(out, table)
-	for i := range out {
-		if notYetImplemented[out[i].Key] {
-			short, rest, _ := strings.Cut(out[i].Help, "\n")
-			out[i].Help = short + pendingNote
-			if rest != "" {
-				out[i].Help += "\n" + rest
-			}
-		}
+	for i, s := range table {
+		out[i] = withClasses(s)
 	}
 	return out
 }
@@ -68,7 +48,7 @@ func Settings() []Setting {
 func lookup(key string) (Setting, bool) {
 	for _, s := range table {
 		if s.Key == key {
-			return s, true
+			return withClasses(s), true
 		}
 	}
 	return Setting{}, false
@@ -104,21 +84,15 @@ var table = []Setting{
 	{Key: "workers", Flag: "workers", Shorthand: "w", Section: SectionWorkers, Default: 1,
 		Help:  "Number of worker processes.\nA good start is one or two per CPU core; the arbiter itself serves nothing.",
 		Check: atLeast(1)},
-	{Key: "worker_class", Flag: "worker-class", Shorthand: "k", Section: SectionWorkers, Default: "sync",
-		Help: "Worker class: sync, threaded, evloop or goroutine.\n" +
-			"`sync`: one request at a time per process, blocking IO. " +
-			"`threaded`: a pool of `threads` OS threads per process, blocking IO per thread. " +
-			"`evloop`: event loops with non-blocking IO (gnet). " +
-			"`goroutine`: a goroutine per connection, non-blocking IO under blocking-looking code.",
-		Check: oneOf(WorkerClasses...)},
-	{Key: "threads", Flag: "threads", Section: SectionWorkers, Default: 1, Classes: []string{"threaded", "evloop"},
+	// Default, Help and Check come from the class catalog (catalog.go).
+	{Key: "worker_class", Flag: "worker-class", Shorthand: "k", Section: SectionWorkers, Default: ""},
+	{Key: "threads", Flag: "threads", Section: SectionWorkers, Default: 1,
 		Help: "Threads per worker: threaded's pool size; evloop's handler pool size (0 = handlers run inline on the loop; evloop's default when unset).\n" +
 			"The threaded class needs at least 1.",
 		Check: atLeast(0)},
 	{Key: "worker_connections", Flag: "worker-connections", Section: SectionWorkers, Default: 1000,
-		Classes: []string{"threaded", "evloop", "goroutine"},
-		Help:    "Maximum open connections per worker.",
-		Check:   atLeast(1)},
+		Help:  "Maximum open connections per worker.",
+		Check: atLeast(1)},
 	{Key: "max_requests", Flag: "max-requests", Section: SectionWorkers, Default: 0,
 		Help:  "Recycle a worker gracefully after this many requests (0 = never).\nA cheap guard against memory leaks in the application.",
 		Check: atLeast(0)},
@@ -134,7 +108,6 @@ var table = []Setting{
 		Help:  "How long in-flight requests get to finish on TERM, HUP or a max_requests recycle.",
 		Check: nonNegative},
 	{Key: "keepalive", Flag: "keep-alive", Section: SectionWorkers, Default: 65 * time.Second,
-		Classes: []string{"threaded", "evloop", "goroutine"},
 		Help: "Idle time a kept-alive connection may wait for its next request.\n" +
 			"Longer than a load balancer's usual 60 s idle timeout, which avoids the classic 502s. `sync` never keeps connections alive.",
 		Check: nonNegative},
@@ -151,14 +124,14 @@ var table = []Setting{
 		Help: "On TERM keep serving (reporting not-ready on the stats endpoint's /readyz) this long before stopping accepting.\n" +
 			"Gives a load balancer time to take the server out of rotation. Then new connections are refused, the accept queue is served, and the workers stop within graceful_timeout.",
 		Check: nonNegative},
-	{Key: "evloop_loops", Flag: "evloop-loops", Section: SectionWorkers, Default: 0, Classes: []string{"evloop"},
+	{Key: "evloop_loops", Flag: "evloop-loops", Section: SectionWorkers, Default: 0,
 		Help:  "Event loops per evloop worker (0 = one per CPU the worker may use).",
 		Check: atLeast(0)},
-	{Key: "evloop_reuse_requests", Flag: "evloop-reuse-requests", Section: SectionWorkers, Default: false, Classes: []string{"evloop"},
+	{Key: "evloop_reuse_requests", Flag: "evloop-reuse-requests", Section: SectionWorkers, Default: false,
 		Help: "Inline evloop handlers get a recycled *http.Request: no allocation per request.\n" +
 			"A handler must then not use r, r.URL or r.Header after it returned, not even from a goroutine it started (hand it r.Clone(ctx)); " +
 			"strings, header values and the context stay valid. Off by default because net/http lets a handler keep r."},
-	{Key: "http_engine", Flag: "http-engine", Section: SectionWorkers, Default: "native", Classes: []string{"goroutine"},
+	{Key: "http_engine", Flag: "http-engine", Section: SectionWorkers, Default: "native",
 		Help: "HTTP engine of the goroutine class: native or net/http.\n" +
 			"`native` is the strict engine every class shares; `net/http` gives HTTP/2 over TLS at the cost of looser HTTP/1.1 parsing.",
 		Check: oneOf("native", "net/http")},

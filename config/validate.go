@@ -19,7 +19,7 @@ import (
 // returns all problems joined (errors.Join), each a one-line *UsageError.
 func (c *Config) Validate() error {
 	var errs []error
-	for _, s := range table {
+	for _, s := range Settings() {
 		if s.Check == nil {
 			continue
 		}
@@ -29,6 +29,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.crossChecks()...)
+	errs = append(errs, c.classChecks()...)
 	return errors.Join(errs...)
 }
 
@@ -37,12 +38,6 @@ func (c *Config) crossChecks() []error {
 	var errs []error
 	bad := func(key, reason string) {
 		errs = append(errs, &UsageError{Setting: key, Value: formatValue(c.get(key)), Reason: reason})
-	}
-	if c.WorkerClass == "threaded" && c.Threads < 1 {
-		bad("threads", "the threaded class needs at least 1 thread")
-	}
-	if c.HTTPEngine == "net/http" && c.WorkerClass != "goroutine" {
-		bad("http_engine", fmt.Sprintf("net/http is only available with worker_class goroutine, not %s", c.WorkerClass))
 	}
 	if c.Certfile != "" && c.Keyfile == "" {
 		bad("certfile", "needs keyfile as well")

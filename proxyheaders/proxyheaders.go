@@ -23,8 +23,8 @@
 //     InvalidSchemeHeaders.
 //
 // header_map (underscores in header names) is enforced by the h1 engine
-// while parsing; for the goroutine class's net/http engine, which has no
-// such option, Wrap applies it here instead: drop (default) removes the
+// while parsing; for the net/http engine (http_engine), which has no such
+// option, Wrap applies it here instead: drop (default) removes the
 // fields before anything reads them, refuse answers 400, dangerous passes
 // them. This runs before the X-Forwarded-* check, so X_Forwarded_For can
 // never stand in for X-Forwarded-For.
@@ -76,7 +76,7 @@ func Wrap(h http.Handler, cfg *config.Config) (http.Handler, error) {
 	for _, name := range p.strip {
 		p.isStrip[name] = struct{}{}
 	}
-	if cfg.WorkerClass == "goroutine" && cfg.HTTPEngine == "net/http" && cfg.HeaderMap != "dangerous" {
+	if cfg.HTTPEngine == "net/http" && cfg.HeaderMap != "dangerous" {
 		return &headerMap{next: p, refuse: cfg.HeaderMap == "refuse"}, nil
 	}
 	return p, nil

@@ -30,13 +30,6 @@ type Worker interface {
 	Serve(ctx context.Context, env *Env) error
 }
 
-// ConfigChecker is optionally implemented by a Worker. The arbiter calls it
-// before binding any socket, so a class-specific mistake fails once, in the
-// arbiter, with exit 2, instead of crash-looping the workers.
-type ConfigChecker interface {
-	CheckConfig(cfg *config.Config) error
-}
-
 // Env is everything the worker runtime hands a Worker.
 type Env struct {
 	// Listeners are the inherited listening sockets, in --bind order.

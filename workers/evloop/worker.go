@@ -20,21 +20,12 @@ import (
 	"github.com/multiserve/multiserve/workers"
 )
 
-func init() {
-	workers.Register(workers.Class{
-		Name:    "evloop",
-		Summary: "epoll event loop (gnet v2), non-blocking IO",
-		New:     func() workers.Worker { return &Worker{} },
-	})
-}
-
 // Worker is the evloop class. New has no side effects; all state lives in
 // the server Serve builds.
 type Worker struct{}
 
 var (
-	_ workers.Worker        = (*Worker)(nil)
-	_ workers.ConfigChecker = (*Worker)(nil)
+	_ workers.Worker = (*Worker)(nil)
 )
 
 // tickEvery is the OnTick period: the heartbeat (at most one loop-probe

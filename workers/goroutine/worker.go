@@ -21,14 +21,6 @@ import (
 	"github.com/multiserve/multiserve/workers"
 )
 
-func init() {
-	workers.Register(workers.Class{
-		Name:    "goroutine",
-		Summary: "goroutine per connection (Go netpoller)",
-		New:     func() workers.Worker { return &Worker{} },
-	})
-}
-
 // Worker is the goroutine class.
 type Worker struct{}
 
@@ -50,6 +42,5 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 }
 
 var (
-	_ workers.Worker        = (*Worker)(nil)
-	_ workers.ConfigChecker = (*Worker)(nil)
+	_ workers.Worker = (*Worker)(nil)
 )

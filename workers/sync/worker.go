@@ -36,14 +36,6 @@ import (
 	"github.com/multiserve/multiserve/workers"
 )
 
-func init() {
-	workers.Register(workers.Class{
-		Name:    "sync",
-		Summary: "one request at a time per process, blocking IO",
-		New:     func() workers.Worker { return &Worker{} },
-	})
-}
-
 // Worker is the sync class. The zero value is ready to Serve once.
 type Worker struct{}
 

@@ -57,21 +57,13 @@ import (
 	"github.com/multiserve/multiserve/workers"
 )
 
-func init() {
-	workers.Register(workers.Class{
-		Name:    "threaded",
-		Summary: "fixed pool of OS threads, blocking IO per thread; idle keep-alive connections parked in a poller",
-		New:     func() workers.Worker { return &Worker{} },
-	})
-}
-
 // Worker is the threaded class. The zero value is ready to Serve once.
 type Worker struct{}
 
 // CheckConfig rejects a pool or a connection cap that could serve nothing.
 func (w *Worker) CheckConfig(cfg *config.Config) error {
 	if cfg.Threads < 1 {
-		return fmt.Errorf("threaded: threads must be at least 1 (got %d)", cfg.Threads)
+		return &config.UsageError{Setting: "threads", Value: fmt.Sprint(cfg.Threads), Reason: "the threaded class needs at least 1 thread"}
 	}
 	if cfg.WorkerConnections < 1 {
 		return fmt.Errorf("threaded: worker_connections must be at least 1 (got %d)", cfg.WorkerConnections)
@@ -156,6 +148,5 @@ func (p *poller) serve(ctx context.Context, c *conn) (st h1.State) {
 }
 
 var (
-	_ workers.Worker        = (*Worker)(nil)
-	_ workers.ConfigChecker = (*Worker)(nil)
+	_ workers.Worker = (*Worker)(nil)
 )
