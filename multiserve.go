@@ -94,7 +94,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 // checkConfig validates what the arbiter would refuse at start-up: the
 // worker class and the application, without binding anything.
 func checkConfig(cfg *config.Config, stdout, stderr io.Writer) int {
-	if _, err := workers.Lookup(cfg.WorkerClass); err != nil {
+	if err := workers.CheckConfig(cfg); err != nil {
 		fmt.Fprintf(stderr, "multiserve: %v\n", err)
 		return proc.ExitUsage
 	}
@@ -113,7 +113,7 @@ func serve(args []string, cfg *config.Config, stderr io.Writer) int {
 		return proc.ExitUsage
 	}
 	defer errlog.Close()
-	log := slog.New(slog.NewTextHandler(errlog, &slog.HandlerOptions{Level: logLevel(cfg.Loglevel)}))
+	log := slog.New(slog.NewTextHandler(errlog, &slog.HandlerOptions{Level: config.LogLevel(cfg.Loglevel)}))
 	err = arbiter.Run(context.Background(), arbiter.Options{
 		Config: cfg,
 		Reload: func() (*config.Config, error) {
@@ -175,16 +175,4 @@ func useAccessLog() {
 		}
 		return nil
 	})
-}
-
-func logLevel(s string) slog.Level {
-	switch s {
-	case "debug":
-		return slog.LevelDebug
-	case "warning":
-		return slog.LevelWarn
-	case "error", "critical":
-		return slog.LevelError
-	}
-	return slog.LevelInfo
 }

@@ -93,7 +93,7 @@ func newRuntime() (*runtime, error) {
 	if rt.logf, err = logfile.Open(rt.cfg.Errorlog, os.Stderr); err != nil {
 		return nil, err
 	}
-	h := slog.NewTextHandler(rt.logf, &slog.HandlerOptions{Level: parseLevel(rt.cfg.Loglevel)})
+	h := slog.NewTextHandler(rt.logf, &slog.HandlerOptions{Level: config.LogLevel(rt.cfg.Loglevel)})
 	rt.log = slog.New(h).With("pid", os.Getpid(), "age", spec.Age, "class", rt.cfg.WorkerClass)
 	for i, name := range spec.ListenNames {
 		rt.listeners = append(rt.listeners, inherited(proc.FDFirstListener+i, name))
@@ -111,20 +111,6 @@ func inherited(fd int, name string) *Listener {
 		}
 	}
 	return &Listener{FD: fd, Name: name, Network: network}
-}
-
-func parseLevel(s string) slog.Level {
-	switch strings.ToLower(s) {
-	case "debug":
-		return slog.LevelDebug
-	case "warning", "warn":
-		return slog.LevelWarn
-	case "error":
-		return slog.LevelError
-	case "critical":
-		return slog.LevelError + 4
-	}
-	return slog.LevelInfo
 }
 
 func (rt *runtime) run(load func(*config.Config) (http.Handler, error)) int {

@@ -76,14 +76,3 @@ func TestUseWrapsInOrder(t *testing.T) {
 		t.Fatal("middleware error not returned")
 	}
 }
-
-func TestParseLevel(t *testing.T) {
-	for in, want := range map[string]slog.Level{
-		"debug": slog.LevelDebug, "info": slog.LevelInfo, "warning": slog.LevelWarn,
-		"error": slog.LevelError, "critical": slog.LevelError + 4, "": slog.LevelInfo,
-	} {
-		if got := parseLevel(in); got != want {
-			t.Errorf("parseLevel(%q) = %v, want %v", in, got, want)
-		}
-	}
-}
