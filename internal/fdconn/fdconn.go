@@ -25,6 +25,7 @@ import (
 	"runtime"
 	stdsync "sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,17 +61,29 @@ func Accept(lfd int) (*Conn, error) {
 		return nil, err
 	}
 	for {
-		// accept4 without SOCK_NONBLOCK yields a blocking socket whatever
-		// the listener's mode, so no fcntl is needed.
-		fd, sa, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+		fd, rsa, n, err := accept4(lfd)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("fdconn: accept: %w", os.NewSyscallError("accept4", err))
 		}
-		return newConn(fd, sa), nil
+		return newConn(fd, rsa, n), nil
 	}
+}
+
+// accept4 accepts one connection from lfd, close-on-exec. Without
+// SOCK_NONBLOCK the new socket is blocking whatever the listener's mode,
+// so no fcntl is needed. The listener is non-blocking (ensureNonblock), so
+// the call never waits.
+func accept4(lfd int) (int, *unix.RawSockaddrAny, uint32, error) {
+	rsa := new(unix.RawSockaddrAny)
+	n := uint32(unix.SizeofSockaddrAny)
+	fd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(&n)), unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, nil, 0, e
+	}
+	return int(fd), rsa, n, nil
 }
 
 // ensureNonblock sets O_NONBLOCK on the listening socket lfd if it is
@@ -100,18 +113,20 @@ func New(fd int) (*Conn, error) {
 	if err := unix.SetNonblock(fd, false); err != nil {
 		return nil, fmt.Errorf("fdconn: clear O_NONBLOCK on fd %d: %w", fd, err)
 	}
-	sa, err := unix.Getpeername(fd)
+	rsa, n, err := sockaddr(unix.SYS_GETPEERNAME, fd)
 	if err != nil {
 		return nil, fmt.Errorf("fdconn: getpeername fd %d: %w", fd, err)
 	}
-	return newConn(fd, sa), nil
+	return newConn(fd, rsa, n), nil
 }
 
-func newConn(fd int, peer unix.Sockaddr) *Conn {
+// newConn wraps the connected socket fd; peer is its peer's address, n
+// bytes of it filled in by the kernel.
+func newConn(fd int, peer *unix.RawSockaddrAny, n uint32) *Conn {
 	c := &Conn{fd: fd, network: "tcp"}
 	c.rd.opt, c.wr.opt = unix.SO_RCVTIMEO, unix.SO_SNDTIMEO
-	switch peer.(type) {
-	case *unix.SockaddrUnix:
+	switch peer.Addr.Family {
+	case unix.AF_UNIX:
 		c.network = "unix"
 	default:
 		// Responses often leave in two writes (head, body): without
@@ -119,7 +134,7 @@ func newConn(fd int, peer unix.Sockaddr) *Conn {
 		// milliseconds to each. Go's own TCP conns set it too.
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
-	c.raddr = sockaddrToAddr(peer, c.network)
+	c.raddr = rawToAddr(peer, n, c.network)
 	return c
 }
 
@@ -262,8 +277,8 @@ func (c *Conn) LocalAddr() net.Addr {
 			return
 		}
 		defer c.release()
-		if sa, err := unix.Getsockname(c.fd); err == nil {
-			c.laddr = sockaddrToAddr(sa, c.network)
+		if rsa, n, err := sockaddr(unix.SYS_GETSOCKNAME, c.fd); err == nil {
+			c.laddr = rawToAddr(rsa, n, c.network)
 		}
 	})
 	if c.laddr == nil {
@@ -328,31 +343,6 @@ func (c *Conn) closedOr(err error) error {
 
 func (c *Conn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: c.network, Addr: c.raddr, Err: err}
-}
-
-func sockaddrToAddr(sa unix.Sockaddr, network string) net.Addr {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return &net.TCPAddr{IP: append(net.IP(nil), a.Addr[:]...), Port: a.Port}
-	case *unix.SockaddrInet6:
-		ta := &net.TCPAddr{IP: append(net.IP(nil), a.Addr[:]...), Port: a.Port}
-		if a.ZoneId != 0 {
-			if ifi, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {
-				ta.Zone = ifi.Name
-			}
-		}
-		return ta
-	case *unix.SockaddrUnix:
-		return &net.UnixAddr{Name: a.Name, Net: "unix"}
-	}
-	return nilAddr(network)
-}
-
-func nilAddr(network string) net.Addr {
-	if network == "unix" {
-		return &net.UnixAddr{Net: "unix"}
-	}
-	return &net.TCPAddr{}
 }
 
 var _ net.Conn = (*Conn)(nil)
