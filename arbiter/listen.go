@@ -129,7 +129,35 @@ func bindTCP(name string, backlog int) (*listener, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("arbiter: bind %s: SO_REUSEADDR: %w", name, err)
 	}
+	if err := setInheritedOptions(fd); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("arbiter: bind %s: %w", name, err)
+	}
 	return listenFD(fd, name, "tcp", sa, backlog)
+}
+
+// inheritedOptions are set once on every TCP socket the arbiter binds.
+// Linux copies them to each connection accepted from it, so no worker
+// pays a setsockopt(2) per connection for them: TCP_NODELAY (a response
+// often leaves in two writes, which Nagle plus the peer's delayed ACK
+// would hold back), and keep-alive probing with Go's net defaults (idle
+// 15 s, interval 15 s, 9 probes), so every class's connections notice a
+// vanished peer as the goroutine class's always have.
+var inheritedOptions = []struct{ level, opt, value int }{
+	{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
+	{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+	{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 15},
+	{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 15},
+	{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9},
+}
+
+func setInheritedOptions(fd int) error {
+	for _, o := range inheritedOptions {
+		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.value); err != nil {
+			return fmt.Errorf("setsockopt %d/%d: %w", o.level, o.opt, err)
+		}
+	}
+	return nil
 }
 
 // resolveTCP turns HOST:PORT into a sockaddr. An empty host means every IPv4

@@ -169,3 +169,44 @@ func TestGomaxprocs(t *testing.T) {
 		t.Errorf("1000 workers: %d, want 1", got)
 	}
 }
+
+// The options the arbiter sets on a TCP listener reach every accepted
+// socket without a worker setting them: read back with getsockopt on a
+// socket accepted with a bare accept4 (net's Accept would set some itself).
+func TestAcceptedSocketsInheritOptions(t *testing.T) {
+	ln, err := bind("127.0.0.1:0", 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.close()
+	rfd, err := reusePortSocket("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rfd)
+	if err := unix.Listen(rfd, 16); err != nil {
+		t.Fatal(err)
+	}
+	for name, lfd := range map[string]int{"bound": int(ln.file.Fd()), "reuse_port": rfd} {
+		sa, err := unix.Getsockname(lfd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.Dial("tcp", toNetAddr(sa).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd, _, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range inheritedOptions {
+			got, err := unix.GetsockoptInt(fd, o.level, o.opt)
+			if err != nil || (got != 0) != (o.value != 0) || (o.value > 1 && got != o.value) {
+				t.Errorf("%s: accepted socket option %d/%d = %d, %v; want %d", name, o.level, o.opt, got, err, o.value)
+			}
+		}
+		unix.Close(fd)
+		c.Close()
+	}
+}

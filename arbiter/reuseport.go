@@ -79,6 +79,10 @@ func reusePortSocket(name string) (int, error) {
 			return -1, fmt.Errorf("arbiter: reuse_port %s: setsockopt: %w", name, err)
 		}
 	}
+	if err := setInheritedOptions(fd); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("arbiter: reuse_port %s: %w", name, err)
+	}
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("arbiter: reuse_port %s: bind: %w", name, err)

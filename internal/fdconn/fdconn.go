@@ -25,7 +25,6 @@ import (
 	"runtime"
 	stdsync "sync"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,64 +48,6 @@ type Conn struct {
 	rd, wr direction
 }
 
-// Accept accepts one connection from the listening socket lfd and returns it
-// in blocking mode. When no connection is pending it returns an error
-// satisfying errors.Is(err, unix.EAGAIN); other accept(2) errors are
-// returned wrapped, with their errno reachable through errors.Is.
-//
-// It never waits for a connection, whatever mode lfd was left in: see
-// ensureNonblock.
-func Accept(lfd int) (*Conn, error) {
-	if err := ensureNonblock(lfd); err != nil {
-		return nil, err
-	}
-	for {
-		fd, rsa, n, err := accept4(lfd)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("fdconn: accept: %w", os.NewSyscallError("accept4", err))
-		}
-		return newConn(fd, rsa, n), nil
-	}
-}
-
-// accept4 accepts one connection from lfd, close-on-exec. Without
-// SOCK_NONBLOCK the new socket is blocking whatever the listener's mode,
-// so no fcntl is needed. The listener is non-blocking (ensureNonblock), so
-// the call never waits.
-func accept4(lfd int) (int, *unix.RawSockaddrAny, uint32, error) {
-	rsa := new(unix.RawSockaddrAny)
-	n := uint32(unix.SizeofSockaddrAny)
-	fd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(&n)), unix.SOCK_CLOEXEC, 0, 0)
-	if e != 0 {
-		return -1, nil, 0, e
-	}
-	return int(fd), rsa, n, nil
-}
-
-// ensureNonblock sets O_NONBLOCK on the listening socket lfd if it is
-// clear. The flag lives on the open file description, which every worker
-// of both arbiters shares during a USR2 upgrade, and another process may
-// clear it at any time (the new arbiter puts the sockets it adopts in
-// blocking mode). A blocking accept4 after a sibling won the race for the
-// connection that woke us would stall the caller until the next one
-// arrives: a poller holding accepted connections would leave them
-// unanswered, through a graceful stop, until their clients gave up. One
-// F_GETFL per accept is the price; a clear between it and accept4 remains
-// possible but needs an upgrade to land in those microseconds.
-func ensureNonblock(lfd int) error {
-	fl, err := unix.FcntlInt(uintptr(lfd), unix.F_GETFL, 0)
-	if err == nil && fl&unix.O_NONBLOCK == 0 {
-		_, err = unix.FcntlInt(uintptr(lfd), unix.F_SETFL, fl|unix.O_NONBLOCK)
-	}
-	if err != nil {
-		return fmt.Errorf("fdconn: accept: listener fd %d: set O_NONBLOCK: %w", lfd, err)
-	}
-	return nil
-}
-
 // New takes ownership of the connected socket fd, switches it to blocking
 // mode and returns it as a Conn. On error fd is left open for the caller.
 func New(fd int) (*Conn, error) {
@@ -117,7 +58,11 @@ func New(fd int) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fdconn: getpeername fd %d: %w", fd, err)
 	}
-	return newConn(fd, rsa, n), nil
+	c := newConn(fd, rsa, n)
+	if c.network == "tcp" {
+		setNoDelay(fd)
+	}
+	return c, nil
 }
 
 // newConn wraps the connected socket fd; peer is its peer's address, n
@@ -125,14 +70,8 @@ func New(fd int) (*Conn, error) {
 func newConn(fd int, peer *unix.RawSockaddrAny, n uint32) *Conn {
 	c := &Conn{fd: fd, network: "tcp"}
 	c.rd.opt, c.wr.opt = unix.SO_RCVTIMEO, unix.SO_SNDTIMEO
-	switch peer.Addr.Family {
-	case unix.AF_UNIX:
+	if peer.Addr.Family == unix.AF_UNIX {
 		c.network = "unix"
-	default:
-		// Responses often leave in two writes (head, body): without
-		// TCP_NODELAY, Nagle plus the peer's delayed ACK would add tens of
-		// milliseconds to each. Go's own TCP conns set it too.
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
 	c.raddr = rawToAddr(peer, n, c.network)
 	return c

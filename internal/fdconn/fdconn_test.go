@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -364,5 +365,58 @@ func TestReadable(t *testing.T) {
 	c.Close()
 	if _, err := c.Readable(); err == nil {
 		t.Fatal("closed conn: no error")
+	}
+}
+
+// An Acceptor takes the local address from a listener bound to one
+// address, and still asks the kernel behind a wildcard one; accepted TCP
+// sockets have TCP_NODELAY whether the listener passed it on or not.
+func TestAcceptorInherits(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		host     [4]byte
+		nodelay  int
+		fromList bool // local address taken from the listener
+	}{
+		{"one address", [4]byte{127, 0, 0, 1}, 0, true},
+		{"one address, TCP_NODELAY", [4]byte{127, 0, 0, 1}, 1, true},
+		{"wildcard", [4]byte{}, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(lfd)
+			unix.SetsockoptInt(lfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, tc.nodelay)
+			if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: tc.host}); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Listen(lfd, 8); err != nil {
+				t.Fatal(err)
+			}
+			a, err := NewAcceptor(lfd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sa, _ := unix.Getsockname(lfd)
+			addr := "127.0.0.1:" + strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
+			client, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			c, err := a.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if c.LocalAddr().String() != addr {
+				t.Fatalf("LocalAddr %v, want %s", c.LocalAddr(), addr)
+			}
+			if v, _ := unix.GetsockoptInt(c.FD(), unix.IPPROTO_TCP, unix.TCP_NODELAY); v == 0 {
+				t.Fatal("accepted socket without TCP_NODELAY")
+			}
+		})
 	}
 }

@@ -72,18 +72,25 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	l.fds[0] = unix.PollFd{Fd: int32(waker.FD()), Events: unix.POLLIN}
 	for i, ln := range env.Listeners {
 		l.fds[1+i] = unix.PollFd{Fd: int32(ln.FD), Events: unix.POLLIN}
+		a, err := fdconn.NewAcceptor(ln.FD)
+		if err != nil {
+			return fmt.Errorf("sync: listener %s: %w", ln.Name, err)
+		}
+		l.acceptors = append(l.acceptors, a)
 	}
 	return l.run(ctx)
 }
 
 type loop struct {
-	env     *workers.Env
-	srv     *h1.Server
-	beat    time.Duration
-	waker   *fdpoll.Waker
-	fds     []unix.PollFd // [0] is the waker, then the listeners in Env order
-	pauseTo time.Time     // accepting paused (out of descriptors) until then
-	emfile  fdpoll.AcceptBackoffLog
+	env   *workers.Env
+	srv   *h1.Server
+	beat  time.Duration
+	waker *fdpoll.Waker
+	fds   []unix.PollFd // [0] is the waker, then the listeners in Env order
+	// acceptors are the listeners in Env order
+	acceptors []*fdconn.Acceptor
+	pauseTo   time.Time // accepting paused (out of descriptors) until then
+	emfile    fdpoll.AcceptBackoffLog
 }
 
 func (l *loop) run(ctx context.Context) error {
@@ -131,7 +138,7 @@ func (l *loop) acceptReady(ctx context.Context, fds []unix.PollFd) error {
 		if pfd.Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
 			return fmt.Errorf("sync: listener %s: poll revents %#x", ln.Name, pfd.Revents)
 		}
-		c, err := fdconn.Accept(ln.FD)
+		c, err := l.acceptors[i].Accept()
 		if err != nil {
 			if err := l.acceptFailed(ln, err); err != nil {
 				return err

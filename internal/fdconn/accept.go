@@ -1,0 +1,114 @@
+package fdconn
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Acceptor accepts connections from one listening socket. A worker makes
+// one per listener when it starts: what Linux copies from a listening
+// socket to every socket accepted from it is learned here once, instead of
+// being set or asked again for each connection:
+//
+//   - TCP_NODELAY: when the listener has it (the arbiter sets it on every
+//     TCP socket it binds), accepted sockets have it too; otherwise each
+//     accepted socket gets it.
+type Acceptor struct {
+	fd      int
+	nodelay bool // the listener has TCP_NODELAY, so accepted sockets do
+}
+
+// NewAcceptor reads what sockets accepted from the listening socket lfd
+// inherit. lfd stays the caller's.
+func NewAcceptor(lfd int) (*Acceptor, error) {
+	rsa, n, err := sockaddr(unix.SYS_GETSOCKNAME, lfd)
+	if err != nil {
+		return nil, fmt.Errorf("fdconn: listener fd %d: getsockname: %w", lfd, err)
+	}
+	a := &Acceptor{fd: lfd}
+	if _, ok := rawToAddr(rsa, n, "tcp").(*net.TCPAddr); ok {
+		v, err := unix.GetsockoptInt(lfd, unix.IPPROTO_TCP, unix.TCP_NODELAY)
+		a.nodelay = err == nil && v != 0
+	}
+	return a, nil
+}
+
+// Accept accepts one connection from the listening socket lfd and returns it
+// in blocking mode, as Acceptor.Accept does, learning nothing from lfd.
+func Accept(lfd int) (*Conn, error) {
+	return (&Acceptor{fd: lfd}).Accept()
+}
+
+// Accept accepts one connection and returns it in blocking mode. When no
+// connection is pending it returns an error satisfying errors.Is(err,
+// unix.EAGAIN); other accept(2) errors are returned wrapped, with their
+// errno reachable through errors.Is.
+//
+// It never waits for a connection, whatever mode the listener was left in:
+// see ensureNonblock.
+func (a *Acceptor) Accept() (*Conn, error) {
+	if err := ensureNonblock(a.fd); err != nil {
+		return nil, err
+	}
+	for {
+		fd, rsa, n, err := accept4(a.fd)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fdconn: accept: %w", os.NewSyscallError("accept4", err))
+		}
+		c := newConn(fd, rsa, n)
+		if c.network == "tcp" && !a.nodelay {
+			setNoDelay(fd)
+		}
+		return c, nil
+	}
+}
+
+// setNoDelay turns Nagle's algorithm off on a TCP socket. Responses often
+// leave in two writes (head, body): without TCP_NODELAY, Nagle plus the
+// peer's delayed ACK would add tens of milliseconds to each. Go's own TCP
+// conns set it too.
+func setNoDelay(fd int) {
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+}
+
+// accept4 accepts one connection from lfd, close-on-exec. Without
+// SOCK_NONBLOCK the new socket is blocking whatever the listener's mode,
+// so no fcntl is needed. The listener is non-blocking (ensureNonblock), so
+// the call never waits.
+func accept4(lfd int) (int, *unix.RawSockaddrAny, uint32, error) {
+	rsa := new(unix.RawSockaddrAny)
+	n := uint32(unix.SizeofSockaddrAny)
+	fd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(&n)), unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, nil, 0, e
+	}
+	return int(fd), rsa, n, nil
+}
+
+// ensureNonblock sets O_NONBLOCK on the listening socket lfd if it is
+// clear. The flag lives on the open file description, which every worker
+// of both arbiters shares during a USR2 upgrade, and another process may
+// clear it at any time (the new arbiter puts the sockets it adopts in
+// blocking mode). A blocking accept4 after a sibling won the race for the
+// connection that woke us would stall the caller until the next one
+// arrives: a poller holding accepted connections would leave them
+// unanswered, through a graceful stop, until their clients gave up. One
+// F_GETFL per accept is the price; a clear between it and accept4 remains
+// possible but needs an upgrade to land in those microseconds.
+func ensureNonblock(lfd int) error {
+	fl, err := unix.FcntlInt(uintptr(lfd), unix.F_GETFL, 0)
+	if err == nil && fl&unix.O_NONBLOCK == 0 {
+		_, err = unix.FcntlInt(uintptr(lfd), unix.F_SETFL, fl|unix.O_NONBLOCK)
+	}
+	if err != nil {
+		return fmt.Errorf("fdconn: accept: listener fd %d: set O_NONBLOCK: %w", lfd, err)
+	}
+	return nil
+}
