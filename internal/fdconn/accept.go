@@ -17,9 +17,14 @@ import (
 //   - TCP_NODELAY: when the listener has it (the arbiter sets it on every
 //     TCP socket it binds), accepted sockets have it too; otherwise each
 //     accepted socket gets it.
+//   - the local address: an accepted socket's is the listener's, unless
+//     the listener is bound to a wildcard address (0.0.0.0, ::), where
+//     only getsockname(2) on the connection can tell which address the
+//     client reached; that one is looked up lazily, when asked.
 type Acceptor struct {
 	fd      int
-	nodelay bool // the listener has TCP_NODELAY, so accepted sockets do
+	laddr   net.Addr // every accepted socket's local address; nil: ask getsockname
+	nodelay bool     // the listener has TCP_NODELAY, so accepted sockets do
 }
 
 // NewAcceptor reads what sockets accepted from the listening socket lfd
@@ -30,7 +35,13 @@ func NewAcceptor(lfd int) (*Acceptor, error) {
 		return nil, fmt.Errorf("fdconn: listener fd %d: getsockname: %w", lfd, err)
 	}
 	a := &Acceptor{fd: lfd}
-	if _, ok := rawToAddr(rsa, n, "tcp").(*net.TCPAddr); ok {
+	switch addr := rawToAddr(rsa, n, "tcp").(type) {
+	case *net.UnixAddr:
+		a.laddr = addr
+	case *net.TCPAddr:
+		if !addr.IP.IsUnspecified() {
+			a.laddr = addr
+		}
 		v, err := unix.GetsockoptInt(lfd, unix.IPPROTO_TCP, unix.TCP_NODELAY)
 		a.nodelay = err == nil && v != 0
 	}
@@ -65,6 +76,9 @@ func (a *Acceptor) Accept() (*Conn, error) {
 		c := newConn(fd, rsa, n)
 		if c.network == "tcp" && !a.nodelay {
 			setNoDelay(fd)
+		}
+		if a.laddr != nil {
+			c.laddrOnce.Do(func() { c.laddr = a.laddr })
 		}
 		return c, nil
 	}

@@ -399,6 +399,9 @@ func TestAcceptorInherits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if got := a.laddr != nil; got != tc.fromList {
+				t.Fatalf("local address from the listener: %v, want %v", got, tc.fromList)
+			}
 			sa, _ := unix.Getsockname(lfd)
 			addr := "127.0.0.1:" + strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
 			client, err := net.Dial("tcp", addr)
