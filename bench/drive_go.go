@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -85,7 +86,7 @@ func closedLoop(ctx context.Context, s loadSpec, id int) ([]time.Duration, int64
 		if end.Before(dl) {
 			dl = end // a request cut by the end of the run is not an error
 		}
-		keep, err := roundTrip(conn, br, s.paths[n%len(s.paths)], s.close, dl)
+		keep, err := roundTrip(conn, br, s.request(n), s.close, dl)
 		if err != nil {
 			if live() {
 				errs++
@@ -103,15 +104,41 @@ func closedLoop(ctx context.Context, s loadSpec, id int) ([]time.Duration, int64
 	return lat, errs
 }
 
-// roundTrip writes one GET and reads its response; keep says whether the
-// connection may carry another request.
-func roundTrip(conn net.Conn, br *bufio.Reader, path string, close bool, deadline time.Time) (keep bool, err error) {
-	_ = conn.SetDeadline(deadline)
-	req := "GET " + path + " HTTP/1.1\r\nHost: bench\r\n"
-	if close {
-		req += "Connection: close\r\n"
+// request is one request to send: a GET of a path unless method is set.
+type request struct {
+	method, path string
+	body         []byte
+}
+
+// request is the spec's n-th request (paths in turn).
+func (s loadSpec) request(n int) request {
+	return request{method: s.method, path: s.paths[n%len(s.paths)], body: s.body}
+}
+
+// wire renders the request as HTTP/1.1 bytes.
+func (r request) wire(close bool) string {
+	method := r.method
+	if method == "" {
+		method = "GET"
 	}
-	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: bench\r\n", method, r.path)
+	if close {
+		b.WriteString("Connection: close\r\n")
+	}
+	if len(r.body) > 0 || method == "POST" || method == "PUT" || method == "PATCH" {
+		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(r.body))
+	}
+	b.WriteString("\r\n")
+	b.Write(r.body)
+	return b.String()
+}
+
+// roundTrip writes one request and reads its response; keep says whether
+// the connection may carry another request.
+func roundTrip(conn net.Conn, br *bufio.Reader, req request, close bool, deadline time.Time) (keep bool, err error) {
+	_ = conn.SetDeadline(deadline)
+	if _, err := io.WriteString(conn, req.wire(close)); err != nil {
 		return false, err
 	}
 	resp, err := http.ReadResponse(br, nil)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"net/http"
@@ -49,7 +50,7 @@ func runOpen(ctx context.Context, s loadSpec, rate int) openResult {
 	)
 	targets := make([]vegeta.Target, len(s.paths))
 	for i, p := range s.paths {
-		targets[i] = vegeta.Target{Method: http.MethodGet, URL: "http://" + s.addr + p}
+		targets[i] = vegeta.Target{Method: cmp.Or(s.method, http.MethodGet), URL: "http://" + s.addr + p, Body: s.body}
 	}
 	stop := context.AfterFunc(ctx, func() { atk.Stop() })
 	defer stop()

@@ -19,6 +19,8 @@ import (
 type loadSpec struct {
 	addr        string
 	paths       []string
+	method      string // "" is GET
+	body        []byte // sent with every request (with Content-Length)
 	close       bool
 	concurrency int
 	duration    time.Duration
@@ -56,8 +58,8 @@ func (d *wrkDriver) run(ctx context.Context, s loadSpec) (loadResult, error) {
 		args = append(args, "-H", "Connection: close")
 	}
 	url := "http://" + s.addr + s.paths[0]
-	if len(s.paths) > 1 {
-		script, err := d.roundRobinScript(s.paths)
+	if len(s.paths) > 1 || s.method != "" || len(s.body) > 0 {
+		script, err := d.roundRobinScript(s)
 		if err != nil {
 			return loadResult{}, err
 		}
@@ -91,17 +93,26 @@ func (d *wrkDriver) run(ctx context.Context, s loadSpec) (loadResult, error) {
 	return parseWrk(out.String())
 }
 
-// roundRobinScript writes a wrk Lua script that cycles through paths.
-func (d *wrkDriver) roundRobinScript(paths []string) (string, error) {
+// roundRobinScript writes a wrk Lua script that cycles through the paths
+// with the spec's method and body.
+func (d *wrkDriver) roundRobinScript(s loadSpec) (string, error) {
 	var b strings.Builder
 	b.WriteString("local paths = {")
-	for i, p := range paths {
+	for i, p := range s.paths {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(strconv.Quote(p)) // Go and Lua agree on these escapes for ASCII
+		b.WriteString(luaQuote(p))
 	}
-	b.WriteString("}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\nend\n")
+	method := "nil"
+	if s.method != "" {
+		method = luaQuote(s.method)
+	}
+	body := "nil"
+	if len(s.body) > 0 {
+		body = luaQuote(string(s.body))
+	}
+	fmt.Fprintf(&b, "}\nlocal i = 0\nrequest = function()\n  i = i %% #paths + 1\n  return wrk.format(%s, paths[i], nil, %s)\nend\n", method, body)
 	path := filepath.Join(d.tmp, "roundrobin.lua")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		return "", fmt.Errorf("bench: write wrk script: %w", err)
@@ -173,4 +184,21 @@ func parseWrkDuration(s string) (time.Duration, error) {
 		}
 	}
 	return 0, fmt.Errorf("bench: wrk duration %q: unknown unit", s)
+}
+
+// luaQuote renders s as a Lua string literal: every byte outside printable
+// ASCII, and the quote and backslash, as a decimal escape.
+func luaQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			fmt.Fprintf(&b, "\\%03d", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	b.WriteByte('"')
+	return b.String()
 }

@@ -3,14 +3,16 @@
 // charts. See bench/README.md.
 //
 //	go run ./bench --quick                    # < 2 minutes, a few workloads
-//	go run ./bench                            # the full matrix, ~15 minutes
-//	go run ./bench --app myapp --path /api/x  # bench your own handler
+//	go run ./bench                            # the full matrix, about 12 minutes
+//	go run ./bench --pkg ./cmd/myserver --path /api/x  # your own handler (bench/README.md)
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -52,7 +54,7 @@ func main() {
 
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	o := options{logw: os.Stdout, commandLine: "go run ./bench " + strings.Join(args, " ")}
+	o := options{logw: os.Stdout, commandLine: "go run ./bench " + shellJoin(args)}
 	var conc string
 	var dur, openDur, budget time.Duration
 	fs.BoolVar(&o.quick, "quick", false, "small run (< 2 min): hello, io, slow-clients, idle, spread (evloop, goroutine); short durations; 2 concurrency levels; 500 idle conns")
@@ -64,8 +66,18 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&conc, "concurrency", "", "closed-loop connection counts (default 16,64,256; quick 8,64)")
 	fs.IntVar(&o.workers, "workers", 1, "worker processes for every configuration (same CPU budget)")
 	fs.IntVar(&o.threads, "threads", 16, "threaded class and gunicorn gthread pool size")
-	fs.StringVar(&o.app, "app", "", "multiserve APP to bench instead of the built-in ones (with --path)")
-	fs.StringVar(&o.path, "path", "", "request path to bench (adds the 'custom' workload; e.g. /api/users?id=1)")
+	fs.StringVar(&o.app, "app", "", "your APP (the name your program registered) to bench at --path; with --pkg/--bin it may be left out when the program registers exactly one")
+	fs.Func("path", "request path to bench (adds the 'custom' workload; e.g. /api/users?id=1); repeatable, WEIGHT:/path sends it WEIGHT times as often (3:/a 1:/b)", func(s string) error {
+		o.pathArgs = append(o.pathArgs, s)
+		return nil
+	})
+	fs.StringVar(&o.probePath, "probe-path", "", "GET path that answers 200 once your app is up, for readiness, slow and idle clients (default: the first --path)")
+	fs.StringVar(&o.method, "method", "", "HTTP method of the custom workload's requests (default GET)")
+	var body string
+	fs.StringVar(&body, "body", "", "request body of the custom workload (@FILE reads it from FILE)")
+	fs.IntVar(&o.pool, "pool", 0, "evloop-pool's handler pool size (default 4; io-1000 uses 1000)")
+	var serverFlags string
+	fs.StringVar(&serverFlags, "server-flags", "", "extra multiserve flags for every class configuration, space-separated (e.g. '--keep-alive 5 --backlog 4096')")
 	fs.IntVar(&o.rate, "rate", 0, "open-loop requests per second for every workload (default: per workload)")
 	fs.StringVar(&o.bin, "bin", "", "use this multiserve-compatible binary instead of building ./cmd/multiserve (e.g. your program built on the library)")
 	fs.StringVar(&o.pkg, "pkg", "", "build this package instead of ./cmd/multiserve (e.g. ./examples/myapp)")
@@ -91,6 +103,10 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
 	}
 	o.peersAsked = o.peers
+	o.serverFlags = strings.Fields(serverFlags)
+	if err := ownHandlerFlags(&o, body); err != nil {
+		return o, err
+	}
 	applyDefaults(&o, dur, openDur, budget)
 	var err error
 	if conc != "" {
@@ -104,13 +120,110 @@ func parseFlags(args []string) (options, error) {
 	return o, nil
 }
 
+// ownHandlerFlags checks and resolves --path, --app, --probe-path, --method
+// and --body, so a typo fails at once instead of after a 15 s start-up wait.
+func ownHandlerFlags(o *options, body string) error {
+	custom := len(o.pathArgs) > 0
+	switch {
+	case !custom && (o.app != "" || o.method != "" || body != "" || o.probePath != ""):
+		return errors.New("bench: --app, --method, --body and --probe-path describe the custom workload: give --path too")
+	case custom && o.app == "" && o.bin == "" && o.pkg == "":
+		return errors.New("bench: --path needs --app (the app that serves it; built in: hello, echo, sim), or --pkg/--bin of your program")
+	case o.pool < 0:
+		return errors.New("bench: --pool must be positive")
+	}
+	var err error
+	if o.paths, err = weightedPaths(o.pathArgs); err != nil {
+		return err
+	}
+	if o.probePath != "" {
+		if err := validPath(o.probePath); err != nil {
+			return fmt.Errorf("bench: --probe-path: %w", err)
+		}
+	}
+	if o.method != "" && !validMethod(o.method) {
+		return fmt.Errorf("bench: --method %q: not an HTTP method token", o.method)
+	}
+	if file, ok := strings.CutPrefix(body, "@"); ok {
+		if o.body, err = os.ReadFile(file); err != nil {
+			return fmt.Errorf("bench: --body: %w", err)
+		}
+	} else if body != "" {
+		o.body = []byte(body)
+	}
+	if custom && o.workloads == "" {
+		o.workloads = "custom"
+	}
+	return nil
+}
+
+// maxWeight bounds a path's weight: the paths are expanded into a list the
+// drivers send in turn.
+const maxWeight = 100
+
+// weightedPaths expands "3:/a", "/b" into /a /a /a /b.
+func weightedPaths(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		w, p := 1, a
+		if n, rest, ok := strings.Cut(a, ":"); ok && !strings.HasPrefix(a, "/") {
+			v, err := strconv.Atoi(n)
+			if err != nil || v < 1 || v > maxWeight {
+				return nil, fmt.Errorf("bench: --path %q: the weight before ':' must be 1 to %d", a, maxWeight)
+			}
+			w, p = v, rest
+		}
+		if err := validPath(p); err != nil {
+			return nil, fmt.Errorf("bench: --path %q: %w", a, err)
+		}
+		for range w {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// validPath accepts an origin-form request target: /path?query.
+func validPath(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("a request path starts with / (did you mean /%s?)", p)
+	}
+	if strings.IndexFunc(p, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
+		return errors.New("spaces, control and non-ASCII characters must be percent-encoded")
+	}
+	if _, err := url.ParseRequestURI(p); err != nil {
+		return err
+	}
+	return nil
+}
+
+// validMethod accepts an RFC 9110 token.
+func validMethod(m string) bool {
+	return m != "" && strings.IndexFunc(m, func(r rune) bool {
+		return r > 0x7e || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r)
+	}) < 0
+}
+
+// shellJoin quotes the arguments that a shell would split or expand, so the
+// report's command can be pasted back.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`&|;<>()*?[]{}#~!") {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
+}
+
 // applyDefaults fills what the flags left unset, by mode.
 func applyDefaults(o *options, dur, openDur, budget time.Duration) {
 	full := options{duration: 2 * time.Second, concurrency: []int{16, 64, 256}, slowK: 500, idleN: 10000, peers: "all"}
 	if o.quick {
 		full = options{duration: time.Second, concurrency: []int{8, 64}, slowK: 50, idleN: 500,
 			peers: "nethttp,gnetbare", budget: 100 * time.Second, openFor: []string{"hello"}}
-		if o.workloads == "" && o.path == "" {
+		if o.workloads == "" && len(o.paths) == 0 {
 			o.workloads = "hello,io,slow-clients,idle,spread"
 		}
 	}

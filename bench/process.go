@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -117,12 +119,13 @@ func probe(ctx context.Context, c *http.Client, url string) error {
 	return resp.Body.Close()
 }
 
-// checkPath asserts that path answers 200, so that a workload never
+// checkPath asserts that a request answers 200, so that a workload never
 // measures a stream of 404s or 400s.
-func checkPath(ctx context.Context, addr, path string, timeout time.Duration) error {
+func checkPath(ctx context.Context, addr string, r request, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	method, path := cmp.Or(r.method, http.MethodGet), r.path
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(r.body))
 	if err != nil {
 		return err
 	}
@@ -130,13 +133,13 @@ func checkPath(ctx context.Context, addr, path string, timeout time.Duration) er
 	defer client.CloseIdleConnections()
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: status %d: %s", path, resp.StatusCode, strings.TrimSpace(string(body)))
+		return fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(body)))
 	}
 	return nil
 }

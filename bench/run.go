@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,9 +26,16 @@ type options struct {
 	openFor       []string      // workloads that get an open-loop run; nil: all closed ones
 	concurrency   []int
 	workers       int
-	threads       int // threaded class (and gunicorn gthread) pool size
-	app, path     string
-	rate          int // open-loop rate override
+	threads       int      // threaded class (and gunicorn gthread) pool size
+	app           string   // the user's app (--app), or resolved from --pkg/--bin
+	paths         []string // --path values, each repeated by its weight
+	pathArgs      []string // --path as given, for the report
+	probePath     string   // --probe-path: a GET that answers 200 once the app is up
+	method        string   // --method for the custom workload ("" is GET)
+	body          []byte   // --body for the custom workload
+	pool          int      // evloop-pool's handler pool size (0: 4, or the workload's)
+	serverFlags   []string // --server-flags, passed to every multiserve configuration
+	rate          int      // open-loop rate override
 	bin, pkg      string
 	out           string
 	slowK, idleN  int
@@ -187,11 +195,10 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 	b.outDir = b.opts.out
 	if b.outDir == "" {
-		root, err := moduleRoot()
-		if err != nil {
-			return err
+		b.outDir = filepath.Join("bench-results", b.started.UTC().Format("2006-01-02T150405Z"))
+		if root, err := moduleRoot(); err == nil {
+			b.outDir = filepath.Join(root, "bench", "results", filepath.Base(b.outDir))
 		}
-		b.outDir = filepath.Join(root, "bench", "results", b.started.UTC().Format("2006-01-02T150405Z"))
 	}
 	b.rawDir = filepath.Join(b.outDir, "raw")
 	clearOutputs(b.outDir)
@@ -199,10 +206,10 @@ func (b *bench) setup(ctx context.Context) error {
 		return fmt.Errorf("bench: create %s: %w", b.rawDir, err)
 	}
 	b.chooseDriver()
-	if err := b.chooseWorkloads(); err != nil {
+	if err := b.buildTargets(ctx); err != nil {
 		return err
 	}
-	if err := b.buildTargets(ctx); err != nil {
+	if err := b.chooseWorkloads(); err != nil {
 		return err
 	}
 	return b.validateFailIf()
@@ -225,19 +232,15 @@ func (b *bench) chooseDriver() {
 
 func (b *bench) chooseWorkloads() error {
 	all := allWorkloads()
-	if b.opts.path != "" {
-		app := b.opts.app
-		if app == "" {
-			app = "hello"
-		}
-		all = append(all, customWorkload(app, b.opts.path, b.opts.rate))
-		if b.opts.workloads == "" {
-			b.opts.workloads = "custom"
-		}
+	if len(b.opts.paths) > 0 {
+		all = append(all, customWorkload(b.opts))
 	}
 	ws, err := selectWorkloads(b.opts.workloads, all)
 	if err != nil {
 		return err
+	}
+	if len(b.opts.paths) > 0 {
+		ownHandler(ws, b.opts)
 	}
 	for _, wl := range ws {
 		if wl.kind == kindSpread && b.opts.quick {
@@ -250,55 +253,54 @@ func (b *bench) chooseWorkloads() error {
 
 // buildTargets builds multiserve and the Go peers and lists every row.
 func (b *bench) buildTargets(ctx context.Context) error {
-	wantClass, err := nameFilter(b.opts.classes, specNames(classSpecs(0)))
+	wantClass, err := nameFilter(b.opts.classes, specNames(classSpecs(0, 0)))
 	if err != nil {
 		return err
 	}
 	peers := b.opts.peers
-	if !slices.ContainsFunc(b.workloads, func(w *workload) bool { return w.name != "custom" }) {
-		peers = "none" // no peer serves the user's app: do not build them
+	if len(b.opts.paths) > 0 && b.opts.peersAsked == "" {
+		peers = "none" // no peer serves the user's app: only when asked for
 	}
 	wantPeer, err := nameFilter(peers, []string{"nethttp", "gnetbare", "nginx", "gunicorn-sync", "gunicorn-gthread", "gunicorn-gevent"})
 	if err != nil {
 		return err
 	}
-	root, rootErr := moduleRoot()
+	// Import paths, built in the working directory's module: the
+	// multiserve checkout, or the user's module that requires multiserve.
 	builds := map[string]string{} // name → package to build
-	needClasses := slices.ContainsFunc(specNames(classSpecs(0)), wantClass)
+	needClasses := slices.ContainsFunc(specNames(classSpecs(0, 0)), wantClass)
 	if needClasses && b.opts.bin == "" {
-		pkg := b.opts.pkg
-		if pkg == "" {
-			pkg = "./cmd/multiserve"
-		}
-		builds["multiserve"] = pkg
+		builds["multiserve"] = cmp.Or(b.opts.pkg, modulePath+"/cmd/multiserve")
 	}
 	if wantPeer("nethttp") {
-		builds["nethttp"] = "./bench/peers/nethttp"
+		builds["nethttp"] = modulePath + "/bench/peers/nethttp"
 	}
 	if wantPeer("gnetbare") {
-		builds["gnetbare"] = "./bench/baseline/gnetbare"
+		builds["gnetbare"] = modulePath + "/bench/baseline/gnetbare"
 	}
 	bins, buildErr := map[string]string{}, map[string]string{}
-	if len(builds) > 0 && rootErr != nil {
-		for name := range builds {
-			buildErr[name] = rootErr.Error()
-		}
-	} else if len(builds) > 0 {
+	if len(builds) > 0 {
 		b.logf("bench: building %s", strings.Join(sortedKeys(builds), ", "))
-		bins, buildErr = goBuild(ctx, root, b.tmp, builds)
+		bins, buildErr = goBuild(ctx, ".", b.tmp, builds)
+	}
+	if e := buildErr["multiserve"]; e != "" && b.opts.pkg != "" {
+		return fmt.Errorf("bench: --pkg %s: %s", b.opts.pkg, e)
 	}
 	if !b.opts.skipBuildInfo {
-		b.info = collectBuildInfo(root)
+		b.info = collectBuildInfo(".")
 	}
 	msBin := b.opts.bin
 	if msBin == "" {
 		msBin = bins["multiserve"]
 	}
-	for _, cs := range classSpecs(b.opts.threads) {
+	if err := b.resolveApp(ctx, msBin); err != nil {
+		return err
+	}
+	for _, cs := range classSpecs(b.opts.threads, b.opts.pool) {
 		if !wantClass(cs.name) {
 			continue
 		}
-		t := multiserveTarget(msBin, cs, b.opts.workers, b.opts.app)
+		t := multiserveTarget(msBin, cs, b.opts)
 		if msBin == "" {
 			t.unavailable = "multiserve did not build: " + buildErr["multiserve"]
 		}
@@ -437,8 +439,12 @@ func (b *bench) runOne(ctx context.Context, wl *workload, t *target, r *result) 
 	}
 	defer srv.stop(5 * time.Second)
 	r.CPUs, r.Procs = treeCPUsAllowed(srv.pid), len(tree(srv.pid))
-	for _, p := range uniq(wl.paths) {
-		if err := checkPath(ctx, srv.addr, p, b.opts.reqTimeout); err != nil {
+	for _, p := range uniq(append([]string{wl.probePath()}, wl.paths...)) {
+		req := request{method: wl.method, path: p, body: wl.body}
+		if p == wl.probePath() && !slices.Contains(wl.paths, p) {
+			req = request{path: p}
+		}
+		if err := checkPath(ctx, srv.addr, req, b.opts.reqTimeout); err != nil {
 			r.Status, r.Reason = statusFailed, err.Error()
 			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 				// It accepted the probe but does not answer a plain GET:
@@ -492,11 +498,7 @@ func (b *bench) startArgs(ctx context.Context, wl *workload, t *target, extra []
 		if err != nil {
 			return nil, err
 		}
-		probe := "/"
-		if wl.name == "custom" {
-			probe = wl.paths[0]
-		}
-		err = srv.waitReady(ctx, probe, procs, b.opts.startTimeout)
+		err = srv.waitReady(ctx, wl.probePath(), procs, b.opts.startTimeout)
 		if err == nil {
 			return srv, nil
 		}
@@ -511,7 +513,8 @@ func (b *bench) startArgs(ctx context.Context, wl *workload, t *target, extra []
 }
 
 func (b *bench) spec(srv *serverProc, wl *workload, c int, d time.Duration) loadSpec {
-	return loadSpec{addr: srv.addr, paths: wl.paths, close: wl.close, concurrency: c, duration: d, timeout: b.opts.reqTimeout}
+	return loadSpec{addr: srv.addr, paths: wl.paths, method: wl.method, body: wl.body, close: wl.close,
+		concurrency: c, duration: d, timeout: b.opts.reqTimeout}
 }
 
 // warmup is the unmeasured load before a closed-loop sweep.
@@ -573,7 +576,7 @@ func (b *bench) measureClosed(ctx context.Context, wl *workload, t *target, srv 
 // measureSlow runs the normal load at the lowest concurrency level while
 // slowK clients dribble their requests.
 func (b *bench) measureSlow(ctx context.Context, wl *workload, t *target, srv *serverProc, r *result) {
-	stopSlow := slowClients(ctx, srv.addr, b.opts.slowK)
+	stopSlow := slowClients(ctx, srv.addr, wl.probePath(), b.opts.slowK)
 	sleepCtx(ctx, 1200*time.Millisecond) // every slow client has connected and sent a byte
 	p, err := b.measure(ctx, srv, b.spec(srv, wl, b.opts.concurrency[0], b.opts.duration))
 	st := stopSlow()
@@ -595,7 +598,7 @@ func (b *bench) measureIdle(ctx context.Context, wl *workload, t *target, srv *s
 	// Bound the opening phase: a server that stops accepting must not hold
 	// the run for idleN dial timeouts.
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second+time.Duration(b.opts.idleN)*5*time.Millisecond)
-	conns, failed, closed := idleConns(octx, srv.addr, wl.paths[0], b.opts.idleN)
+	conns, failed, closed := idleConns(octx, srv.addr, wl.probePath(), b.opts.idleN)
 	cancel()
 	defer func() {
 		for _, c := range conns {

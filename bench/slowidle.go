@@ -22,15 +22,17 @@ type slowStats struct {
 	OpenAtEnd int64 `json:"open_at_end"`
 }
 
-// slowRequest is sent one byte per second: about 40 s for the whole head,
-// longer than any sane header timeout, so the server must either hold the
-// connection cheaply or cut it.
-const slowRequest = "GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: slow\r\n\r\n"
+// slowRequest is sent one byte per second: about 40 s for the whole head
+// at path /, longer than any sane header timeout, so the server must either
+// hold the connection cheaply or cut it.
+func slowRequest(path string) string {
+	return "GET " + path + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: slow\r\n\r\n"
+}
 
 // slowClients keeps k connections dribbling slowRequest until ctx ends; a
 // connection the server closes is counted and replaced. Call the returned
 // function to stop them and get the counts.
-func slowClients(ctx context.Context, addr string, k int) func() slowStats {
+func slowClients(ctx context.Context, addr, path string, k int) func() slowStats {
 	ctx, cancel := context.WithCancel(ctx)
 	st := slowStats{Clients: k}
 	var open atomic.Int64
@@ -48,7 +50,7 @@ func slowClients(ctx context.Context, addr string, k int) func() slowStats {
 				return
 			}
 			for ctx.Err() == nil {
-				slowConn(ctx, addr, &st, &open)
+				slowConn(ctx, addr, slowRequest(path), &st, &open)
 			}
 		}()
 	}
@@ -61,7 +63,7 @@ func slowClients(ctx context.Context, addr string, k int) func() slowStats {
 }
 
 // slowConn runs one slow connection until the server closes it or ctx ends.
-func slowConn(ctx context.Context, addr string, st *slowStats, open *atomic.Int64) {
+func slowConn(ctx context.Context, addr, slowRequest string, st *slowStats, open *atomic.Int64) {
 	conn, err := (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -163,7 +165,7 @@ func idleOne(ctx context.Context, addr, path string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	keep, err := roundTrip(c, bufio.NewReader(c), path, false, time.Now().Add(10*time.Second))
+	keep, err := roundTrip(c, bufio.NewReader(c), request{path: path}, false, time.Now().Add(10*time.Second))
 	if err != nil {
 		c.Close()
 		return nil, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	_ "embed"
 	"fmt"
 	"os"
@@ -59,37 +60,38 @@ type classSpec struct {
 }
 
 // classSpecs lists the multiserve rows: every class at the same worker count.
-func classSpecs(threadedThreads int) []classSpec {
+func classSpecs(threadedThreads, pool int) []classSpec {
 	return []classSpec{
 		{"sync", "sync", -1},
 		{"threaded", "threaded", threadedThreads},
 		{"evloop", "evloop", 0},
-		{"evloop-pool", "evloop", 4},
+		{"evloop-pool", "evloop", cmp.Or(pool, 4)},
 		{"goroutine", "goroutine", -1},
 	}
 }
 
-// multiserveTarget builds the row for one class. app overrides the
-// workload's app when the user benches their own handler.
-func multiserveTarget(bin string, cs classSpec, workers int, app string) *target {
+// multiserveTarget builds the row for one class: the binary, the class's
+// flags, the user's --server-flags, then the workload's app.
+func multiserveTarget(bin string, cs classSpec, o options) *target {
 	base := func(addr string, threads int) []string {
-		a := []string{bin, "-b", addr, "-w", strconv.Itoa(workers), "-k", cs.class}
+		a := []string{bin, "-b", addr, "-w", strconv.Itoa(o.workers), "-k", cs.class}
 		if threads >= 0 {
 			a = append(a, "--threads", strconv.Itoa(threads))
 		}
-		return append(a, "--worker-connections", strconv.Itoa(maxConns), "--graceful-timeout", "3s")
+		a = append(a, "--worker-connections", strconv.Itoa(maxConns), "--graceful-timeout", "3s")
+		return append(a, o.serverFlags...)
 	}
-	t := &target{name: cs.name, procs: 1 + workers, sim: true}
+	t := &target{name: cs.name, procs: 1 + o.workers, sim: true}
 	t.argv = func(addr string, wl *workload) []string {
-		a := wl.app
-		if app != "" {
-			a = app
-		}
 		threads := cs.threads
-		if cs.name == "evloop-pool" && wl.pool > 0 {
+		switch {
+		case cs.name != "evloop-pool":
+		case o.pool > 0:
+			threads = o.pool
+		case wl.pool > 0:
 			threads = wl.pool // a workload may size the pool to its concurrency
 		}
-		return append(base(addr, threads), a)
+		return append(base(addr, threads), wl.app)
 	}
 	t.show = strings.Join(base("ADDR", cs.threads), " ") + " APP"
 	t.show = strings.Replace(t.show, bin, "multiserve", 1)

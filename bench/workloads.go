@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,6 +20,9 @@ type workload struct {
 	kind     string
 	app      string   // the multiserve app that serves it
 	paths    []string // request targets; several are sent round-robin
+	method   string   // "" is GET
+	body     []byte   // sent with every request
+	probe    string   // GET that answers 200 once the app is up; "" is "/"
 	close    bool     // send Connection: close (a new connection per request)
 	rate     int      // open-loop requests per second
 	needsSim bool     // needs /sim (cpu, io, size), which not every peer has
@@ -72,14 +76,44 @@ func allWorkloads() []*workload {
 	}
 }
 
-// customWorkload benches the user's own app at path.
-func customWorkload(app, path string, rate int) *workload {
-	if rate <= 0 {
-		rate = 500
+// probePath is what readiness, slow clients and idle connections GET.
+func (wl *workload) probePath() string { return cmp.Or(wl.probe, "/") }
+
+// customWorkload benches the user's own app at their paths.
+func customWorkload(o options) *workload {
+	req := strings.Join(o.pathArgs, " ")
+	if o.method != "" {
+		req = o.method + " " + req
 	}
-	return &workload{name: "custom", kind: kindClosed, app: app, paths: []string{path}, rate: rate,
-		desc:     fmt.Sprintf("your app `%s` at `%s`.", app, path),
-		question: fmt.Sprintf("Your own handler (%s %s)", app, path)}
+	if len(o.body) > 0 {
+		req += fmt.Sprintf(" with a %d-byte body", len(o.body))
+	}
+	if len(o.pathArgs) > 1 {
+		req += " (the paths in turn, each as often as its weight)"
+	}
+	return &workload{name: "custom", kind: kindClosed, app: o.app, paths: o.paths, method: o.method, body: o.body,
+		probe: cmp.Or(o.probePath, o.paths[0]), rate: cmp.Or(o.rate, 500),
+		desc:     fmt.Sprintf("your app `%s`: %s.", o.app, req),
+		question: fmt.Sprintf("Your own handler (%s %s)", o.app, req)}
+}
+
+// ownHandler points the workloads that measure connection handling rather
+// than a handler (slow clients, idle connections) at the user's app, so they
+// probe the user's path instead of a / the app may not serve; slow-clients'
+// normal load is the custom one.
+func ownHandler(ws []*workload, o options) {
+	custom := customWorkload(o)
+	for _, wl := range ws {
+		switch wl.kind {
+		case kindSlow:
+			wl.app, wl.paths, wl.method, wl.body, wl.probe = custom.app, custom.paths, custom.method, custom.body, custom.probe
+			wl.desc = strings.Replace(wl.desc, "a normal keep-alive `hello` load", "the custom load", 1)
+		case kindIdle:
+			wl.app, wl.probe = custom.app, custom.probe
+			wl.paths = []string{custom.probe}
+			wl.desc = strings.Replace(wl.desc, "one `hello` request", fmt.Sprintf("one GET %s", custom.probe), 1)
+		}
+	}
 }
 
 // selectWorkloads resolves the --workloads list ("" or "all": every one).
