@@ -31,6 +31,10 @@ type Config struct {
 	EvloopLoops         int           `mapstructure:"evloop_loops" json:"evloop_loops"`
 	EvloopReuseRequests bool          `mapstructure:"evloop_reuse_requests" json:"evloop_reuse_requests"`
 	HTTPEngine          string        `mapstructure:"http_engine" json:"http_engine"`
+	AutoThreshold       time.Duration `mapstructure:"auto_threshold" json:"auto_threshold"`
+	AutoSamples         int           `mapstructure:"auto_samples" json:"auto_samples"`
+	AutoCooldown        time.Duration `mapstructure:"auto_cooldown" json:"auto_cooldown"`
+	AutoPool            int           `mapstructure:"auto_pool" json:"auto_pool"`
 
 	// Security / limits
 	LimitRequestLine      int               `mapstructure:"limit_request_line" json:"limit_request_line"`

@@ -125,12 +125,28 @@ var table = []Setting{
 			"Gives a load balancer time to take the server out of rotation. Then new connections are refused, the accept queue is served, and the workers stop within graceful_timeout.",
 		Check: nonNegative},
 	{Key: "evloop_loops", Flag: "evloop-loops", Section: SectionWorkers, Default: 0,
-		Help:  "Event loops per evloop worker (0 = one per CPU the worker may use).",
+		Help:  "Event loops per evloop or auto worker (0 = one per CPU the worker may use).",
 		Check: atLeast(0)},
 	{Key: "evloop_reuse_requests", Flag: "evloop-reuse-requests", Section: SectionWorkers, Default: false,
-		Help: "Inline evloop handlers get a recycled *http.Request: no allocation per request.\n" +
+		Help: "Inline evloop (and auto) handlers get a recycled *http.Request: no allocation per request.\n" +
 			"A handler must then not use r, r.URL or r.Header after it returned, not even from a goroutine it started (hand it r.Clone(ctx)); " +
 			"strings, header values and the context stay valid. Off by default because net/http lets a handler keep r."},
+	{Key: "auto_threshold", Flag: "auto-threshold", Section: SectionWorkers, Default: time.Millisecond,
+		Help: "Handler time that separates the auto class's inline routes from its pooled ones.\n" +
+			"A pooled route whose last auto_samples requests each took at most this is promoted to run inline on the loop; " +
+			"an inline request that takes longer demotes its route to the pool at once. Wall-clock time, so on a loaded machine a fast route may be demoted now and then (it comes back after auto_cooldown).",
+		Check: positive},
+	{Key: "auto_samples", Flag: "auto-samples", Section: SectionWorkers, Default: 100,
+		Help:  "Consecutive fast requests that promote an auto route from the pool to inline.",
+		Check: atLeast(1)},
+	{Key: "auto_cooldown", Flag: "auto-cooldown", Section: SectionWorkers, Default: 10 * time.Second,
+		Help: "How long a demoted auto route stays on the pool before it may be promoted again.\n" +
+			"Bounds how often a route that blocks now and then can stall a loop: once per cool-down at most (see docs/choosing-a-worker-class.md).",
+		Check: nonNegative},
+	{Key: "auto_pool", Flag: "auto-pool", Section: SectionWorkers, Default: 1000,
+		Help: "Goroutines per auto worker for pooled routes and streamed request bodies.\n" +
+			"They start on demand; size it for the requests that may wait at once.",
+		Check: atLeast(1)},
 	{Key: "http_engine", Flag: "http-engine", Section: SectionWorkers, Default: "native",
 		Help: "HTTP engine of the goroutine class: native or net/http.\n" +
 			"`native` is the strict engine every class shares; `net/http` gives HTTP/2 over TLS at the cost of looser HTTP/1.1 parsing.",

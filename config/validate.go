@@ -130,6 +130,13 @@ func nonNegative(v any) error {
 	return nil
 }
 
+func positive(v any) error {
+	if v.(time.Duration) <= 0 {
+		return errors.New(`must be positive (a duration such as "1ms")`)
+	}
+	return nil
+}
+
 func nonEmpty(v any) error {
 	if v.(string) == "" {
 		return errors.New("must not be empty")

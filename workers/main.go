@@ -120,12 +120,12 @@ func (rt *runtime) run(load func(*config.Config) (http.Handler, error)) int {
 	reopen := rt.handleSignals()
 	go rt.watchParent()
 
-	h, err := rt.loadApp(load)
+	app, err := rt.loadApp(load)
 	if err != nil {
 		rt.fail("app load: " + err.Error())
 		return proc.ExitAppError
 	}
-	h, reopeners, err := wrapMiddleware(h, rt.cfg)
+	h, reopeners, err := wrapMiddleware(app, rt.cfg)
 	if err != nil {
 		rt.fail("middleware: " + err.Error())
 		return proc.ExitAppError
@@ -139,7 +139,7 @@ func (rt *runtime) run(load func(*config.Config) (http.Handler, error)) int {
 		return proc.ExitBootError
 	}
 	env := &Env{
-		Listeners: rt.listeners, Handler: h, Config: rt.cfg, Log: rt.log,
+		Listeners: rt.listeners, Handler: h, App: app, Config: rt.cfg, Log: rt.log,
 		Age: rt.spec.Age, Beat: rt.beater.Beat, Ready: rt.markReady,
 		Draining: &rt.draining, ListenersDone: rt.own.close,
 	}

@@ -38,6 +38,10 @@ type Env struct {
 	// middleware (access log, max_requests accounting). The classes' HTTP
 	// engine adds panic recovery.
 	Handler http.Handler
+	// App is the application as loaded, before any middleware: what a
+	// class may inspect, never serve (auto reads a ServeMux's patterns
+	// from it). May be nil (tests): then Handler is the application.
+	App http.Handler
 	// Config is the resolved configuration; read-only.
 	Config *config.Config
 	// Log is tagged with pid, age and class.

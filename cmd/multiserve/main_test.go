@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 }
 
 // classes is every worker class: each end-to-end test runs against all.
-var classes = []string{"sync", "threaded", "evloop", "goroutine"}
+var classes = []string{"sync", "threaded", "evloop", "goroutine", "auto"}
 
 // run executes the binary to completion and returns its exit code and output.
 func run(t *testing.T, env []string, args ...string) (int, string) {

@@ -61,7 +61,7 @@ const wrkRequest = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
 func benchInline(b *testing.B, h http.Handler, reuse bool) {
 	cfg := testConfig()
 	cfg.EvloopReuseRequests = reuse
-	s := newServer(&workers.Env{Handler: h, Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s := newServer(&workers.Env{Handler: h, Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, false)
 	c := &memConn{}
 	if _, act := s.OnOpen(c); act != gnet.None {
 		b.Fatal("OnOpen refused")

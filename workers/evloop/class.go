@@ -30,14 +30,19 @@ func defaults(c *config.Config, isDefault func(string) bool) {
 func describe(c *config.Config) string {
 	w := c.Workers
 	workersN := workers.Plural(w, "worker")
-	loops := workers.Plural(c.EvloopLoops, "event loop")
-	if c.EvloopLoops == 0 {
-		loops = "one event loop per CPU the worker may use"
-	}
+	loops := loopsOf(c)
 	if c.Threads == 0 {
 		return fmt.Sprintf("%s × %s, non-blocking IO, handlers inline on the loop (a blocking handler stalls its loop): at most %s",
 			workersN, loops, workers.OpenConns(c))
 	}
 	return fmt.Sprintf("%s × %s, non-blocking IO, handlers on a pool of %s per worker: at most %s in flight, %s",
 		workersN, loops, workers.Plural(c.Threads, "goroutine"), workers.Plural(w*c.Threads, "request"), workers.OpenConns(c))
+}
+
+// loopsOf renders evloop_loops for the banner.
+func loopsOf(c *config.Config) string {
+	if c.EvloopLoops == 0 {
+		return "one event loop per CPU the worker may use"
+	}
+	return workers.Plural(c.EvloopLoops, "event loop")
 }

@@ -9,10 +9,12 @@ import (
 	"net/http"
 	stdsync "sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/multiserve/multiserve/h1"
+	"github.com/multiserve/multiserve/workers/evloop/route"
 )
 
 const (
@@ -63,8 +65,9 @@ type hconn struct {
 	bodyFailed bool               // the body is abandoned: close after the response
 	cancel     context.CancelFunc // the off-loop request's context
 
-	pend     *http.Request // inline mode: waiting for its small body
-	pendKeep bool
+	pend      *http.Request // inline mode: waiting for its small body
+	pendRoute *route.Route
+	pendKeep  bool
 }
 
 // discard drops the first n inbound bytes. gnet's Discard treats n <= 0
@@ -288,26 +291,16 @@ func (hc *hconn) dispatch(n int) gnet.Action {
 	expect := hc.p.ExpectContinue()
 	// Off the loop: everything with a pool; inline, bodies that are large,
 	// chunked, or wait for a 100 Continue that only the handler's first
-	// read may send.
+	// read may send; under auto, the requests of a pooled route too.
 	offload := !s.inline || cl < 0 || cl > inlineBodyMax || (expect && cl > 0)
-	var req *http.Request
-	var err error
-	var cancel context.CancelFunc
-	// evloop_reuse_requests: an inline handler gets the parser's recycled
-	// Request, which it must not use after it returned (package doc).
-	if !offload && s.cfg.EvloopReuseRequests {
-		req, err = hc.p.InlineRequest(hc.remote)
-	} else {
-		var ctx context.Context
-		ctx, cancel = requestContext(offload)
-		req, err = hc.p.Request(ctx, hc.remote)
-	}
+	req, cancel, err := hc.newRequest(offload)
 	hc.discard(n)
 	if err != nil {
-		if cancel != nil {
-			cancel()
-		}
 		return hc.fail(err)
+	}
+	rt, req, detached := s.placeRoute(req, offload)
+	if detached != nil {
+		offload, cancel = true, detached
 	}
 	hc.served++
 	if cl == 0 {
@@ -315,13 +308,31 @@ func (hc *hconn) dispatch(n int) gnet.Action {
 	}
 	switch {
 	case offload:
-		hc.offload(req, keep, expect, cancel)
+		hc.offload(req, rt, keep, expect, cancel)
 		return gnet.None
 	case cl == 0:
-		return hc.runInline(req, keep)
+		return hc.runInline(req, rt, keep)
 	}
-	hc.pend, hc.pendKeep = req, keep
+	hc.pend, hc.pendRoute, hc.pendKeep = req, rt, keep
 	return gnet.None
+}
+
+// newRequest builds the request whose head the parser just read; see
+// requestContext for its context.
+func (hc *hconn) newRequest(offload bool) (*http.Request, context.CancelFunc, error) {
+	// evloop_reuse_requests: an inline handler gets the parser's recycled
+	// Request, which it must not use after it returned (package doc).
+	if !offload && hc.s.cfg.EvloopReuseRequests {
+		req, err := hc.p.InlineRequest(hc.remote)
+		return req, nil, err
+	}
+	ctx, cancel := requestContext(offload)
+	req, err := hc.p.Request(ctx, hc.remote)
+	if err != nil && cancel != nil {
+		cancel()
+		cancel = nil
+	}
+	return req, cancel, err
 }
 
 // requestContext returns the context of a new request: cancellable (by
@@ -349,7 +360,7 @@ func (hc *hconn) runPending() (act gnet.Action, wait bool) {
 	body := &hc.ls.body
 	body.Reset(data)
 	req.Body = body
-	act = hc.runInline(req, hc.pendKeep)
+	act = hc.runInline(req, hc.pendRoute, hc.pendKeep)
 	if !hc.closed {
 		hc.discard(n)
 		_, _, _, _ = hc.p.Next(nil, 0) // BodyEnd
@@ -359,8 +370,9 @@ func (hc *hconn) runPending() (act gnet.Action, wait bool) {
 
 // runInline runs the handler on the loop, writing into the loop's buffer,
 // with the loop's Response. A graceful stop that begins while the handler
-// runs makes the response carry Connection: close (CloseWhen).
-func (hc *hconn) runInline(req *http.Request, keep bool) gnet.Action {
+// runs makes the response carry Connection: close (CloseWhen). Under auto,
+// rt is the request's route, which hears the handler's time.
+func (hc *hconn) runInline(req *http.Request, rt *route.Route, keep bool) gnet.Action {
 	ls := hc.ls
 	w := ls.resp
 	if w == nil {
@@ -370,7 +382,14 @@ func (hc *hconn) runInline(req *http.Request, keep bool) gnet.Action {
 		w.Recycle(req, &ls.sink, keep, false)
 	}
 	w.CloseWhen(&hc.s.draining)
+	var start time.Time
+	if rt != nil {
+		start = ls.enterInline(rt)
+	}
 	keepAfter := ls.h1.Handle(w, req)
+	if rt != nil {
+		hc.s.leaveInline(ls, rt, start)
+	}
 	if !keepAfter || hc.s.draining.Load() {
 		return gnet.Close
 	}
@@ -397,7 +416,8 @@ func (hc *hconn) fail(err error) gnet.Action {
 }
 
 // offload hands the request to the pool; its body, if any, is streamed.
-func (hc *hconn) offload(req *http.Request, keep, expect bool, cancel context.CancelFunc) {
+// Under auto, rt is the request's route, which hears the handler's time.
+func (hc *hconn) offload(req *http.Request, rt *route.Route, keep, expect bool, cancel context.CancelFunc) {
 	hc.setPhase(phBusy)
 	hc.cancel = cancel
 	sink := &asyncSink{c: hc.c, done: req.Context().Done()}
@@ -407,7 +427,11 @@ func (hc *hconn) offload(req *http.Request, keep, expect bool, cancel context.Ca
 		hc.body, hc.dropped = newReqBody(req, w, hc.c), 0
 	}
 	hc.s.pool.submit(func() {
+		start := time.Now()
 		keepAfter := hc.s.h1.Handle(w, req)
+		if rt != nil {
+			hc.s.routes.Observe(rt, time.Since(start), false)
+		}
 		w.Release()
 		sink.finish(func() { hc.afterOffload(keepAfter) })
 	})

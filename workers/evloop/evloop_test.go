@@ -99,10 +99,11 @@ func startServer(t *testing.T, cfg *config.Config, h http.Handler, socks ...sock
 			close(ready)
 		}
 	}
-	if err := (&Worker{}).CheckConfig(cfg); err != nil {
+	w := &Worker{auto: cfg.WorkerClass == "auto"}
+	if err := w.CheckConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
-	hs.s = newServer(env)
+	hs.s = newServer(env, w.auto)
 	ctx, cancel := context.WithCancel(context.Background())
 	hs.cancel = cancel
 	go func() { hs.errc <- hs.s.serve(ctx) }()

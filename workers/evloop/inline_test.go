@@ -27,7 +27,7 @@ func (o *countObserver) ReadingDone()    { o.reading.Add(-1) }
 // on a memConn (no engine, no sockets): the inline request path only.
 func memServer(t *testing.T, h http.Handler) (*server, *memConn, *countObserver) {
 	t.Helper()
-	s := newServer(&workers.Env{Handler: h, Config: testConfig(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s := newServer(&workers.Env{Handler: h, Config: testConfig(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, false)
 	o := &countObserver{}
 	s.h1.Observer = o
 	c := &memConn{keep: true}

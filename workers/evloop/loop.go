@@ -8,6 +8,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/multiserve/multiserve/h1"
+	"github.com/multiserve/multiserve/workers/evloop/route"
 )
 
 // loopState is evloop's bookkeeping for one gnet event loop. conns is only
@@ -28,6 +29,11 @@ type loopState struct {
 	// seen when it runs it, so seen < sent means the loop has not come
 	// round to a task posted a tick ago: it is blocked (or very busy).
 	sent, seen atomic.Uint64
+
+	// running is the auto route whose handler runs inline on the loop now
+	// (nil between handlers, and always under evloop): the ticker demotes
+	// it when the loop misses a probe (lateLoop).
+	running atomic.Pointer[route.Route]
 }
 
 // loopOf returns the state of the loop owning c, creating it on the loop's
@@ -64,6 +70,7 @@ func (s *server) probeLoops() bool {
 	for _, ls := range s.loopList() {
 		if ls.seen.Load() != ls.sent.Load() {
 			healthy = false
+			s.lateLoop(ls)
 			continue // do not pile probes onto a stuck loop
 		}
 		s.postSweep(ls)

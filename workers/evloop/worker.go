@@ -18,11 +18,12 @@ import (
 	"github.com/multiserve/multiserve/h1"
 	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
+	"github.com/multiserve/multiserve/workers/evloop/route"
 )
 
-// Worker is the evloop class. New has no side effects; all state lives in
-// the server Serve builds.
-type Worker struct{}
+// Worker is the evloop class, or with auto set the auto class (auto.go).
+// New has no side effects; all state lives in the server Serve builds.
+type Worker struct{ auto bool }
 
 var (
 	_ workers.Worker = (*Worker)(nil)
@@ -34,9 +35,9 @@ const tickEvery = 250 * time.Millisecond
 
 // CheckConfig rejects settings evloop cannot honour, in the arbiter, before
 // anything is bound.
-func (*Worker) CheckConfig(cfg *config.Config) error {
+func (w *Worker) CheckConfig(cfg *config.Config) error {
 	var errs []error
-	if cfg.Threads < 0 {
+	if !w.auto && cfg.Threads < 0 { // auto has no threads: auto_pool, checked by config
 		errs = append(errs, fmt.Errorf("evloop: threads %d: must be >= 0 (0 runs handlers inline on the loop)", cfg.Threads))
 	}
 	if cfg.EvloopLoops < 0 {
@@ -56,7 +57,7 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	if err := w.CheckConfig(env.Config); err != nil {
 		return err
 	}
-	s := newServer(env)
+	s := newServer(env, w.auto)
 	return s.serve(ctx)
 }
 
@@ -73,9 +74,11 @@ type server struct {
 	cfg    *config.Config
 	log    *slog.Logger
 	h1     *h1.Server
-	inline bool  // threads == 0: handlers run on the loop
+	inline bool  // handlers run on the loop (evloop with threads == 0, and auto)
 	pool   *pool // handlers off the loop: all of them (threads > 0) or streaming-body ones
 	loops  int
+	class  string       // evloop or auto, for the log
+	routes *route.Table // auto's route table; nil under evloop
 
 	// Written in OnBoot, read after started is closed.
 	eng   gnet.Engine
@@ -98,11 +101,11 @@ type server struct {
 	regWG  stdsync.WaitGroup
 }
 
-func newServer(env *workers.Env) *server {
+func newServer(env *workers.Env, auto bool) *server {
 	cfg := env.Config
 	s := &server{
-		env: env, cfg: cfg, log: env.Log,
-		inline:  cfg.Threads == 0,
+		env: env, cfg: cfg, log: env.Log, class: "evloop",
+		inline:  auto || cfg.Threads == 0,
 		loops:   cfg.EvloopLoops,
 		started: make(chan struct{}),
 		drained: make(chan struct{}, 1),
@@ -119,6 +122,9 @@ func newServer(env *workers.Env) *server {
 		// Inline mode still runs requests with a streaming body off the
 		// loop; they are bounded by the connection cap.
 		size = max(cfg.WorkerConnections, 1)
+	}
+	if auto {
+		s.class, s.routes, size = "auto", newRoutes(env), cfg.AutoPool
 	}
 	s.pool = newPool(size)
 	s.now.Store(time.Now().UnixNano())
@@ -161,9 +167,9 @@ func (s *server) serve(ctx context.Context) error {
 		return fmt.Errorf("evloop: start: %w", err)
 	}
 	s.startRegistered()
-	s.log.Info("evloop serving", "loops", s.loops, "threads", s.cfg.Threads,
+	s.log.Info(s.class+" serving", "loops", s.loops, "pool", s.pool.size,
 		"listeners", len(s.slots), "own_reuseport", s.ownCount(), "mode", s.mode())
-	if s.cfg.Threads == 1 {
+	if s.routes == nil && s.cfg.Threads == 1 {
 		s.log.Warn("evloop: threads=1 runs every handler on a pool of one goroutine; " +
 			"use threads=0 for handlers inline on the loops, or a larger pool for handlers that wait")
 	}

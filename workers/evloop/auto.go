@@ -1,0 +1,100 @@
+package evloop
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/workers"
+	"github.com/multiserve/multiserve/workers/evloop/route"
+)
+
+// The auto class is evloop with a placement policy: the same engine, loops,
+// inline path and pool with in-order writes, but where evloop places every
+// request by one setting (threads), auto places each request by its route's
+// measured handler time (package route). It lives in this package because
+// the policy is a few branches inside evloop's dispatch: a sibling package
+// would need an exported copy of the engine's connection machinery for
+// nothing else.
+func init() {
+	workers.Register(workers.Class{
+		Name:    "auto",
+		Summary: "evloop's event loops; each route inline or on a pool, by measured handler time",
+		New:     func() workers.Worker { return &Worker{auto: true} },
+		Settings: []string{"worker_connections", "keepalive", "evloop_loops", "evloop_reuse_requests",
+			"auto_threshold", "auto_samples", "auto_cooldown", "auto_pool"},
+		Check:    (&Worker{auto: true}).CheckConfig,
+		Describe: describeAuto,
+	})
+}
+
+func describeAuto(c *config.Config) string {
+	return fmt.Sprintf("%s × %s, non-blocking IO, each route inline on the loop while its handlers take at most %s, "+
+		"else on a pool of %s (a route that blocks once stalls its loop once before it moves): at most %s",
+		workers.Plural(c.Workers, "worker"), loopsOf(c), c.AutoThreshold,
+		workers.Plural(c.AutoPool, "goroutine"), workers.OpenConns(c))
+}
+
+// maxRoutes bounds an auto worker's route table; the requests of further
+// routes share one overflow route that always runs pooled.
+const maxRoutes = 256
+
+// newRoutes returns the route table of an auto worker. The application as
+// loaded (before the middleware) is what a ServeMux pattern is read from.
+func newRoutes(env *workers.Env) *route.Table {
+	app := env.App
+	if app == nil {
+		app = env.Handler
+	}
+	cfg := env.Config
+	return route.New(app, route.Config{
+		Threshold: cfg.AutoThreshold, Samples: cfg.AutoSamples,
+		Cooldown: cfg.AutoCooldown, MaxRoutes: maxRoutes,
+	})
+}
+
+// placeRoute is auto's placement of a request that evloop would run inline:
+// it returns req's route (nil for evloop) and, when the route is pooled,
+// req moved to a cancellable context of its own, as offload needs.
+func (s *server) placeRoute(req *http.Request, offload bool) (*route.Route, *http.Request, context.CancelFunc) {
+	if s.routes == nil {
+		return nil, req, nil
+	}
+	rt := s.routes.Lookup(req)
+	if offload || rt.Inline() {
+		return rt, req, nil
+	}
+	ctx, cancel := requestContext(true)
+	if s.cfg.EvloopReuseRequests {
+		// InlineRequest's Request is the parser's, reused by its next request.
+		return rt, req.Clone(ctx), cancel
+	}
+	return rt, req.WithContext(ctx), cancel
+}
+
+// enterInline marks rt as running on ls, for the watchdog (lateLoop), and
+// returns the start of its handler time.
+func (ls *loopState) enterInline(rt *route.Route) time.Time {
+	ls.running.Store(rt)
+	return time.Now()
+}
+
+// leaveInline records an inline request of rt that began at start.
+func (s *server) leaveInline(ls *loopState, rt *route.Route, start time.Time) {
+	ls.running.Store(nil)
+	s.routes.Observe(rt, time.Since(start), true)
+}
+
+// lateLoop is called by the ticker for a loop that did not run its last
+// probe: the route running inline on it, if any, is demoted now, so that
+// the other loops stop running it inline while it still blocks this one.
+func (s *server) lateLoop(ls *loopState) {
+	if s.routes == nil {
+		return
+	}
+	if rt := ls.running.Load(); rt != nil {
+		s.routes.Demote(rt)
+	}
+}
