@@ -35,6 +35,7 @@ import (
 	"github.com/multiserve/multiserve/proxyheaders"
 	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
+	"github.com/multiserve/multiserve/workers/evloop/route"
 
 	// The worker classes register themselves by name.
 	_ "github.com/multiserve/multiserve/workers/evloop"
@@ -42,6 +43,18 @@ import (
 	_ "github.com/multiserve/multiserve/workers/sync"
 	_ "github.com/multiserve/multiserve/workers/threaded"
 )
+
+// Inline marks h as a handler that never waits (no IO, no lock held
+// long): the auto worker class runs it on its event loops from the first
+// request, without measuring it. Mark a ServeMux's handler as you register
+// it (mux.Handle("/x", multiserve.Inline(h))), or a whole application.
+// Other classes ignore the mark.
+func Inline(h http.Handler) http.Handler { return route.Inline(h) }
+
+// Blocking marks h as a handler that may wait: the auto worker class always
+// runs it on its goroutine pool, off the event loops. Other classes ignore
+// the mark.
+func Blocking(h http.Handler) http.Handler { return route.Blocking(h) }
 
 // Register makes h servable as the APP named name. Call it before Main.
 func Register(name string, h http.Handler) { apps.Register(name, h) }
