@@ -19,12 +19,14 @@ run: build
 
 # The whole suite: lint, unit + real-process tests under the race detector
 # (the h1probe corpus runs against every class in cmd/multiserve's tests),
+# the Kubernetes manifests' checks (a module of their own, which ./... skips),
 # 20,000 inputs of each fuzz target (a count, not a duration: with Go 1.26 a
 # -fuzztime duration can end in a spurious "context deadline exceeded"
 # failure from the fuzzing coordinator, go.dev/issue/75804, fixed in
 # Go 1.27), and the quick bench.
 test: lint
 	$(GO) test -race -count=1 -timeout 12m ./...
+	cd deploy/kubernetes/manifests_test && $(GO) vet ./... && $(GO) test -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=20000x
 	$(MAKE) bench-quick
 
