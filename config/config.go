@@ -30,6 +30,7 @@ type Config struct {
 	ShutdownDelay       time.Duration `mapstructure:"shutdown_delay" json:"shutdown_delay"`
 	EvloopLoops         int           `mapstructure:"evloop_loops" json:"evloop_loops"`
 	EvloopReuseRequests bool          `mapstructure:"evloop_reuse_requests" json:"evloop_reuse_requests"`
+	EvloopConnBuffer    int           `mapstructure:"evloop_conn_buffer" json:"evloop_conn_buffer"`
 	HTTPEngine          string        `mapstructure:"http_engine" json:"http_engine"`
 	AutoThreshold       time.Duration `mapstructure:"auto_threshold" json:"auto_threshold"`
 	AutoSamples         int           `mapstructure:"auto_samples" json:"auto_samples"`

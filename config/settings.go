@@ -147,6 +147,12 @@ var table = []Setting{
 		Help: "Goroutines per auto worker for pooled routes and streamed request bodies.\n" +
 			"They start on demand; size it for the requests that may wait at once.",
 		Check: atLeast(1)},
+	{Key: "evloop_conn_buffer", Flag: "evloop-conn-buffer", Section: SectionWorkers, Default: 1 << 20,
+		Help: "Bytes an evloop (or auto) connection may hold unsent or unread, each direction, before the loop stops taking more.\n" +
+			"Above it a connection's pipelined requests wait and its socket is not read; a handler's writes wait for the client " +
+			"(an inline handler holds its loop meanwhile: use threads > 0 for large responses to slow clients). " +
+			"Input beyond what a waiting connection may buffer closes it; output that makes no progress within header_timeout cuts it.",
+		Check: atLeast(64 << 10)},
 	{Key: "http_engine", Flag: "http-engine", Section: SectionWorkers, Default: "native",
 		Help: "HTTP engine of the goroutine class: native or net/http.\n" +
 			"`native` is the strict engine every class shares; `net/http` gives HTTP/2 over TLS at the cost of looser HTTP/1.1 parsing.",

@@ -641,7 +641,7 @@ func (c *Conn) releaseWriter() {
 }
 
 // connWriter writes responses with a rolling write deadline: every write
-// must make progress within header_timeout (writeStallLimit when that is
+// must make progress within header_timeout (WriteStallLimit when that is
 // 0), so a client that stops reading cannot hold the connection (or a
 // sync or threaded worker's thread) forever. The deadline moves at most
 // every quarter of that time, not on every write.
@@ -650,15 +650,15 @@ type connWriter struct {
 	last time.Time
 }
 
-// writeStallLimit bounds a write's wait for a client that reads nothing
+// WriteStallLimit bounds a write's wait for a client that reads nothing
 // when header_timeout is 0 (disabled): no timeout there must not mean a
 // thread blocked for good.
-const writeStallLimit = 30 * time.Second
+const WriteStallLimit = 30 * time.Second
 
 func (w *connWriter) Write(p []byte) (int, error) {
 	d := w.c.srv.config().HeaderTimeout
 	if d <= 0 {
-		d = writeStallLimit
+		d = WriteStallLimit
 	}
 	if now := time.Now(); now.Sub(w.last) > d/4 {
 		_ = w.c.nc.SetWriteDeadline(now.Add(d))

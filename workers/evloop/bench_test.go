@@ -48,6 +48,8 @@ func (c *memConn) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+func (c *memConn) InboundBuffered() int      { return len(c.in) }
+func (c *memConn) OutboundBuffered() int     { return 0 }
 func (c *memConn) Context() any              { return c.ctx }
 func (c *memConn) SetContext(v any)          { c.ctx = v }
 func (c *memConn) RemoteAddr() net.Addr      { return memRemote }

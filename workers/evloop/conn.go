@@ -68,6 +68,14 @@ type hconn struct {
 	pend      *http.Request // inline mode: waiting for its small body
 	pendRoute *route.Route
 	pendKeep  bool
+
+	// Bounds (bounds.go).
+	paused    bool  // reading is switched off in the loop's epoll set
+	outWait   bool  // no new request until the output drained
+	outBroken bool  // an inline handler's output stalled: the connection is cut
+	lastRead  int64 // coarse time of the last inbound event
+	outSeen   int   // outbound bytes queued at the last sweep
+	outSince  int64 // coarse time the queued output last shrank
 }
 
 // discard drops the first n inbound bytes. gnet's Discard treats n <= 0
@@ -177,6 +185,7 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 	if hc == nil {
 		return gnet.Close
 	}
+	hc.lastRead = s.now.Load()
 	return hc.run()
 }
 
@@ -191,6 +200,9 @@ func (hc *hconn) run() gnet.Action {
 		return gnet.None
 	}
 	hc.noteReading()
+	if act == gnet.None && !hc.bound() {
+		return gnet.Close // input past what a waiting connection may buffer
+	}
 	return act
 }
 
@@ -208,7 +220,11 @@ func (hc *hconn) process() gnet.Action {
 			hc.requestDone()
 			continue
 		}
-		buf, _ := hc.c.Peek(-1)
+		if hc.outFull() {
+			hc.waitOutput() // pipelined requests wait until the client reads
+			return gnet.None
+		}
+		buf := hc.peek(peekWindow)
 		if len(buf) == 0 {
 			hc.setPhase(phIdle)
 			hc.releaseParser()
@@ -221,7 +237,7 @@ func (hc *hconn) process() gnet.Action {
 			}
 			continue
 		}
-		ev, n, _, err := hc.parser().Next(buf, 0)
+		ev, n, err := hc.nextHead(buf)
 		if err != nil {
 			return hc.fail(err)
 		}
@@ -235,6 +251,19 @@ func (hc *hconn) process() gnet.Action {
 		hc.requestDone()
 	}
 	return gnet.None
+}
+
+// nextHead parses the head at the start of buf (a peekWindow of the
+// input); a head longer than the window is parsed again over all of it.
+func (hc *hconn) nextHead(buf []byte) (h1.Event, int, error) {
+	ev, n, _, err := hc.parser().Next(buf, 0)
+	if err == nil && ev == h1.NeedMore && len(buf) == peekWindow && hc.c.InboundBuffered() > peekWindow {
+		hc.discard(n)
+		var m int
+		ev, m, _, err = hc.p.Next(hc.peek(0), 0)
+		n = m
+	}
+	return ev, n, err
 }
 
 // preface consumes the PROXY header (h1.Server.Preface, the same check the
@@ -348,10 +377,10 @@ func requestContext(offload bool) (context.Context, context.CancelFunc) {
 // runPending runs an inline request once its whole body is buffered.
 func (hc *hconn) runPending() (act gnet.Action, wait bool) {
 	req := hc.pend
-	buf, _ := hc.c.Peek(-1)
-	if int64(len(buf)) < req.ContentLength {
+	if int64(hc.c.InboundBuffered()) < req.ContentLength {
 		return gnet.None, true
 	}
+	buf := hc.peek(int(req.ContentLength))
 	ev, n, data, err := hc.p.Next(buf, 0)
 	if err != nil || ev != h1.Body {
 		return hc.fail(err), true
@@ -420,7 +449,7 @@ func (hc *hconn) fail(err error) gnet.Action {
 func (hc *hconn) offload(req *http.Request, rt *route.Route, keep, expect bool, cancel context.CancelFunc) {
 	hc.setPhase(phBusy)
 	hc.cancel = cancel
-	sink := &asyncSink{c: hc.c, done: req.Context().Done()}
+	sink := &asyncSink{c: hc.c, done: req.Context().Done(), high: hc.s.connBuffer(), stall: hc.s.stallLimit()}
 	hasBody := req.Body == nil
 	w := h1.NewResponse(req, sink, keep, expect && hasBody)
 	if hasBody {
@@ -476,8 +505,13 @@ func (hc *hconn) feed() gnet.Action {
 		}
 	}
 	for hc.p != nil && hc.p.InBody() {
-		buf, _ := hc.c.Peek(-1)
+		buf := hc.peek(peekWindow)
 		ev, n, data, err := hc.p.Next(buf, pipeMax)
+		if err == nil && ev == h1.NeedMore && len(buf) == peekWindow {
+			hc.discard(n) // a trailer section longer than the window
+			buf = hc.peek(0)
+			ev, n, data, err = hc.p.Next(buf, pipeMax)
+		}
 		if err != nil {
 			return hc.bodyError(err)
 		}
@@ -559,10 +593,21 @@ type loopSink struct {
 	buf []byte
 }
 
+// Write batches p; every flushAt bytes the batch goes to gnet, and while
+// more than evloop_conn_buffer waits unsent the handler's write waits for
+// the client (awaitOutput) instead of queueing a whole large response.
 func (k *loopSink) Write(p []byte) (int, error) {
 	k.buf = append(k.buf, p...)
-	if len(k.buf) >= flushAt {
-		return len(p), k.Flush()
+	if len(k.buf) < flushAt {
+		return len(p), nil
+	}
+	if err := k.Flush(); err != nil {
+		return 0, err
+	}
+	if k.hc.c.OutboundBuffered() > k.hc.s.connBuffer() {
+		if err := k.hc.awaitOutput(); err != nil {
+			return 0, err
+		}
 	}
 	return len(p), nil
 }
@@ -574,6 +619,9 @@ func (k *loopSink) Flush() error {
 	defer func() { k.buf = k.buf[:0] }()
 	if k.hc.closed {
 		return net.ErrClosed
+	}
+	if k.hc.outBroken {
+		return errOutputStalled
 	}
 	_, err := k.hc.c.Write(k.buf)
 	return err

@@ -56,10 +56,10 @@
 // A request body handled off the loop streams through h1.BodyPipe (64 KiB):
 // the loop pushes what the pipe takes and leaves the rest in gnet's inbound
 // buffer; the reader wakes the connection (Conn.Wake) when it drained. gnet
-// v2 has no way to stop reading a socket, so a client that uploads faster
-// than the handler reads accumulates in gnet's inbound buffer (bounded by
-// limit_request_body when set) rather than in the kernel; the handler still
-// sees a streaming body. When a handler returns without reading its body to
+// v2 reads every readable socket and has no API to stop, so evloop switches
+// reading off itself (epoll_ctl on the loop's epoll descriptor, found in
+// gnet's loop by reflection: bounds.go) while a connection cannot take
+// input (see Bounds). When a handler returns without reading its body to
 // the end, the loop reads and drops the rest (up to 256 KiB, within
 // header_timeout) before the response is committed, so that a framing error
 // in it still gets its 400 and the connection can stay open; beyond that,
@@ -69,9 +69,35 @@
 // Responses of inline handlers are batched per event in one buffer per loop
 // and handed to gnet every 64 KiB (one write syscall for all pipelined
 // responses of an event); what the socket does not take waits in gnet's
-// outbound buffer, so a large inline response may sit there whole. Off the
-// loop, a response goes in 64 KiB AsyncWrite chunks with one chunk in flight,
-// and the handler waits while gnet's outbound buffer holds over 1 MiB.
+// outbound buffer. Off the loop, a response goes in 64 KiB AsyncWrite chunks
+// with one chunk in flight.
+//
+// # Bounds
+//
+// What one connection may hold is bounded by evloop_conn_buffer (default
+// 1 MiB), each direction:
+//
+//   - output: no new (pipelined) request is started while more than the
+//     bound is queued unsent; the connection is re-checked every 5 ms until
+//     it drained below half (gnet reports no drain event). A handler off
+//     the loop waits in its writes while more than the bound is queued; an
+//     inline handler's writes wait too, writing the queue out as the socket
+//     takes it, which holds its loop meanwhile (threads > 0 for large
+//     responses to slow clients). The heartbeat counts a loop that moves
+//     bytes as alive.
+//   - input: while a connection cannot take input (its body pipe is full,
+//     its handler runs and what arrives is pipelined, or its output waits),
+//     its socket is not read once 64 KiB wait (TCP then pushes back on the
+//     client, as for the blocking classes). gnet reads a paused socket again
+//     whenever its outbound buffer empties; a blocked connection that gets
+//     more than the bound plus 64 KiB in is closed. A head is held to the
+//     limit_request_* settings by the parser, an inline body to 64 KiB.
+//     One parse step looks at 128 KiB of the input at most (gnet's Peek
+//     copies what it returns when the bytes span its buffers).
+//   - time: queued output that makes no progress, or a streamed body that
+//     receives nothing while its handler waits for it, is cut after
+//     header_timeout (30 s when that is 0), the blocking classes' rolling
+//     read and write deadline.
 //
 // # Listeners: why the fd swap
 //
@@ -282,12 +308,14 @@
 //     arbiter respawns the worker. gnet drains the accept queue before
 //     OnOpen sees a connection, so no cap there can prevent it. What the
 //     worker does instead: at start, when RLIMIT_NOFILE minus the open
-//     descriptors (and a reserve of 32) cannot cover worker_connections,
+//     descriptors (and a reserve of 32) cannot cover worker_connections
+//     plus a full accept queue (backlog, as net.core.somaxconn caps it),
 //     it logs a warning and serves every listener through Engine.Register,
 //     whose accept loop is a Go one that backs off on EMFILE (logged at
 //     most every 10 s) like the other classes. With a sufficient limit the
 //     fd swap is used and the gap remains for descriptors exhausted by
-//     something else (files the application opens).
+//     something else (files the application opens) and for the
+//     system-wide ENFILE, ENOBUFS and ENOMEM.
 //   - request_timeout answers 503 at the deadline (h1's timer writes it
 //     through the loop's buffer while the handler holds the loop) but
 //     cannot unblock an inline handler that ignores its context: the loop
@@ -299,5 +327,4 @@
 //     that half-closes (shutdown(SHUT_WR)) right after its request gets no
 //     answer when the handler runs off the loop (inline handlers answer
 //     within the same event, before the EOF is read).
-//   - gnet v2 cannot pause reading a socket (see Bodies and flow control).
 package evloop

@@ -2,6 +2,8 @@ package evloop
 
 import (
 	"os"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,9 +20,11 @@ const fdReserve = 32
 // fatal (gnet v2.9.7 acceptor_unix.go: any error other than EAGAIN, EINTR,
 // ECONNRESET, ECONNABORTED stops the main reactor, and with it the
 // engine), and it drains the accept queue before the connections reach
-// OnOpen, so no cap applied there can keep it below the limit. When the
-// budget cannot cover worker_connections, the worker serves through the
-// Engine.Register path instead, whose accept loop is ours and backs off.
+// OnOpen, so no cap applied there can keep it below the limit: a worker
+// holding worker_connections can be handed a whole accept queue at once
+// (acceptBurst) before any of it is refused. When the budget cannot cover
+// both, the worker serves through the Engine.Register path instead, whose
+// accept loop is ours and backs off.
 func fdBudget() (budget int, ok bool) {
 	var r unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
@@ -36,16 +40,29 @@ func fdBudget() (budget int, ok bool) {
 	return int(r.Cur) - len(ents) - fdReserve, true
 }
 
-// fdBudgetShort reports whether worker_connections could exhaust the
-// descriptors, logging why once when it does.
+// acceptBurst is how many connections gnet's acceptor may take in one go:
+// it drains the accept queue, which holds at most the listen backlog as
+// the kernel caps it (net.core.somaxconn).
+func acceptBurst(backlog int) int {
+	if b, err := os.ReadFile("/proc/sys/net/core/somaxconn"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n > 0 && (backlog <= 0 || n < backlog) {
+			return n
+		}
+	}
+	return backlog
+}
+
+// fdBudgetShort reports whether worker_connections plus an accept burst
+// could exhaust the descriptors, logging why once when it does.
 func (s *server) fdBudgetShort() bool {
 	budget, ok := fdBudget()
-	if !ok || budget >= s.cfg.WorkerConnections {
+	need := s.cfg.WorkerConnections + acceptBurst(s.cfg.Backlog)
+	if !ok || budget >= need {
 		return false
 	}
-	s.log.Warn("evloop: RLIMIT_NOFILE is too low for worker_connections: serving through Engine.Register "+
-		"(an accept loop that backs off on EMFILE; slower per connection) instead of the fd swap, "+
+	s.log.Warn("evloop: RLIMIT_NOFILE is too low for worker_connections plus a full accept queue: serving through "+
+		"Engine.Register (an accept loop that backs off on EMFILE; slower per connection) instead of the fd swap, "+
 		"whose gnet acceptor would stop the worker on EMFILE; raise the limit (ulimit -n) to avoid this",
-		"fd_budget", budget, "worker_connections", s.cfg.WorkerConnections)
+		"fd_budget", budget, "worker_connections", s.cfg.WorkerConnections, "accept_burst", need-s.cfg.WorkerConnections)
 	return true
 }

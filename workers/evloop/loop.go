@@ -25,6 +25,10 @@ type loopState struct {
 	parsers []*h1.Parser // free parsers of this loop's idle connections
 	body    inlineBody   // the Body of an inline request with a small body
 
+	epfd       int                 // the loop's epoll descriptor, -1 if unknown (bounds.go)
+	outWaiters map[*hconn]struct{} // connections waiting for their output to drain
+	outPolling bool                // a pollOutput is scheduled
+
 	// The ticker posts probe sent+1 to the loop and the loop stores it in
 	// seen when it runs it, so seen < sent means the loop has not come
 	// round to a task posted a tick ago: it is blocked (or very busy).
@@ -44,7 +48,7 @@ func (s *server) loopOf(el gnet.EventLoop) *loopState {
 	defer s.loopsMu.Unlock()
 	ls := s.loopMap[el]
 	if ls == nil {
-		ls = &loopState{el: el, conns: map[*hconn]struct{}{}, h1: s.inlineServer()}
+		ls = &loopState{el: el, conns: map[*hconn]struct{}{}, h1: s.inlineServer(), epfd: epollFD(el)}
 		s.loopMap[el] = ls
 	}
 	return ls
@@ -104,11 +108,18 @@ func (s *server) sweep(ls *loopState) {
 
 // expired decides whether sweep closes hc. A connection that never sent a
 // request is held to header_timeout, like one whose head is arriving
-// (slowloris); a kept-alive one to keepalive. Requests whose handler runs
-// or whose body is streaming are left alone (request_timeout is h1's).
+// (slowloris); a kept-alive one to keepalive. One whose queued output makes
+// no progress, or whose streamed body receives nothing while its handler
+// waits, is held to the stall limit (bounds.go). A running handler is
+// otherwise left alone (request_timeout is h1's).
 func (s *server) expired(hc *hconn, now int64) bool {
+	if hc.outStalled(now) {
+		return true
+	}
 	age := time.Duration(now - hc.since)
 	switch hc.phase {
+	case phBusy:
+		return hc.bodyStalled(now)
 	case phIdle:
 		if s.draining.Load() && (hc.served > 0 || age > time.Second) {
 			return true

@@ -8,20 +8,19 @@ import (
 	"github.com/panjf2000/gnet/v2"
 )
 
-// outHigh bounds how much of an off-loop response may wait in gnet's
-// outbound buffer for a slow client before the handler's writes block.
-const outHigh = 1 << 20
-
 // asyncSink is the h1.Sink of handlers run off the loop. Writes collect in
 // a buffer; every flushAt bytes (and on Flush) the chunk is handed to the
 // loop with AsyncWrite and the handler waits until the loop has taken it,
 // so one chunk is in flight per response. When the client reads slower
-// than the handler writes, gnet's outbound buffer grows; above outHigh the
-// handler waits for it to drain (gnet has no drain event, so it re-checks
-// with a short back-off).
+// than the handler writes, gnet's outbound buffer grows; above high
+// (evloop_conn_buffer) the handler waits for it to drain (gnet has no drain
+// event, so it re-checks with a short back-off), and fails once nothing
+// drained for stall (the stall limit: the client stopped reading).
 type asyncSink struct {
-	c    gnet.Conn
-	done <-chan struct{} // the request context: closed when the connection is
+	c     gnet.Conn
+	done  <-chan struct{} // the request context: closed when the connection is
+	high  int             // queued bytes above which the handler waits
+	stall time.Duration   // how long the queue may stay put before the cut
 
 	mu  stdsync.Mutex // the Response and a 100-continue from the body reader
 	buf []byte
@@ -61,7 +60,8 @@ func (a *asyncSink) send() {
 		return
 	}
 	a.buf = a.buf[:0]
-	for wait := time.Millisecond; queued > outHigh; wait = min(2*wait, 50*time.Millisecond) {
+	last, since := queued, time.Now()
+	for wait := time.Millisecond; queued > a.high; wait = min(2*wait, 50*time.Millisecond) {
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
@@ -71,6 +71,13 @@ func (a *asyncSink) send() {
 			return
 		}
 		if queued, ok = a.write(nil); !ok {
+			return
+		}
+		if queued < last {
+			last, since = queued, time.Now()
+		} else if time.Since(since) > a.stall {
+			a.err = errOutputStalled
+			_ = a.c.Close() // the sweep would too; the handler need not wait for it
 			return
 		}
 	}
