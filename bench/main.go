@@ -3,7 +3,7 @@
 // charts. See bench/README.md.
 //
 //	go run ./bench --quick                    # < 2 minutes, a few workloads
-//	go run ./bench                            # the full matrix, about 12 minutes
+//	go run ./bench                            # the full matrix, 3 rounds, about 35 minutes
 //	go run ./bench --pkg ./cmd/myserver --path /api/x  # your own handler (bench/README.md)
 package main
 
@@ -64,6 +64,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&dur, "duration", 0, "closed-loop time per concurrency level (default 2s; quick 1s)")
 	fs.DurationVar(&openDur, "open-duration", -1, "open-loop (constant rate) run per workload; 0 disables (default = --duration)")
 	fs.StringVar(&conc, "concurrency", "", "closed-loop connection counts (default 16,64,256; quick 8,64)")
+	fs.IntVar(&o.repeat, "repeat", 0, "rounds of the whole matrix, interleaved; tables show medians with min–max, and the tie threshold comes from the spread (default 3; quick 1)")
 	fs.IntVar(&o.workers, "workers", 1, "worker processes for every configuration (same CPU budget)")
 	fs.IntVar(&o.threads, "threads", 16, "threaded class and gunicorn gthread pool size")
 	fs.StringVar(&o.app, "app", "", "your APP (the name your program registered) to bench at --path; with --pkg/--bin it may be left out when the program registers exactly one")
@@ -113,6 +114,9 @@ func parseFlags(args []string) (options, error) {
 		if o.concurrency, err = parseInts(conc); err != nil {
 			return o, err
 		}
+	}
+	if o.repeat < 1 {
+		return o, fmt.Errorf("bench: --repeat must be at least 1")
 	}
 	if o.workers < 1 {
 		return o, fmt.Errorf("bench: --workers must be at least 1")
@@ -219,9 +223,9 @@ func shellJoin(args []string) string {
 
 // applyDefaults fills what the flags left unset, by mode.
 func applyDefaults(o *options, dur, openDur, budget time.Duration) {
-	full := options{duration: 2 * time.Second, concurrency: []int{16, 64, 256}, slowK: 500, idleN: 10000, peers: "all"}
+	full := options{duration: 2 * time.Second, concurrency: []int{16, 64, 256}, slowK: 500, idleN: 10000, peers: "all", repeat: 3}
 	if o.quick {
-		full = options{duration: time.Second, concurrency: []int{8, 64}, slowK: 50, idleN: 500,
+		full = options{duration: time.Second, concurrency: []int{8, 64}, slowK: 50, idleN: 500, repeat: 1,
 			peers: "nethttp,gnetbare", budget: 100 * time.Second, openFor: []string{"hello"}}
 		if o.workloads == "" && len(o.paths) == 0 {
 			o.workloads = "hello,io,slow-clients,idle,spread"
@@ -234,6 +238,7 @@ func applyDefaults(o *options, dur, openDur, budget time.Duration) {
 	}
 	o.concurrency = full.concurrency
 	o.slowK = pick(o.slowK, full.slowK)
+	o.repeat = pick(o.repeat, full.repeat)
 	o.idleN = pick(o.idleN, full.idleN)
 	if o.peers == "" {
 		o.peers = full.peers

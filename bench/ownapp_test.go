@@ -103,7 +103,7 @@ func main() {
 	defer cancel()
 	out := filepath.Join(dir, "out")
 	cmd := exec.CommandContext(ctx, "go", "run", "-mod=mod", modulePath+"/bench", "--pkg", ".", "--path", "/work",
-		"--classes", "goroutine", "--workloads", "custom,idle", "--duration", "300ms", "--concurrency", "2",
+		"--classes", "goroutine", "--workloads", "custom,idle", "--duration", "300ms", "--repeat", "2", "--concurrency", "2",
 		"--open-duration", "0", "--idle", "20", "--driver", "go", "--out", out, "--fail-if", "custom:goroutine:errors>0")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOSUMDB=off", "GOFLAGS=-mod=mod")
@@ -113,12 +113,13 @@ func main() {
 		t.Fatalf("bench from a module outside the tree: %v", err)
 	}
 	report := readFile(t, filepath.Join(out, "report.md"))
-	for _, want := range []string{"benching app work, the one your program registers", "pass `custom:goroutine:errors>0`"} {
+	for _, want := range []string{"benching app work, the one your program registers", "pass `custom:goroutine:errors>0`",
+		"median of 2 interleaved rounds", "eta "} {
 		if !strings.Contains(string(msg)+report, want) {
 			t.Errorf("output and report lack %q", want)
 		}
 	}
-	if !regexp.MustCompile(`\| goroutine \| 2 \| [1-9]`).MatchString(report) || !strings.Contains(report, "| goroutine | 20 / 20 |") {
+	if !regexp.MustCompile(`\| goroutine( †)? \| 2 \| [1-9][0-9,]* \([0-9,]+–[0-9,]+\)`).MatchString(report) || !strings.Contains(report, "| goroutine | 20 / 20 |") {
 		t.Errorf("custom or idle not measured:\n%s", report)
 	}
 	if strings.Contains(report, "(peer)") {

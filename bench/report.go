@@ -11,12 +11,9 @@ import (
 	"time"
 )
 
-// tieWithin is how close two throughputs must be to call them a tie: runs
-// on a shared 2-core machine vary by a few percent.
-const tieWithin = 0.10
-
 // writeReport renders report.md and the charts into the output directory.
 func (b *bench) writeReport(checks []checkResult) (string, error) {
+	b.tie = b.tieThreshold()
 	var w strings.Builder
 	b.writeHeader(&w)
 	writeChecks(&w, checks)
@@ -35,7 +32,7 @@ func (b *bench) writeReport(checks []checkResult) (string, error) {
 		w.WriteString("## Summary\n\n")
 		b.writeMatrix(&w)
 		if rows := b.scoreRows(); len(b.classNames()) > 0 {
-			fmt.Fprintf(&w, "%s (The rule is under How to choose.)\n\n", decideOverall(rows, b.classNames(), tieWithin).sentence(len(rows)))
+			fmt.Fprintf(&w, "%s (The rule is under How to choose.)\n\n", decideOverall(rows, b.classNames(), b.tie).sentence(len(rows)))
 		}
 		w.WriteString(strings.Join(summary, "\n") + "\n\n")
 	}
@@ -233,17 +230,20 @@ func (b *bench) writeClosed(w *strings.Builder, wl *workload, rs []*result) (str
 	if err := b.closedCharts(w, wl, ok); err != nil {
 		return "", err
 	}
-	w.WriteString("Closed loop (each connection sends its next request when the previous answer arrives):\n\n")
-	w.WriteString("| config | conns | req/s | p50 | p99 | req per server CPU-s | server CPU busy | errors |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(w, "Closed loop (each connection sends its next request when the previous answer arrives)%s:\n\n", b.roundsNote())
+	w.WriteString("| config | conns | req/s | p50 | p90 | p99 | req per server CPU-s | server CPU busy | errors |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	flagged := false
 	for _, r := range ok {
 		for _, p := range r.Points {
-			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", label(r), p.Concurrency, fmtNum(p.RPS),
-				fmtDur(p.P50), fmtDur(p.P99), fmtNum(p.ReqPerCPU), busy(p), fmtErrors(p.Errors, p.Requests))
+			flagged = flagged || noisy(p)
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", rowLabel(r, p), p.Concurrency, withSpan(p.RPS, p.RPSSpan),
+				fmtDur(p.P50), fmtDur(p.P90), fmtDur(p.P99), withSpan(p.ReqPerCPU, p.EffSpan), busy(p), fmtErrors(p.Errors, p.Requests))
 		}
 	}
 	w.WriteString("\n")
+	writeNoisyNote(w, flagged)
 	openVerdict := b.writeOpen(w, ok)
-	verdict := closedVerdict(wl, ok)
+	verdict := closedVerdict(wl, ok, b.tie)
 	switch wl.name {
 	case "hello":
 		if v := helloRatios(ok); v != "" {
@@ -420,7 +420,7 @@ func metrics(wl *workload) (primary, secondary metric) {
 
 // rankSentence renders "By M, **x** wins with V unit: 1.1× y, 3× z (x and y
 // within 10 %: a tie)."
-func rankSentence(m metric, classes []*result) string {
+func rankSentence(m metric, classes []*result, tie float64) string {
 	ranked := rankBy(classes, m.key)
 	lead := ranked[0]
 	var s strings.Builder
@@ -430,23 +430,23 @@ func rankSentence(m metric, classes []*result) string {
 	}
 	if len(ranked) > 1 {
 		fmt.Fprintf(&s, ": %s", versus(m.key(lead), ranked[1:], m.key))
-		if tied := tiedWith(ranked, m.key); len(tied) > 1 {
-			fmt.Fprintf(&s, " (%s within %.0f %% of each other: a tie on this machine)", joinAnd(tied), tieWithin*100)
+		if tied := tiedWith(ranked, m.key, tie); len(tied) > 1 {
+			fmt.Fprintf(&s, " (%s within %.0f %% of each other: a tie on this machine)", joinAnd(tied), tie*100)
 		}
 	}
 	return s.String() + "."
 }
 
-func closedVerdict(wl *workload, ok []*result) string {
+func closedVerdict(wl *workload, ok []*result, tie float64) string {
 	classes, peers := classesOf(ok)
 	if len(classes) == 0 {
 		return "no multiserve class ran; see the peers' rows."
 	}
 	prim, sec := metrics(wl)
 	var s strings.Builder
-	s.WriteString(rankSentence(prim, classes))
+	s.WriteString(rankSentence(prim, classes, tie))
 	if len(classes) > 1 {
-		s.WriteString(" " + rankSentence(sec, classes))
+		s.WriteString(" " + rankSentence(sec, classes, tie))
 	}
 	for _, r := range classes {
 		worst := slices.MaxFunc(r.Points, func(a, b point) int { return cmp.Compare(errRate(a), errRate(b)) })
@@ -462,11 +462,11 @@ func closedVerdict(wl *workload, ok []*result) string {
 	return s.String()
 }
 
-// tiedWith names the leader and every result within tieWithin of it.
-func tiedWith(ranked []*result, key func(*result) float64) []string {
+// tiedWith names the leader and every result within tie of it.
+func tiedWith(ranked []*result, key func(*result) float64, tie float64) []string {
 	var out []string
 	for _, r := range ranked {
-		if key(r) >= key(ranked[0])*(1-tieWithin) {
+		if key(r) >= key(ranked[0])*(1-tie) {
 			out = append(out, r.Target)
 		}
 	}
@@ -598,9 +598,11 @@ func (b *bench) writeSlow(w *strings.Builder, wl *workload, rs []*result) (strin
 	k, c := ok[0].Slow.Clients, ok[0].SlowLoad.Concurrency
 	fmt.Fprintf(w, "%d slow clients; normal load: %d keep-alive connections for %s.\n\n", k, c, b.opts.duration)
 	var bars []bar
+	flagged := false
 	w.WriteString("| config | normal req/s | p50 | p99 | errors | same load without slow clients (hello) | slow conns cut by the server | still open at end |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range ok {
 		p := r.SlowLoad
+		flagged = flagged || noisy(*p)
 		base := "–"
 		if hp, found := b.helloAt(r.Target, c); found {
 			base = fmt.Sprintf("%s req/s, p99 %s", fmtNum(hp.RPS), fmtDur(hp.P99))
@@ -609,11 +611,12 @@ func (b *bench) writeSlow(w *strings.Builder, wl *workload, rs []*result) (strin
 		if p.Requests == 0 {
 			errs = "no request answered"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %d | %d |\n", label(r), fmtNum(p.RPS), fmtDur(p.P50), fmtDur(p.P99),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %d | %d |\n", rowLabel(r, *p), withSpan(p.RPS, p.RPSSpan), fmtDur(p.P50), fmtDur(p.P99),
 			errs, base, r.Slow.Kicked, r.Slow.OpenAtEnd)
 		bars = append(bars, bar{name: label(r), color: b.color(r.Target), value: p.RPS})
 	}
 	w.WriteString("\n")
+	writeNoisyNote(w, flagged)
 	chart := barChart{title: fmt.Sprintf("slow-clients: normal-load throughput with %d slow clients", k),
 		xLabel: fmt.Sprintf("requests per second (normal load, %d connections)", c), bars: bars,
 		valueText: func(v float64) string { return fmtNum(v) + " req/s" }}
@@ -701,6 +704,9 @@ func (b *bench) writeIdle(w *strings.Builder, wl *workload, rs []*result) (strin
 		br := bar{name: label(r), color: b.color(r.Target), value: ir.PerConnKB}
 		if ir.OpenAtEnd > 0 {
 			per = fmt.Sprintf("%.1f", ir.PerConnKB)
+			if s := ir.PerConnSpan; s != nil {
+				per += fmt.Sprintf(" (%.1f–%.1f)", s.Min, s.Max)
+			}
 		} else {
 			br.note = "keeps no idle connection open"
 		}
@@ -867,13 +873,13 @@ func decidingMetric(wl *workload) string {
 
 // choice is the computed recommendation for one workload.
 type choice struct {
-	best     []string // the leader and every class within tieWithin of it
+	best     []string // the leader and every class within the tie threshold of it
 	evidence string
 }
 
 func (b *bench) writeChoose(w *strings.Builder) {
 	w.WriteString("## How to choose (computed from this run)\n\n")
-	w.WriteString("Each line is derived from the tables above by fixed rules. CPU-bound workloads (hello, cpu, large, conn-per-request) are ranked by requests per server CPU-second, workloads that wait (io, io-1000, mixed, custom) by peak throughput; classes within 10 % of the leader tie with it. Slow clients: the highest normal-load throughput. Idle connections: the fewest KiB per open connection among classes that keep them open.\n\n")
+	fmt.Fprintf(w, "Each line is derived from the tables above by fixed rules. CPU-bound workloads (hello, cpu, large, conn-per-request) are ranked by requests per server CPU-second, workloads that wait (io, io-1000, mixed, custom) by peak throughput; classes within the tie threshold of the leader tie with it. Slow clients: the highest normal-load throughput. Idle connections: the fewest KiB per open connection among classes that keep them open.\n\n%s\n\n", b.tieSentence())
 	n := 0
 	for _, wl := range b.workloads {
 		ch, ok := b.choose(wl)
@@ -883,7 +889,7 @@ func (b *bench) writeChoose(w *strings.Builder) {
 		n++
 		tie := ""
 		if len(ch.best) > 1 {
-			tie = fmt.Sprintf(" (within %.0f %% of each other: a tie)", tieWithin*100)
+			tie = fmt.Sprintf(" (within %.0f %% of each other: a tie)", b.tie*100)
 		}
 		fmt.Fprintf(w, "- **%s** (`%s`) → **%s**%s. %s\n", wl.question, wl.name, strings.Join(ch.best, "** or **"), tie, ch.evidence)
 	}
@@ -892,7 +898,7 @@ func (b *bench) writeChoose(w *strings.Builder) {
 		return
 	}
 	rows := b.scoreRows()
-	fmt.Fprintf(w, "\n%s\n\n", decideOverall(rows, b.classNames(), tieWithin).sentence(len(rows)))
+	fmt.Fprintf(w, "\n%s\n\n", decideOverall(rows, b.classNames(), b.tie).sentence(len(rows)))
 	fmt.Fprintf(w, "The rule: %s\n\n", overallRule)
 	missing, noWaiting := uncovered(b.workloads)
 	if noWaiting {
@@ -959,7 +965,7 @@ func (b *bench) choose(wl *workload) (choice, bool) {
 	lead := ranked[0]
 	ch := choice{best: []string{lead.Target}, evidence: evidence(lead, ranked[1:])}
 	if wl.kind != kindIdle {
-		ch.best = tiedWith(ranked, key)
+		ch.best = tiedWith(ranked, key, b.tie)
 	}
 	return ch, true
 }

@@ -52,6 +52,7 @@ type options struct {
 	interrupted   func() bool // reports a SIGINT/SIGTERM (nil: never)
 	logw          io.Writer   // progress lines
 	skipBuildInfo bool        // tests: no git/go version lookups
+	repeat        int         // rounds of the whole matrix; tables show medians and min–max
 }
 
 // closedDriver drives a closed-loop load.
@@ -67,6 +68,11 @@ type point struct {
 	CPU       time.Duration `json:"cpu"`           // server CPU (utime+stime, all processes)
 	Others    time.Duration `json:"others_cpu"`    // CPU time other processes took on the server's CPUs
 	ReqPerCPU float64       `json:"req_per_cpu_s"` // requests per server CPU-second
+	// With --repeat: the rounds folded into this point (medians; counts and
+	// CPU summed) and the min–max across them.
+	Rounds  int   `json:"rounds,omitempty"`
+	RPSSpan *span `json:"rps_range,omitempty"`
+	EffSpan *span `json:"req_per_cpu_s_range,omitempty"`
 }
 
 // Result statuses.
@@ -114,6 +120,8 @@ type bench struct {
 	// interrupted is set when a signal stopped the run: the report is
 	// partial and says so, and the exit code tells.
 	interrupted bool
+	runStart    time.Time
+	tie         float64 // tie threshold, from the measured spread
 	// 1-minute load averages: other processes compete for the same CPUs.
 	loadStart, loadEnd string
 }
@@ -351,40 +359,79 @@ func (b *bench) runAll(ctx context.Context) {
 	for _, wl := range b.workloads {
 		for _, t := range b.targets {
 			if t.supports(wl) && t.unavailable == "" {
-				b.cost++
+				b.cost += b.opts.repeat
+			}
+		}
+	}
+	b.runStart = time.Now()
+	// Rounds are interleaved (every configuration once, then again), so a
+	// burst of load from other processes hits one round of many rows rather
+	// than every round of one row.
+	rounds := map[string][]*result{}
+	for round := 1; round <= b.opts.repeat; round++ {
+		for _, wl := range b.workloads {
+			if round == 1 {
+				b.logf("bench: workload %s: %s", wl.name, wl.desc)
+			} else {
+				b.logf("bench: workload %s, round %d of %d", wl.name, round, b.opts.repeat)
+			}
+			for _, t := range b.targets {
+				key := wl.name + "\x00" + t.name
+				rounds[key] = append(rounds[key], b.runCell(ctx, wl, t))
 			}
 		}
 	}
 	for _, wl := range b.workloads {
-		b.logf("bench: workload %s: %s", wl.name, wl.desc)
 		for _, t := range b.targets {
-			r := &result{Workload: wl.name, Target: t.name, Peer: t.peer}
-			b.results = append(b.results, r)
-			switch {
-			case !t.supports(wl):
-				r.Status, r.Reason = statusUnsupported, "does not serve this workload"
-				continue
-			case t.unavailable != "":
-				r.Status, r.Reason = statusUnavailable, t.unavailable
-				continue
-			}
-			b.step++
-			if b.stopped() {
-				r.Status, r.Reason = statusSkipped, "interrupted"
-				continue
-			}
-			if ctx.Err() != nil || !b.fits(wl) {
-				r.Status, r.Reason = statusSkipped, "time budget exhausted"
-				b.logf("[%2d/%d] %-16s %-16s skipped: time budget", b.step, b.cost, wl.name, t.name)
-				continue
-			}
-			b.runOne(ctx, wl, t, r)
-			if b.stopped() && r.Status != statusOK {
-				r.Status, r.Reason = statusSkipped, "interrupted"
-			}
+			b.results = append(b.results, aggregate(rounds[wl.name+"\x00"+t.name]))
 		}
 	}
 	b.saveRaw()
+}
+
+// runCell runs one configuration under one workload once.
+func (b *bench) runCell(ctx context.Context, wl *workload, t *target) *result {
+	r := &result{Workload: wl.name, Target: t.name, Peer: t.peer}
+	switch {
+	case !t.supports(wl):
+		r.Status, r.Reason = statusUnsupported, "does not serve this workload"
+		return r
+	case t.unavailable != "":
+		r.Status, r.Reason = statusUnavailable, t.unavailable
+		return r
+	}
+	b.step++
+	if b.stopped() {
+		r.Status, r.Reason = statusSkipped, "interrupted"
+		return r
+	}
+	if ctx.Err() != nil || !b.fits(wl) {
+		r.Status, r.Reason = statusSkipped, "time budget exhausted"
+		b.logf("%s %-16s %-16s skipped: time budget", b.tag(), wl.name, t.name)
+		return r
+	}
+	b.runOne(ctx, wl, t, r)
+	if b.stopped() && r.Status != statusOK {
+		r.Status, r.Reason = statusSkipped, "interrupted"
+	}
+	return r
+}
+
+// tag is a progress line's prefix: step of steps, elapsed time, and an
+// estimate of the time left from the average step so far.
+func (b *bench) tag() string {
+	el := time.Since(b.runStart)
+	s := fmt.Sprintf("[%2d/%d %s", b.step, b.cost, clock(el))
+	if done := b.step - 1; done > 0 && b.cost > done {
+		s += " eta " + clock(el/time.Duration(done)*time.Duration(b.cost-done))
+	}
+	return s + "]"
+}
+
+// clock renders a duration as m:ss.
+func clock(d time.Duration) string {
+	d = d.Round(time.Second)
+	return fmt.Sprintf("%d:%02d", int(d.Minutes()), int(d.Seconds())%60)
 }
 
 // fits tells whether a workload's estimated cost still fits the budget.
@@ -434,7 +481,7 @@ func (b *bench) runOne(ctx context.Context, wl *workload, t *target, r *result) 
 		// workload either: say so once and stop trying.
 		r.Status, r.Reason = statusUnavailable, err.Error()
 		t.unavailable = err.Error()
-		b.logf("[%2d/%d] %-16s %-16s unavailable: %s", b.step, b.cost, wl.name, t.name, err)
+		b.logf("%s %-16s %-16s unavailable: %s", b.tag(), wl.name, t.name, err)
 		return
 	}
 	defer srv.stop(5 * time.Second)
@@ -451,7 +498,7 @@ func (b *bench) runOne(ctx context.Context, wl *workload, t *target, r *result) 
 				// broken for every workload, so stop spending time on it.
 				t.unavailable = "started but did not answer " + p + " within " + b.opts.reqTimeout.String()
 			}
-			b.logf("[%2d/%d] %-16s %-16s failed: %s", b.step, b.cost, wl.name, t.name, err)
+			b.logf("%s %-16s %-16s failed: %s", b.tag(), wl.name, t.name, err)
 			return
 		}
 	}
@@ -552,11 +599,11 @@ func (b *bench) measureClosed(ctx context.Context, wl *workload, t *target, srv 
 		p, err := b.measure(ctx, srv, b.spec(srv, wl, c, b.opts.duration))
 		if err != nil {
 			r.Status, r.Reason = statusFailed, err.Error()
-			b.logf("[%2d/%d] %-16s %-16s c=%-4d failed: %v", b.step, b.cost, wl.name, t.name, c, err)
+			b.logf("%s %-16s %-16s c=%-4d failed: %v", b.tag(), wl.name, t.name, c, err)
 			return
 		}
 		r.Points = append(r.Points, p)
-		b.logf("[%2d/%d] %-16s %-16s c=%-4d %s", b.step, b.cost, wl.name, t.name, c, pointLine(p))
+		b.logf("%s %-16s %-16s c=%-4d %s", b.tag(), wl.name, t.name, c, pointLine(p))
 	}
 	if !b.openFor(wl) {
 		return
@@ -569,7 +616,7 @@ func (b *bench) measureClosed(ctx context.Context, wl *workload, t *target, srv 
 	cpu, others, elapsed := b.charge(srv, func() { o = runOpen(ctx, b.spec(srv, wl, 0, b.opts.openDuration), rate) })
 	o.CPU, o.Others, o.Elapsed = cpu, others, elapsed
 	r.Open = &o
-	b.logf("[%2d/%d] %-16s %-16s open %d/s: %.0f ok/s, success %.1f%%, p50 %s, p99 %s", b.step, b.cost, wl.name, t.name,
+	b.logf("%s %-16s %-16s open %d/s: %.0f ok/s, success %.1f%%, p50 %s, p99 %s", b.tag(), wl.name, t.name,
 		rate, o.Throughput, 100*o.Success, fmtDur(o.P50), fmtDur(o.P99))
 }
 
@@ -583,11 +630,11 @@ func (b *bench) measureSlow(ctx context.Context, wl *workload, t *target, srv *s
 	r.Slow = &st
 	if err != nil {
 		r.Status, r.Reason = statusFailed, err.Error()
-		b.logf("[%2d/%d] %-16s %-16s failed: %v", b.step, b.cost, wl.name, t.name, err)
+		b.logf("%s %-16s %-16s failed: %v", b.tag(), wl.name, t.name, err)
 		return
 	}
 	r.SlowLoad = &p
-	b.logf("[%2d/%d] %-16s %-16s c=%-4d %s | %d slow: %d kicked, %d open at end", b.step, b.cost, wl.name, t.name,
+	b.logf("%s %-16s %-16s c=%-4d %s | %d slow: %d kicked, %d open at end", b.tag(), wl.name, t.name,
 		p.Concurrency, pointLine(p), st.Clients, st.Kicked, st.OpenAtEnd)
 }
 
@@ -612,8 +659,8 @@ func (b *bench) measureIdle(ctx context.Context, wl *workload, t *target, srv *s
 		ir.PerConnKB = float64(ir.RSSAfter-ir.RSSBefore) / float64(ir.OpenAtEnd)
 	}
 	r.Idle = &ir
-	b.logf("[%2d/%d] %-16s %-16s %d/%d open, RSS %d → %d KiB: %.1f KiB/conn (closed by server %d, failed %d)",
-		b.step, b.cost, wl.name, t.name, ir.OpenAtEnd, ir.Conns, ir.RSSBefore, ir.RSSAfter, ir.PerConnKB, closed, failed)
+	b.logf("%s %-16s %-16s %d/%d open, RSS %d → %d KiB: %.1f KiB/conn (closed by server %d, failed %d)",
+		b.tag(), wl.name, t.name, ir.OpenAtEnd, ir.Conns, ir.RSSBefore, ir.RSSAfter, ir.PerConnKB, closed, failed)
 }
 
 func pointLine(p point) string {

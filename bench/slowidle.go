@@ -115,14 +115,15 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 
 // idleResult is the memory cost of idle keep-alive connections.
 type idleResult struct {
-	Conns     int     `json:"conns"`       // connections attempted
-	Opened    int     `json:"opened"`      // got their response
-	OpenAtEnd int     `json:"open_at_end"` // still open (not closed by the server) at measurement time
-	Failed    int     `json:"failed"`
-	Closed    int     `json:"closed"` // closed by the server right after its response
-	RSSBefore int64   `json:"rss_before_kb"`
-	RSSAfter  int64   `json:"rss_after_kb"`
-	PerConnKB float64 `json:"per_conn_kb"` // (after-before)/open_at_end; 0 when none stayed open
+	Conns       int     `json:"conns"`       // connections attempted
+	Opened      int     `json:"opened"`      // got their response
+	OpenAtEnd   int     `json:"open_at_end"` // still open (not closed by the server) at measurement time
+	Failed      int     `json:"failed"`
+	Closed      int     `json:"closed"` // closed by the server right after its response
+	RSSBefore   int64   `json:"rss_before_kb"`
+	RSSAfter    int64   `json:"rss_after_kb"`
+	PerConnKB   float64 `json:"per_conn_kb"`                 // (after-before)/open_at_end; 0 when none stayed open
+	PerConnSpan *span   `json:"per_conn_kb_range,omitempty"` // min–max across rounds (--repeat)
 }
 
 // idleConns opens n keep-alive connections, each making one request to

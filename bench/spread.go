@@ -75,12 +75,12 @@ func (b *bench) runSpread(ctx context.Context, wl *workload, t *target, r *resul
 		m, err := b.spreadRun(ctx, wl, t, reuse)
 		if err != nil {
 			r.Status, r.Reason = statusFailed, err.Error()
-			b.logf("[%2d/%d] %-16s %-16s failed: %v", b.step, b.cost, wl.name, t.name, err)
+			b.logf("%s %-16s %-16s failed: %v", b.tag(), wl.name, t.name, err)
 			return
 		}
 		r.Spread = append(r.Spread, m)
 		lo, hi := m.minMax()
-		b.logf("[%2d/%d] %-16s %-16s %-10s %s | per worker %v (min %d, max %d, spread %.0f %%)", b.step, b.cost, wl.name, t.name,
+		b.logf("%s %-16s %-16s %-10s %s | per worker %v (min %d, max %d, spread %.0f %%)", b.tag(), wl.name, t.name,
 			m.socket(), pointLine(m.Load), m.PerWorker, lo, hi, 100*m.spread())
 	}
 }

@@ -143,7 +143,15 @@ func uncovered(ran []*workload) (missing []string, noWaiting bool) {
 		if w.question == "" || slices.ContainsFunc(ran, func(r *workload) bool { return r.name == w.name }) {
 			continue
 		}
-		missing = append(missing, fmt.Sprintf("%s (`%s`)", strings.ToLower(w.question[:1])+w.question[1:], w.name))
+		missing = append(missing, fmt.Sprintf("%s (`%s`)", lowerFirst(w.question), w.name))
 	}
 	return missing, noWaiting
+}
+
+// lowerFirst lowers a sentence's first letter unless it starts an acronym.
+func lowerFirst(s string) string {
+	if len(s) > 1 && s[1] >= 'A' && s[1] <= 'Z' {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
 }

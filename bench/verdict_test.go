@@ -92,7 +92,7 @@ func TestDecideOverall(t *testing.T) {
 		first:   []string{"b"},
 	}} {
 		t.Run(c.name, func(t *testing.T) {
-			o := decideOverall(c.rows, c.classes, tieWithin)
+			o := decideOverall(c.rows, c.classes, defaultTie)
 			if !slices.Equal(o.first, c.first) || o.worstCase != c.worstCase {
 				t.Errorf("first %v worst case %q, want %v %q (geomeans %v)", o.first, o.worstCase, c.first, c.worstCase, o.geomean)
 			}
@@ -119,7 +119,7 @@ func TestDecideOverall(t *testing.T) {
 func TestChoosingDocAgrees(t *testing.T) {
 	doc := readFile(t, "../docs/choosing-a-worker-class.md")
 	rows, classes := parseMatrix(t, doc)
-	o := decideOverall(rows, classes, tieWithin)
+	o := decideOverall(rows, classes, defaultTie)
 	if len(o.first) != 1 {
 		t.Fatalf("the page's matrix gives no single first choice: %s", o.sentence(len(rows)))
 	}
