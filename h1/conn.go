@@ -656,10 +656,7 @@ type connWriter struct {
 const WriteStallLimit = 30 * time.Second
 
 func (w *connWriter) Write(p []byte) (int, error) {
-	d := w.c.srv.config().HeaderTimeout
-	if d <= 0 {
-		d = WriteStallLimit
-	}
+	d := WriteStall(w.c.srv.config())
 	if now := time.Now(); now.Sub(w.last) > d/4 {
 		_ = w.c.nc.SetWriteDeadline(now.Add(d))
 		w.last = now

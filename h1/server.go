@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/multiserve/multiserve/config"
 )
@@ -56,6 +57,15 @@ func (s *Server) config() *config.Config {
 		return s.Config
 	}
 	return defaultConfig()
+}
+
+// WriteStall is how long one write may wait for a client that reads
+// nothing under cfg: the write deadline every response write sets.
+func WriteStall(cfg *config.Config) time.Duration {
+	if cfg.HeaderTimeout <= 0 {
+		return WriteStallLimit
+	}
+	return cfg.HeaderTimeout
 }
 
 func (s *Server) log() *slog.Logger {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -21,10 +22,13 @@ import (
 //     the listener is bound to a wildcard address (0.0.0.0, ::), where
 //     only getsockname(2) on the connection can tell which address the
 //     client reached; that one is looked up lazily, when asked.
+//   - the kernel timeouts (SO_RCVTIMEO, SO_SNDTIMEO) a Conn arms for its
+//     deadlines, once SetTimeouts put them on the listener.
 type Acceptor struct {
 	fd      int
-	laddr   net.Addr // every accepted socket's local address; nil: ask getsockname
-	nodelay bool     // the listener has TCP_NODELAY, so accepted sockets do
+	laddr   net.Addr      // every accepted socket's local address; nil: ask getsockname
+	nodelay bool          // the listener has TCP_NODELAY, so accepted sockets do
+	rd, wr  time.Duration // the listener's SO_RCVTIMEO, SO_SNDTIMEO; 0: not set here
 }
 
 // NewAcceptor reads what sockets accepted from the listening socket lfd
@@ -46,6 +50,36 @@ func NewAcceptor(lfd int) (*Acceptor, error) {
 		a.nodelay = err == nil && v != 0
 	}
 	return a, nil
+}
+
+// SetTimeouts puts on the listening socket the kernel timeouts that
+// accepted sockets' first Read and Write arm for deadlines read and write
+// from now (0: no deadline), so those calls find them there instead of
+// setting them (see direction.fits). Pass the deadlines the caller's
+// protocol sets first on every connection; other deadlines still work,
+// at a setsockopt each, as without this.
+//
+// The socket is shared with sibling workers, which set the same values;
+// a worker of another configuration (a reload that changed them, while
+// the old generation drains) may overwrite them, and then each side's
+// first call waits up to the other's timeout before re-arming its own.
+// Accept on a listener left blocking is bounded by the read timeout too.
+func (a *Acceptor) SetTimeouts(read, write time.Duration) error {
+	for _, t := range []struct {
+		opt  int
+		d    time.Duration
+		into *time.Duration
+	}{{unix.SO_RCVTIMEO, read, &a.rd}, {unix.SO_SNDTIMEO, write, &a.wr}} {
+		d := t.d
+		if d <= 0 {
+			d = forever
+		}
+		if err := setTimeout(a.fd, t.opt, d); err != nil {
+			return fmt.Errorf("fdconn: listener fd %d: %w", a.fd, err)
+		}
+		*t.into = d
+	}
+	return nil
 }
 
 // Accept accepts one connection from the listening socket lfd and returns it
@@ -74,6 +108,7 @@ func (a *Acceptor) Accept() (*Conn, error) {
 			return nil, fmt.Errorf("fdconn: accept: %w", os.NewSyscallError("accept4", err))
 		}
 		c := newConn(fd, rsa, n)
+		c.rd.kernel, c.wr.kernel = a.rd, a.wr
 		if c.network == "tcp" && !a.nodelay {
 			setNoDelay(fd)
 		}

@@ -49,16 +49,25 @@ func (d *direction) enter(fd, tid int) error {
 		}
 	}
 	if !d.fits(remaining) {
-		tv := unix.NsecToTimeval(remaining.Nanoseconds())
-		if tv.Sec == 0 && tv.Usec == 0 {
-			tv.Usec = 1 // zero would mean "no timeout"
-		}
-		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, d.opt, &tv); err != nil {
-			return os.NewSyscallError("setsockopt", err)
+		if err := setTimeout(fd, d.opt, remaining); err != nil {
+			return err
 		}
 		d.kernel = remaining
 	}
 	d.callEnd, d.tid = now.Add(d.kernel), tid
+	return nil
+}
+
+// setTimeout sets the socket option opt (SO_RCVTIMEO or SO_SNDTIMEO) of
+// fd to d.
+func setTimeout(fd, opt int, d time.Duration) error {
+	tv := unix.NsecToTimeval(d.Nanoseconds())
+	if tv.Sec == 0 && tv.Usec == 0 {
+		tv.Usec = 1 // zero would mean "no timeout"
+	}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, opt, &tv); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
 	return nil
 }
 

@@ -423,3 +423,51 @@ func TestAcceptorInherits(t *testing.T) {
 		})
 	}
 }
+
+// Timeouts put on the listener reach accepted sockets (Linux copies them),
+// so a connection's first deadlines of that length arm nothing; a shorter
+// deadline still times out on time.
+func TestAcceptorTimeouts(t *testing.T) {
+	lfd, addr := fdpolltest.ListenTCP(t)
+	a, err := NewAcceptor(lfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetTimeouts(10*time.Second, 0); err != nil {
+		t.Fatal(err)
+	}
+	client, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c, err := a.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for opt, want := range map[int]time.Duration{unix.SO_RCVTIMEO: 10 * time.Second, unix.SO_SNDTIMEO: forever} {
+		tv, err := unix.GetsockoptTimeval(c.FD(), unix.SOL_SOCKET, opt)
+		if err != nil || time.Duration(tv.Nano()) != want {
+			t.Fatalf("accepted socket's option %d = %v, %v; want %v", opt, time.Duration(tv.Nano()), err, want)
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	client.Write([]byte("x"))
+	if _, err := c.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	if c.rd.kernel != 10*time.Second || c.wr.kernel != forever {
+		t.Fatalf("kernel timeouts re-armed: read %v, write %v", c.rd.kernel, c.wr.kernel)
+	}
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	start := time.Now()
+	_, err = c.Read(make([]byte, 1))
+	assertTimeout(t, err)
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("a 50ms deadline timed out after %v", el)
+	}
+}

@@ -29,6 +29,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/h1"
 	"github.com/multiserve/multiserve/internal/fdconn"
 	"github.com/multiserve/multiserve/internal/fdpoll"
@@ -72,13 +73,27 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	l.fds[0] = unix.PollFd{Fd: int32(waker.FD()), Events: unix.POLLIN}
 	for i, ln := range env.Listeners {
 		l.fds[1+i] = unix.PollFd{Fd: int32(ln.FD), Events: unix.POLLIN}
-		a, err := fdconn.NewAcceptor(ln.FD)
+		a, err := newAcceptor(ln, env.Config)
 		if err != nil {
-			return fmt.Errorf("sync: listener %s: %w", ln.Name, err)
+			return err
 		}
 		l.acceptors = append(l.acceptors, a)
 	}
 	return l.run(ctx)
+}
+
+// newAcceptor makes ln's Acceptor, with the kernel timeouts of the first
+// deadlines every connection sets (serve's read deadline, the engine's
+// rolling write deadline) put on the listener once.
+func newAcceptor(ln *workers.Listener, cfg *config.Config) (*fdconn.Acceptor, error) {
+	a, err := fdconn.NewAcceptor(ln.FD)
+	if err == nil {
+		err = a.SetTimeouts(cfg.HeaderTimeout, h1.WriteStall(cfg))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sync: listener %s: %w", ln.Name, err)
+	}
+	return a, nil
 }
 
 type loop struct {
