@@ -368,6 +368,29 @@ func TestReadable(t *testing.T) {
 	}
 }
 
+// accepted is a Conn accepted by a test, with its client's end.
+type accepted struct {
+	*Conn
+	peer net.Conn
+}
+
+// dialAccept connects to addr and accepts the connection from a; both
+// ends are closed when the test ends.
+func dialAccept(t *testing.T, a *Acceptor, addr string) accepted {
+	t.Helper()
+	client, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	c, err := a.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return accepted{c, client}
+}
+
 // An Acceptor takes the local address from a listener bound to one
 // address, and still asks the kernel behind a wildcard one; accepted TCP
 // sockets have TCP_NODELAY whether the listener passed it on or not.
@@ -404,16 +427,7 @@ func TestAcceptorInherits(t *testing.T) {
 			}
 			sa, _ := unix.Getsockname(lfd)
 			addr := "127.0.0.1:" + strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
-			client, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
-			c, err := a.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dialAccept(t, a, addr)
 			if c.LocalAddr().String() != addr {
 				t.Fatalf("LocalAddr %v, want %s", c.LocalAddr(), addr)
 			}
@@ -436,16 +450,8 @@ func TestAcceptorTimeouts(t *testing.T) {
 	if err := a.SetTimeouts(10*time.Second, 0); err != nil {
 		t.Fatal(err)
 	}
-	client, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	c, err := a.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialAccept(t, a, addr)
+	client := c.peer
 	for opt, want := range map[int]time.Duration{unix.SO_RCVTIMEO: 10 * time.Second, unix.SO_SNDTIMEO: forever} {
 		tv, err := unix.GetsockoptTimeval(c.FD(), unix.SOL_SOCKET, opt)
 		if err != nil || time.Duration(tv.Nano()) != want {
