@@ -28,8 +28,11 @@ type direction struct {
 
 // lockThread pins the calling goroutine to its thread for one call, so
 // that the thread id a deadline change signals is the one in the kernel.
-func lockThread() int {
+func (c *Conn) lockThread() int {
 	runtime.LockOSThread()
+	if c.thread != 0 {
+		return c.thread
+	}
 	return unix.Gettid()
 }
 

@@ -46,6 +46,9 @@ type Conn struct {
 	closed  bool
 
 	rd, wr direction
+	// thread is the OS thread every Read and Write runs on, when the
+	// Acceptor was told (0: ask gettid per call)
+	thread int
 }
 
 // New takes ownership of the connected socket fd, switches it to blocking
@@ -113,7 +116,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		return 0, c.opError("read", net.ErrClosed)
 	}
 	defer c.release()
-	tid := lockThread()
+	tid := c.lockThread()
 	defer runtime.UnlockOSThread()
 	for {
 		if err := c.rd.enter(c.fd, tid); err != nil {
@@ -148,7 +151,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 		return 0, c.opError("write", net.ErrClosed)
 	}
 	defer c.release()
-	tid := lockThread()
+	tid := c.lockThread()
 	defer runtime.UnlockOSThread()
 	done := 0
 	for done < len(b) {

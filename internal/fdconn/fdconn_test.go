@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -125,19 +126,27 @@ func TestDeadlineInterruptsBlockedRead(t *testing.T) {
 			_, err := c.Read(make([]byte, 1))
 			done <- err
 		}()
-		waitBlocked(t, &c.rd)
-		c.SetReadDeadline(time.Now())
-		select {
-		case err := <-done:
-			assertTimeout(t, err)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("far=%v: SetReadDeadline(now) did not interrupt the blocked Read", far)
-		}
+		interruptBlockedRead(t, c, done)
 		c.SetReadDeadline(time.Time{})
 		unix.Write(peer, []byte("y"))
 		if n, err := c.Read(make([]byte, 1)); n != 1 || err != nil {
 			t.Fatalf("Read after the interrupt = %d, %v", n, err)
 		}
+	}
+}
+
+// interruptBlockedRead waits until a Read is blocked in c, moves the read
+// deadline to now and expects that Read to report a timeout on done.
+func interruptBlockedRead(t *testing.T, c *Conn, done <-chan error) {
+	t.Helper()
+	waitBlocked(t, &c.rd)
+	c.SetReadDeadline(time.Now())
+	select {
+	case err := <-done:
+		assertTimeout(t, err)
+	case <-time.After(10 * time.Second):
+		c.Close()
+		t.Fatal("SetReadDeadline(now) did not interrupt the blocked Read")
 	}
 }
 
@@ -476,4 +485,26 @@ func TestAcceptorTimeouts(t *testing.T) {
 	if el := time.Since(start); el > 5*time.Second {
 		t.Fatalf("a 50ms deadline timed out after %v", el)
 	}
+}
+
+// With the serving thread declared (SetThread), a deadline moved earlier
+// still interrupts a Read blocked on that thread.
+func TestAcceptorThreadInterrupt(t *testing.T) {
+	lfd, addr := fdpolltest.ListenTCP(t)
+	a, err := NewAcceptor(lfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tids, conns, done := make(chan int), make(chan *Conn), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tids <- unix.Gettid()
+		_, err := (<-conns).Read(make([]byte, 1))
+		done <- err
+	}()
+	a.SetThread(<-tids)
+	c := dialAccept(t, a, addr)
+	conns <- c.Conn
+	interruptBlockedRead(t, c.Conn, done)
 }

@@ -48,6 +48,7 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	// blocking calls below really are this worker's only thread of work.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	tid := unix.Gettid()
 
 	if len(env.Listeners) == 0 {
 		return errors.New("sync: no listeners")
@@ -73,7 +74,7 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	l.fds[0] = unix.PollFd{Fd: int32(waker.FD()), Events: unix.POLLIN}
 	for i, ln := range env.Listeners {
 		l.fds[1+i] = unix.PollFd{Fd: int32(ln.FD), Events: unix.POLLIN}
-		a, err := newAcceptor(ln, env.Config)
+		a, err := newAcceptor(ln, env.Config, tid)
 		if err != nil {
 			return err
 		}
@@ -84,10 +85,12 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 
 // newAcceptor makes ln's Acceptor, with the kernel timeouts of the first
 // deadlines every connection sets (serve's read deadline, the engine's
-// rolling write deadline) put on the listener once.
-func newAcceptor(ln *workers.Listener, cfg *config.Config) (*fdconn.Acceptor, error) {
+// rolling write deadline) put on the listener once. Connections are served
+// on this loop's thread, tid.
+func newAcceptor(ln *workers.Listener, cfg *config.Config, tid int) (*fdconn.Acceptor, error) {
 	a, err := fdconn.NewAcceptor(ln.FD)
 	if err == nil {
+		a.SetThread(tid)
 		err = a.SetTimeouts(cfg.HeaderTimeout, h1.WriteStall(cfg))
 	}
 	if err != nil {
