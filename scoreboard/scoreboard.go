@@ -51,8 +51,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SlotSize is the size of one slot in bytes (a multiple of the cache line).
-const SlotSize = 512
+// SlotSize is the size of one slot in bytes (a multiple of the cache line):
+// 512 for the counters and the request block, the rest for a class's route
+// table (routes.go).
+const SlotSize = 2048
 
 // State is what a worker is doing.
 type State uint64
@@ -108,10 +110,15 @@ const (
 	wQBucket   = 30 // nBuckets words
 	wBoot      = 44 // wall-clock ns when the worker attached
 	wReading   = 45 // connections reading a request head
+	wPromoted  = 46 // routes promoted to inline (auto class), set by the worker
+	wDemoted   = 47 // routes demoted to the pool (auto class), set by the worker
 	wMethod    = 48 // 2 words (16 bytes)
 	wClient    = 50 // 6 words (48 bytes)
 	wPath      = 56 // 8 words (64 bytes)
-	nWords     = 64
+	wRouteSeq  = 64 // seqlock of the route table
+	wRouteLen  = 65 // its length in bytes
+	wRoutes    = 66 // the route table's encoding, to the end of the slot
+	nWords     = SlotSize / 8
 
 	methodLen = 16
 	clientLen = 48
@@ -292,6 +299,8 @@ type Counters struct {
 	QSumNs     uint64
 	QCount     uint64
 	QBuckets   [nBuckets]uint64
+	Promoted   uint64 // route placement changes (auto class)
+	Demoted    uint64
 }
 
 // Add adds o to c.
@@ -304,6 +313,8 @@ func (c *Counters) Add(o Counters) {
 	c.LatSumNs += o.LatSumNs
 	c.QSumNs += o.QSumNs
 	c.QCount += o.QCount
+	c.Promoted += o.Promoted
+	c.Demoted += o.Demoted
 	for i := range c.LatBuckets {
 		c.LatBuckets[i] += o.LatBuckets[i]
 		c.QBuckets[i] += o.QBuckets[i]
@@ -323,6 +334,7 @@ func (s Slot) Counters() Counters {
 	c.LatSumNs = s.load(wLatSum)
 	c.QSumNs = s.load(wQSum)
 	c.QCount = s.load(wQCount)
+	c.Promoted, c.Demoted = s.load(wPromoted), s.load(wDemoted)
 	for i := range c.LatBuckets {
 		c.LatBuckets[i] = s.load(wLatBucket + i)
 		c.QBuckets[i] = s.load(wQBucket + i)
@@ -429,28 +441,38 @@ func derive(in Info) State {
 // leaves the sequence odd forever; writers may keep overtaking the reader)
 // and then returns the zero Request: never a torn one.
 func (s Slot) Current() Request {
-	if s.w == nil {
-		return Request{}
-	}
-	for try := 0; try < 1000; try++ {
-		if try%16 == 15 {
-			runtime.Gosched()
-		}
-		seq := s.load(wSeq)
-		if seq&1 != 0 {
-			continue
-		}
-		r := Request{
+	var r Request
+	if s.w == nil || !s.readSeq(wSeq, func() {
+		r = Request{
 			Method: s.readString(wMethod, methodLen),
 			Client: s.readString(wClient, clientLen),
 			Path:   s.readString(wPath, pathLen),
 			Start:  int64(s.load(wStart)),
 		}
-		if s.load(wSeq) == seq {
-			return r
+	}) {
+		return Request{}
+	}
+	return r
+}
+
+// readSeq runs read until it ran with the sequence word seqW even and
+// unchanged around it (the seqlock read side), and reports whether that
+// happened within a bounded number of tries.
+func (s Slot) readSeq(seqW int, read func()) bool {
+	for try := 0; try < 1000; try++ {
+		if try%16 == 15 {
+			runtime.Gosched()
+		}
+		seq := s.load(seqW)
+		if seq&1 != 0 {
+			continue
+		}
+		read()
+		if s.load(seqW) == seq {
+			return true
 		}
 	}
-	return Request{}
+	return false
 }
 
 func (s Slot) readString(word, n int) string {

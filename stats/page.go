@@ -55,7 +55,7 @@ small{color:#666}
 {{if .Draining}}<span><b>draining</b></span>{{end}}
 </div>
 <div class="sum"><span>{{.Summary.Workers}} worker processes, {{.Summary.Threads}} OS threads in all</span></div>
-<div class="sum">{{range $c, $t := .Classes}}<span>{{$c}}: {{$t.Requests}} requests ({{nonzero $t.Responses}}), {{bytes $t.Bytes}} out, latency mean {{ms $t.LatencyMean}}, p50 ≤ {{bound $t.LatencyP50}}, p99 ≤ {{bound $t.LatencyP99}}</span>{{end}}
+<div class="sum">{{range $c, $t := .Classes}}<span>{{$c}}: {{$t.Requests}} requests ({{nonzero $t.Responses}}), {{bytes $t.Bytes}} out, latency mean {{ms $t.LatencyMean}}, p50 ≤ {{bound $t.LatencyP50}}, p99 ≤ {{bound $t.LatencyP99}}{{if or $t.Promotions $t.Demotions}}, routes promoted {{$t.Promotions}}, demoted {{$t.Demotions}}{{end}}</span>{{end}}
 {{range .Listeners}}{{if .Measured}}<span>{{.Name}}: accept queue {{.Queue}}/{{.Backlog}}</span>{{end}}{{end}}</div>
 <table>
 <tr><th>pid</th><th>age</th><th>gen</th><th class="l">class</th><th class="l">state</th><th>up</th><th>requests</th><th>in flight</th><th>connections</th><th>bytes out</th><th>RSS</th><th>threads</th><th class="l">current / last request</th></tr>
@@ -64,7 +64,7 @@ small{color:#666}
 <td>{{duration .UptimeSec}}</td><td>{{.Requests}}</td><td>{{.InFlight}}</td><td>{{.Connections}}</td><td>{{bytes .Bytes}}</td>
 <td>{{bytes .RSSBytes}}</td><td>{{.Threads}}</td>
 <td class="l" style="white-space:normal">{{with .Current}}{{.Method}} {{.Path}} <small>from {{.Client}}, {{if .Running}}running {{else}}started {{end}}{{ms .AgeSec}}{{if not .Running}} ago{{end}}</small>{{end}}</td>
-</tr>{{end}}
+</tr>{{if .Routes}}<tr><td></td><td colspan="12" class="l"><small>routes:</small>{{range .Routes}}<br><small><b>{{.Placement}}</b>{{if .Pinned}} (pinned){{end}} {{.Route}} · {{.Samples}} requests, handler mean {{.Mean}}, max {{.Max}}{{if or .Promotions .Demotions}} · promoted {{.Promotions}}, demoted {{.Demotions}}{{end}}</small>{{end}}</td></tr>{{end}}{{end}}
 </table>
 <p><small>Refreshes every 2 s · <a href="/status">/status</a> (JSON) · <a href="/metrics">/metrics</a> (Prometheus) · threads and RSS from /proc/PID/status</small></p>
 </body></html>

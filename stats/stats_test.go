@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -243,5 +245,52 @@ func TestQuantile(t *testing.T) {
 	}
 	if quantile(make([]uint64, 3), .5) != 0 {
 		t.Error("empty")
+	}
+}
+
+// TestRouteTable: the route table a worker publishes in its slot shows on
+// /status, on the page, and as placement counters in /metrics.
+func TestRouteTable(t *testing.T) {
+	board, err := scoreboard.Create(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer board.Close()
+	idx, _ := board.Assign(os.Getpid())
+	board.Slot(idx).Started(os.Getpid())
+	rows := []scoreboard.Route{
+		{Route: "GET /fast", Placement: "inline", Samples: 500, Mean: 2 * time.Microsecond, Max: time.Millisecond, Promotions: 1},
+		{Route: "GET /db", Placement: "pooled", Samples: 20, Mean: 10 * time.Millisecond, Max: 15 * time.Millisecond, Demotions: 1},
+	}
+	board.Slot(idx).SetRoutes(rows, 2, 1)
+	src := &fakeSource{snap: Snapshot{ArbiterPID: os.Getpid(), Class: "auto", Target: 1, Booted: true,
+		Workers: []Worker{{PID: os.Getpid(), Age: 1, Class: "auto", Slot: idx, Ready: true, Spawned: time.Now()}}}}
+	h := Handler(src, board)
+	get := func(path string) string {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != 200 {
+			t.Fatalf("%s: %d %s", path, rec.Code, rec.Body)
+		}
+		return rec.Body.String()
+	}
+	var st Status
+	if err := json.Unmarshal([]byte(get("/status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Workers) != 1 || !reflect.DeepEqual(st.Workers[0].Routes, rows) {
+		t.Fatalf("/status routes: %+v", st.Workers)
+	}
+	if c := st.Classes["auto"]; c.Promotions != 2 || c.Demotions != 1 {
+		t.Fatalf("/status class totals: %+v", c)
+	}
+	if page := get("/"); !strings.Contains(page, "<b>pooled</b> GET /db · 20 requests, handler mean 10ms") {
+		t.Fatalf("page lacks the route table:\n%s", page)
+	}
+	mf := parseMetrics(t, strings.NewReader(get("/metrics")))
+	for name, want := range map[string]float64{"multiserve_route_promotions_total": 2, "multiserve_route_demotions_total": 1} {
+		if got, ok := value(mf, name, map[string]string{"class": "auto"}); !ok || got != want {
+			t.Errorf("%s = %v (found %v), want %v", name, got, ok, want)
+		}
 	}
 }

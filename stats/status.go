@@ -60,6 +60,10 @@ type WorkerStatus struct {
 	RSSBytes    int64           `json:"rss_bytes"`
 	Threads     int             `json:"threads"`
 	Current     *CurrentRequest `json:"current_request,omitempty"`
+	// Routes is the worker's route table, busiest first, for a class that
+	// places requests by route (auto): where each runs, its samples and
+	// handler time.
+	Routes []scoreboard.Route `json:"routes,omitempty"`
 }
 
 // CurrentRequest is the request a worker is serving (or last served).
@@ -82,6 +86,9 @@ type ClassTotals struct {
 	LatencyMean float64 `json:"latency_mean_seconds"`
 	LatencyP50  float64 `json:"latency_p50_seconds"`
 	LatencyP99  float64 `json:"latency_p99_seconds"`
+	// Route placement changes of a class that places requests by route.
+	Promotions uint64 `json:"route_promotions,omitempty"`
+	Demotions  uint64 `json:"route_demotions,omitempty"`
 }
 
 // quantile is the upper bound of the bucket holding quantile q of the
@@ -139,6 +146,7 @@ func Collect(src Source, board *scoreboard.Board) (*Status, error) {
 	st.totals = totals(snap, board)
 	for class, c := range st.totals {
 		ct := ClassTotals{Requests: c.Requests, Bytes: c.Bytes, Responses: map[string]uint64{},
+			Promotions: c.Promoted, Demotions: c.Demoted,
 			LatencyP50: quantile(c.LatBuckets[:], .5), LatencyP99: quantile(c.LatBuckets[:], .99)}
 		if c.Requests > 0 {
 			ct.LatencyMean = float64(c.LatSumNs) / 1e9 / float64(c.Requests)
@@ -183,6 +191,7 @@ func workerStatus(w Worker, board *scoreboard.Board, now time.Time) WorkerStatus
 	}
 	if board != nil && w.Slot >= 0 {
 		if in := board.Slot(w.Slot).Info(); in.PID == w.PID {
+			ws.Routes = board.Slot(w.Slot).Routes()
 			ws.State = stateOf(in).String()
 			ws.Requests, ws.InFlight, ws.Bytes, ws.Connections = in.Requests, in.InFlight, in.Bytes, in.Connections
 			if in.Current.Start != 0 {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
 	"github.com/multiserve/multiserve/workers/evloop/route"
 )
@@ -85,6 +86,27 @@ func (ls *loopState) enterInline(rt *route.Route) time.Time {
 func (s *server) leaveInline(ls *loopState, rt *route.Route, start time.Time) {
 	ls.running.Store(nil)
 	s.routes.Observe(rt, time.Since(start), true)
+}
+
+// publishEvery: the route table goes to the scoreboard every this many
+// ticks (a second), for the status page.
+const publishEvery = 4
+
+// publishRoutes copies the route table to this worker's scoreboard slot,
+// where the arbiter's status page and metrics read it. It runs on the
+// ticker goroutine (the slot's one writer).
+func (s *server) publishRoutes() {
+	if s.routes == nil {
+		return
+	}
+	if s.ticks++; s.ticks%publishEvery != 1 {
+		return
+	}
+	slot, err := scoreboard.Attach()
+	if err != nil {
+		return // seen at start: scoreboard.Install failed the worker then
+	}
+	slot.SetRoutes(s.routes.Stats(), s.routes.Promotions(), s.routes.Demotions())
 }
 
 // lateLoop is called by the ticker for a loop that did not run its last

@@ -9,8 +9,9 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/config"
-	"github.com/multiserve/multiserve/workers/evloop/route"
 	"github.com/multiserve/multiserve/workers/workerstest"
+
+	"github.com/multiserve/multiserve/scoreboard"
 )
 
 // TestAutoConformance runs the shared class suite and the h1probe corpus
@@ -57,7 +58,7 @@ func autoConfig() *config.Config {
 }
 
 // routeStat returns the state of the route named key.
-func routeStat(t *testing.T, hs *harness, key string) route.Stat {
+func routeStat(t *testing.T, hs *harness, key string) scoreboard.Route {
 	t.Helper()
 	for _, st := range hs.s.routes.Stats() {
 		if st.Route == key {
@@ -65,7 +66,7 @@ func routeStat(t *testing.T, hs *harness, key string) route.Stat {
 		}
 	}
 	t.Fatalf("no route %q in %+v", key, hs.s.routes.Stats())
-	return route.Stat{}
+	return scoreboard.Route{}
 }
 
 // TestAutoDemotesBlockingRoute drives a fast route and a route that turns

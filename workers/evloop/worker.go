@@ -79,6 +79,7 @@ type server struct {
 	loops  int
 	class  string       // evloop or auto, for the log
 	routes *route.Table // auto's route table; nil under evloop
+	ticks  int          // OnTick calls (ticker goroutine only)
 
 	// Written in OnBoot, read after started is closed.
 	eng   gnet.Engine
@@ -249,6 +250,7 @@ func (s *server) OnTick() (time.Duration, gnet.Action) {
 	} else {
 		s.missed.Add(1)
 	}
+	s.publishRoutes()
 	return tickEvery, gnet.None
 }
 

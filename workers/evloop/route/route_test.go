@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/multiserve/multiserve/scoreboard"
 )
 
 var ok = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
@@ -190,7 +192,7 @@ func TestStats(t *testing.T) {
 	tb.Observe(b, thr/2, false)
 	tb.Observe(b, thr/4, false)
 	st := tb.Stats()
-	want := []Stat{
+	want := []scoreboard.Route{
 		{Route: "GET /b", Placement: "pooled", Samples: 2, Mean: 3 * thr / 8, Max: thr / 2},
 		{Route: "GET /a", Placement: "pooled", Samples: 1, Mean: 2 * thr, Max: 2 * thr},
 	}

@@ -4,29 +4,19 @@ import (
 	"cmp"
 	"slices"
 	"time"
+
+	"github.com/multiserve/multiserve/scoreboard"
 )
 
-// Stat is what the status page shows of a route.
-type Stat struct {
-	Route      string        `json:"route"`
-	Placement  string        `json:"placement"` // inline, pooled
-	Pinned     bool          `json:"pinned,omitempty"`
-	Samples    uint64        `json:"samples"`
-	Mean       time.Duration `json:"mean_ns"` // handler time
-	Max        time.Duration `json:"max_ns"`
-	Promotions uint64        `json:"promotions"`
-	Demotions  uint64        `json:"demotions"`
-}
-
-// Stats returns every route's state, busiest first, then the overflow
-// route if it was used.
-func (t *Table) Stats() []Stat {
+// Stats returns every route as the status page shows it, busiest first,
+// then the overflow route if it was used.
+func (t *Table) Stats() []scoreboard.Route {
 	m := *t.routes.Load()
-	out := make([]Stat, 0, len(m)+1)
+	out := make([]scoreboard.Route, 0, len(m)+1)
 	for _, rt := range m {
 		out = append(out, rt.stat())
 	}
-	slices.SortFunc(out, func(a, b Stat) int {
+	slices.SortFunc(out, func(a, b scoreboard.Route) int {
 		if c := cmp.Compare(b.Samples, a.Samples); c != 0 {
 			return c
 		}
@@ -38,8 +28,8 @@ func (t *Table) Stats() []Stat {
 	return out
 }
 
-func (r *Route) stat() Stat {
-	s := Stat{
+func (r *Route) stat() scoreboard.Route {
+	s := scoreboard.Route{
 		Route: r.key, Placement: "pooled", Pinned: r.pin != Measured,
 		Samples: r.samples.Load(), Max: time.Duration(r.maxNs.Load()),
 		Promotions: r.promos.Load(), Demotions: r.demos.Load(),
