@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -194,8 +195,16 @@ Transfer/sec:      5.13MB
 	}
 	want := loadResult{Requests: 125161, Errors: 12, Elapsed: 3 * time.Second, RPS: 41716.27,
 		P50: 1480 * time.Microsecond, P90: 1930 * time.Microsecond, P99: 2610 * time.Microsecond, Max: 12010 * time.Microsecond}
-	if r != want {
+	if !reflect.DeepEqual(r, want) {
 		t.Errorf("parseWrk = %+v, want %+v", r, want)
+	}
+	// The done() of the bench's wrk script adds the distribution.
+	r, err = parseWrk(out + "BENCHPCT 50 1470\nBENCHPCT 90 1950\nBENCHPCT 99 2600\nBENCHPCT 99.9 5200\nBENCHPCT 100 12010\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.P50 != 1470*time.Microsecond || r.P999 != 5200*time.Microsecond || r.Max != 12010*time.Microsecond || len(r.Dist) != 5 {
+		t.Errorf("parseWrk with the distribution = %+v", r)
 	}
 	if _, err := parseWrk("unable to connect to 127.0.0.1:1 Connection refused"); err == nil {
 		t.Error("parseWrk accepted output without a request count")

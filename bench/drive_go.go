@@ -49,7 +49,7 @@ func (goDriver) run(ctx context.Context, s loadSpec) (loadResult, error) {
 	r.Requests = int64(len(all))
 	r.Elapsed = elapsed
 	r.RPS = float64(r.Requests) / elapsed.Seconds()
-	r.P50, r.P90, r.P99, r.Max = percentiles(all)
+	r.setDist(distribution(all))
 	return r, nil
 }
 
@@ -156,12 +156,15 @@ func roundTrip(conn net.Conn, br *bufio.Reader, req request, close bool, deadlin
 	return !resp.Close && !close, nil
 }
 
-// percentiles returns p50, p90, p99 and max of d (sorted in place).
-func percentiles(d []time.Duration) (p50, p90, p99, maxd time.Duration) {
+// distribution returns the latency at each of distPcts (sorts d in place).
+func distribution(d []time.Duration) []pct {
 	if len(d) == 0 {
-		return 0, 0, 0, 0
+		return nil
 	}
 	slices.Sort(d)
-	at := func(q float64) time.Duration { return d[min(len(d)-1, int(q*float64(len(d))))] }
-	return at(0.50), at(0.90), at(0.99), d[len(d)-1]
+	out := make([]pct, len(distPcts))
+	for i, p := range distPcts {
+		out[i] = pct{P: p, D: d[min(len(d)-1, int(p/100*float64(len(d))))]}
+	}
+	return out
 }

@@ -36,7 +36,38 @@ type loadResult struct {
 	P50      time.Duration `json:"p50"`
 	P90      time.Duration `json:"p90"`
 	P99      time.Duration `json:"p99"`
+	P999     time.Duration `json:"p999"`
 	Max      time.Duration `json:"max"`
+	Dist     []pct         `json:"dist,omitempty"` // latency at each of distPcts
+}
+
+// pct is one point of a latency distribution.
+type pct struct {
+	P float64       `json:"p"` // percentile, 0-100
+	D time.Duration `json:"d"`
+}
+
+// distPcts are the percentiles every driver records: the latency
+// histogram of the results file, in cumulative form.
+var distPcts = []float64{10, 25, 50, 75, 90, 95, 99, 99.9, 99.99, 100}
+
+// setDist records a distribution and the named percentiles from it.
+func (r *loadResult) setDist(d []pct) {
+	r.Dist = d
+	for _, p := range d {
+		switch p.P {
+		case 50:
+			r.P50 = p.D
+		case 90:
+			r.P90 = p.D
+		case 99:
+			r.P99 = p.D
+		case 99.9:
+			r.P999 = p.D
+		case 100:
+			r.Max = p.D
+		}
+	}
 }
 
 // wrkDriver drives load with wrk, pinned to the load CPUs.
@@ -59,14 +90,13 @@ func (d *wrkDriver) run(ctx context.Context, s loadSpec) (loadResult, error) {
 	}
 	url := "http://" + s.addr + s.paths[0]
 	if len(s.paths) > 1 || s.method != "" || len(s.body) > 0 {
-		script, err := d.roundRobinScript(s)
-		if err != nil {
-			return loadResult{}, err
-		}
-		args = append(args, "-s", script)
 		url = "http://" + s.addr + "/"
 	}
-	args = append(args, url)
+	script, err := d.script(s)
+	if err != nil {
+		return loadResult{}, err
+	}
+	args = append(args, "-s", script, url)
 
 	cmd := exec.Command(d.bin, args...)
 	var out, errb bytes.Buffer
@@ -93,10 +123,32 @@ func (d *wrkDriver) run(ctx context.Context, s loadSpec) (loadResult, error) {
 	return parseWrk(out.String())
 }
 
-// roundRobinScript writes a wrk Lua script that cycles through the paths
-// with the spec's method and body.
-func (d *wrkDriver) roundRobinScript(s loadSpec) (string, error) {
+// script writes the wrk Lua script: a request function that cycles
+// through the paths with the spec's method and body (when there is more
+// than one GET path), and a done function that prints distPcts.
+func (d *wrkDriver) script(s loadSpec) (string, error) {
 	var b strings.Builder
+	b.WriteString("done = function(summary, latency, requests)\n  for _, p in ipairs({")
+	for i, p := range distPcts {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprint(&b, p)
+	}
+	// percentile(100) is 0 in wrk's histogram; the maximum is latency.max.
+	b.WriteString("}) do\n    local v = p == 100 and latency.max or latency:percentile(p)\n    io.write(string.format(\"BENCHPCT %g %d\\n\", p, v))\n  end\nend\n")
+	if len(s.paths) > 1 || s.method != "" || len(s.body) > 0 {
+		requestFunc(&b, s)
+	}
+	path := filepath.Join(d.tmp, "wrk.lua")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return "", fmt.Errorf("bench: write wrk script: %w", err)
+	}
+	return path, nil
+}
+
+// requestFunc writes a wrk request function cycling through the paths.
+func requestFunc(b *strings.Builder, s loadSpec) {
 	b.WriteString("local paths = {")
 	for i, p := range s.paths {
 		if i > 0 {
@@ -112,12 +164,7 @@ func (d *wrkDriver) roundRobinScript(s loadSpec) (string, error) {
 	if len(s.body) > 0 {
 		body = luaQuote(string(s.body))
 	}
-	fmt.Fprintf(&b, "}\nlocal i = 0\nrequest = function()\n  i = i %% #paths + 1\n  return wrk.format(%s, paths[i], nil, %s)\nend\n", method, body)
-	path := filepath.Join(d.tmp, "roundrobin.lua")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		return "", fmt.Errorf("bench: write wrk script: %w", err)
-	}
-	return path, nil
+	fmt.Fprintf(b, "}\nlocal i = 0\nrequest = function()\n  i = i %% #paths + 1\n  return wrk.format(%s, paths[i], nil, %s)\nend\n", method, body)
 }
 
 var (
@@ -127,6 +174,7 @@ var (
 	wrkLatency = regexp.MustCompile(`(?m)^\s+Latency\s+\S+\s+\S+\s+(\S+)`)
 	wrkSock    = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 	wrkNon2xx  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	wrkDist    = regexp.MustCompile(`(?m)^BENCHPCT ([\d.]+) (\d+)$`)
 )
 
 // parseWrk reads wrk's text report (with --latency).
@@ -164,6 +212,15 @@ func parseWrk(out string) (loadResult, error) {
 	if m := wrkNon2xx.FindStringSubmatch(out); m != nil {
 		n, _ := strconv.ParseInt(m[1], 10, 64)
 		r.Errors += n
+	}
+	var dist []pct
+	for _, m := range wrkDist.FindAllStringSubmatch(out, -1) {
+		p, _ := strconv.ParseFloat(m[1], 64)
+		us, _ := strconv.ParseInt(m[2], 10, 64)
+		dist = append(dist, pct{P: p, D: time.Duration(us) * time.Microsecond})
+	}
+	if len(dist) > 0 && r.Requests > 0 {
+		r.setDist(dist)
 	}
 	return r, nil
 }

@@ -104,6 +104,13 @@ func medianPoint(ps []point) point {
 		return time.Duration(median(collect(ps, func(p point) float64 { return float64(f(p)) })))
 	}
 	out.P50, out.P90, out.P99 = lat(func(p point) time.Duration { return p.P50 }), lat(func(p point) time.Duration { return p.P90 }), lat(func(p point) time.Duration { return p.P99 })
+	out.P999 = lat(func(p point) time.Duration { return p.P999 })
+	if n := len(out.Dist); slices.IndexFunc(ps, func(p point) bool { return len(p.Dist) != n }) < 0 {
+		out.Dist = make([]pct, n)
+		for i := range n {
+			out.Dist[i] = pct{P: ps[0].Dist[i].P, D: lat(func(p point) time.Duration { return p.Dist[i].D })}
+		}
+	}
 	out.Requests, out.Errors, out.CPU, out.Others, out.Elapsed, out.Max = 0, 0, 0, 0, 0, 0
 	for _, p := range ps {
 		out.Requests += p.Requests

@@ -39,6 +39,9 @@ func (b *bench) writeReport(checks []checkResult) (string, error) {
 	w.WriteString(sections.String())
 	b.writeChoose(&w)
 	b.writeMethod(&w)
+	if err := b.writeResults(); err != nil {
+		return "", err
+	}
 	path := filepath.Join(b.outDir, "report.md")
 	if err := os.WriteFile(path, []byte(w.String()), 0o644); err != nil {
 		return "", fmt.Errorf("bench: write report: %w", err)

@@ -683,7 +683,7 @@ func (b *bench) saveRaw() {
 // no stale chart survives next to the new report.
 func clearOutputs(dir string) {
 	old, _ := filepath.Glob(filepath.Join(dir, "*.svg"))
-	for _, f := range append(old, filepath.Join(dir, "report.md")) {
+	for _, f := range append(old, filepath.Join(dir, "report.md"), filepath.Join(dir, "results.json"), filepath.Join(dir, "results.csv")) {
 		_ = os.Remove(f)
 	}
 	_ = os.RemoveAll(filepath.Join(dir, "raw"))
