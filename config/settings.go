@@ -155,7 +155,10 @@ var table = []Setting{
 		Check: atLeast(64 << 10)},
 	{Key: "http_engine", Flag: "http-engine", Section: SectionWorkers, Default: "native",
 		Help: "HTTP engine of the goroutine class: native or net/http.\n" +
-			"`native` is the strict engine every class shares; `net/http` gives HTTP/2 over TLS at the cost of looser HTTP/1.1 parsing.",
+			"`native` is the strict engine every class shares; `net/http` gives HTTP/2 over TLS. " +
+			"Plaintext requests reach net/http only through the native engine's parser, so every limit, framing rule and timeout holds; " +
+			"over TLS (HTTP/1.1 and HTTP/2) net/http frames requests itself: limit_request_* are checked after it parsed them, " +
+			"a Content-Length with Transfer-Encoding is served chunked, and a stalled body is bounded by nothing but the connection's write deadline and keepalive.",
 		Check: oneOf("native", "net/http")},
 
 	// Security and limits

@@ -22,6 +22,10 @@ func describe(c *config.Config) string {
 	engine := ""
 	if c.HTTPEngine == "net/http" {
 		engine = " (net/http engine)"
+		if c.Certfile != "" {
+			// The gate (gate.go) sees plaintext only.
+			engine = " (net/http engine; over TLS net/http's own HTTP/1.1 framing, limits checked after parsing, no body-read timeout)"
+		}
 	}
 	return fmt.Sprintf("%s, a goroutine per connection%s, non-blocking IO under blocking-looking code: at most %s",
 		workers.Plural(c.Workers, "worker"), engine, workers.OpenConns(c))

@@ -54,8 +54,9 @@ func closeWhileDraining(h http.Handler, draining *atomic.Bool) http.Handler {
 func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 	cfg := env.Config
 	conns := newConnCounter(scoreboard.Observer())
+	app := tlsLimits(env.Handler, cfg.LimitRequestLine, cfg.LimitRequestFields, cfg.LimitRequestFieldSize, cfg.LimitRequestBody)
 	srv := &http.Server{
-		Handler:           closeWhileDraining(withRequestTimeout(env.Handler, cfg.RequestTimeout), env.Draining),
+		Handler:           gateHandler(closeWhileDraining(withRequestTimeout(app, cfg.RequestTimeout), env.Draining)),
 		IdleTimeout:       cfg.Keepalive,
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(env.Log.Handler(), slog.LevelWarn),
@@ -67,6 +68,10 @@ func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 	}
 	if srv.TLSConfig, err = tlsconf.Load(cfg.Certfile, cfg.Keyfile, cfg.CACerts, "h2", "http/1.1"); err == nil {
 		err = proxyListeners(lns, cfg) // the PROXY header comes before TLS
+	}
+	gate := &h1.Server{Config: cfg}
+	for i, ln := range lns {
+		lns[i] = &gateListener{Listener: ln, srv: gate, raw: srv.TLSConfig != nil}
 	}
 	if err == nil && srv.TLSConfig != nil {
 		// HTTP/2 is negotiated by ALPN: Serve configures it when
@@ -139,7 +144,7 @@ func newConnCounter(obs h1.ConnObserver) *connCounter {
 	return &connCounter{changed: make(chan struct{}, 1), obs: obs}
 }
 
-func (c *connCounter) hook(_ net.Conn, st http.ConnState) {
+func (c *connCounter) hook(nc net.Conn, st http.ConnState) {
 	c.mu.Lock()
 	switch st {
 	case http.StateNew:
@@ -148,6 +153,9 @@ func (c *connCounter) hook(_ net.Conn, st http.ConnState) {
 			c.obs.ConnOpened()
 		}
 	case http.StateClosed, http.StateHijacked:
+		if g, ok := nc.(*gateConn); ok && st == http.StateHijacked {
+			g.hijacked()
+		}
 		c.n--
 		if c.obs != nil {
 			c.obs.ConnClosed()

@@ -1,0 +1,315 @@
+package goroutine
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/multiserve/multiserve/h1"
+)
+
+// The net/http engine's HTTP/1 gate. net/http does not enforce the
+// limit_request_* settings, serves a request with both Content-Length and
+// Transfer-Encoding (dropping Content-Length) and keeps the connection,
+// ignores Transfer-Encoding on HTTP/1.0 (so a chunked body becomes the next
+// request), answers a leading empty line with 400, and has no body-read or
+// write timeout but whole-request ones. So on a plaintext connection every
+// byte net/http reads first passes through the engine every class shares
+// (h1.Parser), which tracks the framing of each request: a request the
+// native engine refuses reaches net/http as a stand-in request that the
+// gate's handler answers with the native engine's status, and the
+// connection ends after it. TLS connections (where HTTP/2 is negotiated)
+// are not gated: see docs/edge-security.md.
+
+// rejectToken marks the stand-in requests the gate makes; a client cannot
+// guess it, so it cannot make one.
+var rejectToken = func() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}()
+
+const rejectHeader = "X-Multiserve-Gate"
+
+// standIn is the request net/http sees in place of a refused one.
+func standIn(status int) []byte {
+	return []byte("GET / HTTP/1.1\r\nHost: gate\r\nConnection: close\r\n" +
+		rejectHeader + ": " + rejectToken + " " + strconv.Itoa(status) + "\r\n\r\n")
+}
+
+// gateHandler answers the gate's stand-in requests with their status and
+// passes every other request on. A request that merely carries the header
+// name without the token is passed on with the header removed.
+func gateHandler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := r.Header.Get(rejectHeader)
+		if v == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		tok, st, _ := bytes.Cut([]byte(v), []byte(" "))
+		status, err := strconv.Atoi(string(st))
+		if string(tok) != rejectToken || err != nil {
+			r.Header.Del(rejectHeader)
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Connection", "close")
+		http.Error(w, http.StatusText(status), status)
+	})
+}
+
+type gateListener struct {
+	net.Listener
+	srv *h1.Server // limits (its Config) for the parsers
+	raw bool       // TLS below: the bytes are not HTTP yet
+}
+
+func (l *gateListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.wrap(c), nil
+}
+
+// gateConn is a connection whose input net/http reads only after h1's
+// parser accepted it, with a rolling deadline on body reads and writes.
+type gateConn struct {
+	net.Conn
+	srv   *h1.Server
+	stall time.Duration // header_timeout, or h1.WriteStallLimit
+
+	readMu sync.Mutex // one reader at a time (net/http's own or its background read)
+	rbuf   []byte     // the socket read buffer, under readMu
+
+	mu       sync.Mutex // the state below; never held across a socket read
+	p        *h1.Parser // nil once closed
+	pending  []byte     // read, not yet parsed
+	out      []byte     // parsed, not yet handed to net/http
+	fresh    bool       // nothing of the next request consumed yet
+	inBody   bool       // a body is being read: reads get a rolling deadline
+	userRead bool       // net/http set a read deadline of its own
+	ours     bool       // the socket carries the gate's rolling read deadline
+	raw      bool       // hijacked: bytes pass unparsed
+	done     bool       // a stand-in was handed out: EOF after out
+	err      error      // the body's framing error, reported after out
+
+	lastWrite time.Time // net/http writes from one goroutine at a time
+}
+
+func newGateConn(c net.Conn, srv *h1.Server) *gateConn {
+	stall := srv.Config.HeaderTimeout
+	if stall <= 0 {
+		stall = h1.WriteStallLimit
+	}
+	return &gateConn{Conn: c, srv: srv, stall: stall, p: srv.NewParser(), fresh: true}
+}
+
+// gateReadSize is how much one read from the socket takes.
+const gateReadSize = 16 << 10
+
+func (g *gateConn) Read(b []byte) (int, error) {
+	g.readMu.Lock()
+	defer g.readMu.Unlock()
+	for {
+		g.mu.Lock()
+		n, err, ok := g.take(b)
+		g.mu.Unlock()
+		if ok {
+			return n, err
+		}
+		if g.rbuf == nil {
+			g.rbuf = make([]byte, gateReadSize)
+		}
+		n, err = g.Conn.Read(g.rbuf)
+		if n == 0 && err != nil {
+			return 0, err // not kept: net/http aborts a background read with a deadline and reads on
+		}
+		g.mu.Lock()
+		g.pending = append(g.pending, g.rbuf[:n]...)
+		g.parse()
+		g.mu.Unlock()
+	}
+}
+
+// take hands out what is ready; ok is false when the socket must be read,
+// which it prepares (the rolling deadline of a body read: a client that
+// stops sending its body is cut after header_timeout, as the native engine
+// does, unless net/http set a deadline of its own).
+func (g *gateConn) take(b []byte) (n int, err error, ok bool) {
+	switch {
+	case len(g.out) > 0:
+		n = copy(b, g.out)
+		g.out = g.out[n:]
+		return n, nil, true
+	case g.err != nil:
+		return 0, g.err, true
+	case g.done:
+		return 0, io.EOF, true
+	}
+	switch rolling := g.inBody && !g.userRead && !g.raw; {
+	case rolling:
+		_ = g.Conn.SetReadDeadline(time.Now().Add(g.stall))
+		g.ours = true
+	case g.ours && !g.userRead:
+		_ = g.Conn.SetReadDeadline(time.Time{})
+		g.ours = false
+	}
+	return 0, nil, false
+}
+
+// parse moves what the parser accepts from pending to out.
+func (g *gateConn) parse() {
+	if g.raw || g.p == nil {
+		g.out = append(g.out, g.pending...)
+		g.pending = g.pending[:0]
+		return
+	}
+	for !g.done {
+		ev, n, _, err := g.p.Next(g.pending, 0)
+		if err != nil {
+			g.refuse(err)
+			return
+		}
+		from := 0
+		if g.fresh && n >= 2 && g.pending[0] == '\r' && g.pending[1] == '\n' {
+			from = 2 // the empty line allowed before a request line (net/http would refuse it)
+		}
+		if n > 0 {
+			g.fresh = false
+		}
+		g.out = append(g.out, g.pending[from:n]...)
+		g.pending = g.pending[:copy(g.pending, g.pending[n:])]
+		switch ev {
+		case h1.Head:
+			g.inBody = true
+		case h1.BodyEnd:
+			g.inBody, g.fresh = false, true
+		case h1.NeedMore:
+			if n == 0 {
+				return
+			}
+		}
+	}
+}
+
+// refuse ends the stream: before a head, with a stand-in request for the
+// status the native engine answers; inside a body, net/http's read fails
+// and it closes the connection after the response.
+func (g *gateConn) refuse(err error) {
+	g.done = true
+	g.pending = nil
+	if g.inBody {
+		g.err = err
+		return
+	}
+	status := http.StatusBadRequest
+	var he *h1.Error
+	if errors.As(err, &he) {
+		status = he.Status
+	}
+	g.out = append(g.out, standIn(status)...)
+}
+
+// hijacked makes the rest of the connection pass unparsed: it is no
+// longer HTTP/1 (an Upgrade).
+func (g *gateConn) hijacked() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.raw = true
+	g.out = append(g.out, g.pending...)
+	g.pending = nil
+}
+
+func (g *gateConn) SetReadDeadline(t time.Time) error {
+	g.mu.Lock()
+	g.userRead = !t.IsZero()
+	g.mu.Unlock()
+	return g.Conn.SetReadDeadline(t)
+}
+
+func (g *gateConn) SetDeadline(t time.Time) error {
+	g.mu.Lock()
+	g.userRead = !t.IsZero()
+	g.mu.Unlock()
+	return g.Conn.SetDeadline(t)
+}
+
+// Write moves a rolling write deadline: each write must make progress
+// within header_timeout, so a client that stops reading its response
+// cannot hold the connection (and a worker_connections slot) forever.
+func (g *gateConn) Write(b []byte) (int, error) {
+	if now := time.Now(); now.Sub(g.lastWrite) > g.stall/4 {
+		_ = g.Conn.SetWriteDeadline(now.Add(g.stall))
+		g.lastWrite = now
+	}
+	return g.Conn.Write(b)
+}
+
+func (g *gateConn) Close() error {
+	g.mu.Lock()
+	if g.p != nil {
+		g.p.Release()
+		g.p = nil
+	}
+	g.mu.Unlock()
+	return g.Conn.Close()
+}
+
+// gateListener gates every connection it accepts: parsed on plaintext,
+// only the rolling write deadline under TLS (raw).
+func (l *gateListener) wrap(c net.Conn) *gateConn {
+	g := newGateConn(c, l.srv)
+	g.raw = l.raw
+	return g
+}
+
+// tlsLimits enforces the limit_request_* settings on requests that came
+// over TLS (HTTP/1.1 or HTTP/2), which the gate cannot see: after net/http
+// parsed them, within its MaxHeaderBytes.
+func tlsLimits(next http.Handler, line, fields, fieldSize int, body int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil {
+			if st := overLimits(r, line, fields, fieldSize, body); st != 0 {
+				w.Header().Set("Connection", "close")
+				http.Error(w, http.StatusText(st), st)
+				return
+			}
+			if body > 0 {
+				r.Body = http.MaxBytesReader(w, r.Body, body)
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// overLimits returns the status the native engine would refuse r with, or 0.
+func overLimits(r *http.Request, line, fields, fieldSize int, body int64) int {
+	if line > 0 && len(r.Method)+len(r.RequestURI)+len(r.Proto)+2 > line {
+		return http.StatusRequestURITooLong
+	}
+	n := 0
+	for name, vals := range r.Header {
+		n += len(vals)
+		for _, v := range vals {
+			if fieldSize > 0 && len(name)+2+len(v) > fieldSize {
+				return http.StatusRequestHeaderFieldsTooLarge
+			}
+		}
+	}
+	if fields > 0 && n > fields {
+		return http.StatusRequestHeaderFieldsTooLarge
+	}
+	if body > 0 && r.ContentLength > body {
+		return http.StatusRequestEntityTooLarge
+	}
+	return 0
+}
