@@ -113,6 +113,11 @@ type loop struct {
 
 func (l *loop) run(ctx context.Context) error {
 	ready := false
+	// hot: the last pass accepted a connection, so the queues may hold
+	// more; accepting again costs what a poll would (one system call when
+	// they are empty) and nothing when they are not, so poll only after a
+	// pass found them empty.
+	hot := false
 	for {
 		l.env.Beat()
 		if ctx.Err() != nil {
@@ -129,44 +134,51 @@ func (l *loop) run(ctx context.Context) error {
 			l.env.Ready()
 			ready = true
 		}
-		n, err := unix.Poll(fds, fdpoll.Millis(wait))
-		if err == unix.EINTR || n == 0 {
-			continue
+		if !hot || len(fds) == 1 {
+			n, err := unix.Poll(fds, fdpoll.Millis(wait))
+			if err == unix.EINTR || n == 0 {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("sync: poll: %w", err)
+			}
+			if fds[0].Revents != 0 {
+				l.waker.Drain()
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("sync: poll: %w", err)
-		}
-		if fds[0].Revents != 0 {
-			l.waker.Drain()
-		}
-		if err := l.acceptReady(ctx, fds[1:]); err != nil {
+		var err error
+		if hot, err = l.acceptReady(ctx, fds[1:]); err != nil {
 			return err
 		}
 	}
 }
 
 // acceptReady takes one connection from each readable listener and serves
-// it to completion, one after the other.
-func (l *loop) acceptReady(ctx context.Context, fds []unix.PollFd) error {
-	for i, pfd := range fds {
+// it to completion, one after the other. A listener that gave one stays
+// marked readable (POLLIN) for the next pass; hot reports whether any did.
+func (l *loop) acceptReady(ctx context.Context, fds []unix.PollFd) (hot bool, err error) {
+	for i := range fds {
+		pfd := &fds[i]
 		if pfd.Revents == 0 || ctx.Err() != nil {
 			continue
 		}
 		ln := l.env.Listeners[i]
 		if pfd.Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
-			return fmt.Errorf("sync: listener %s: poll revents %#x", ln.Name, pfd.Revents)
+			return false, fmt.Errorf("sync: listener %s: poll revents %#x", ln.Name, pfd.Revents)
 		}
+		pfd.Revents = 0
 		c, err := l.acceptors[i].Accept()
 		if err != nil {
 			if err := l.acceptFailed(ln, err); err != nil {
-				return err
+				return false, err
 			}
 			continue
 		}
+		pfd.Revents, hot = unix.POLLIN, true
 		l.serve(ctx, c)
 		l.env.Beat()
 	}
-	return nil
+	return hot, nil
 }
 
 func (l *loop) acceptFailed(ln *workers.Listener, err error) error {
