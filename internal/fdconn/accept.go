@@ -33,6 +33,7 @@ type Acceptor struct {
 	nodelay bool          // the listener has TCP_NODELAY, so accepted sockets do
 	rd, wr  time.Duration // the listener's SO_RCVTIMEO, SO_SNDTIMEO; 0: not set here
 	thread  int           // see SetThread
+	bounded bool          // rd bounds a blocking accept (see Accept)
 }
 
 // NewAcceptor reads what sockets accepted from the listening socket lfd
@@ -83,6 +84,7 @@ func (a *Acceptor) SetTimeouts(read, write time.Duration) error {
 		}
 		*t.into = d
 	}
+	a.bounded = a.rd < forever
 	return nil
 }
 
@@ -107,11 +109,18 @@ func Accept(lfd int) (*Conn, error) {
 // unix.EAGAIN); other accept(2) errors are returned wrapped, with their
 // errno reachable through errors.Is.
 //
-// It never waits for a connection, whatever mode the listener was left in:
-// see ensureNonblock.
+// It does not wait for a connection, whatever mode the listener was left
+// in: see ensureNonblock. Once SetTimeouts put a finite read timeout on
+// the listener, that timeout bounds the wait instead (accept(2) honours
+// SO_RCVTIMEO) and the F_GETFL per accept is skipped: the mode is cleared
+// only by a new arbiter adopting the socket in a USR2 upgrade, for
+// microseconds, and an accept landing in them on an empty queue waits at
+// most that timeout (header_timeout), not until the next connection.
 func (a *Acceptor) Accept() (*Conn, error) {
-	if err := ensureNonblock(a.fd); err != nil {
-		return nil, err
+	if !a.bounded {
+		if err := ensureNonblock(a.fd); err != nil {
+			return nil, err
+		}
 	}
 	for {
 		fd, rsa, n, err := accept4(a.fd)

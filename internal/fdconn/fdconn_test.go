@@ -260,9 +260,16 @@ func TestAcceptOnBlockingListenerDoesNotWait(t *testing.T) {
 	if err := unix.SetNonblock(lfd, false); err != nil {
 		t.Fatal(err)
 	}
+	acceptReturns(t, func() (*Conn, error) { return Accept(lfd) }, addr)
+}
+
+// acceptReturns calls accept on an empty queue and expects EAGAIN within
+// 10 s; a stuck call is freed by a connection to addr.
+func acceptReturns(t *testing.T, accept func() (*Conn, error), addr string) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() {
-		c, err := Accept(lfd)
+		c, err := accept()
 		if c != nil {
 			c.Close()
 		}
@@ -274,9 +281,7 @@ func TestAcceptOnBlockingListenerDoesNotWait(t *testing.T) {
 			t.Fatalf("Accept on an empty queue = %v, want EAGAIN", err)
 		}
 	case <-time.After(10 * time.Second):
-		// Unblock the stuck accept4 so the goroutine ends.
-		client, err := net.Dial("tcp", addr)
-		if err == nil {
+		if client, err := net.Dial("tcp", addr); err == nil {
 			defer client.Close()
 		}
 		<-done
@@ -507,4 +512,21 @@ func TestAcceptorThreadInterrupt(t *testing.T) {
 	c := dialAccept(t, a, addr)
 	conns <- c.Conn
 	interruptBlockedRead(t, c.Conn, done)
+}
+
+// With a read timeout on the listener (SetTimeouts), an Accept on a
+// listener another process left blocking waits at most that timeout.
+func TestAcceptorBoundedOnBlockingListener(t *testing.T) {
+	lfd, addr := fdpolltest.ListenTCP(t)
+	a, err := NewAcceptor(lfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetTimeouts(200*time.Millisecond, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetNonblock(lfd, false); err != nil {
+		t.Fatal(err)
+	}
+	acceptReturns(t, a.Accept, addr)
 }
