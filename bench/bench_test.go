@@ -64,7 +64,7 @@ func TestRunnerEndToEndNetHTTP(t *testing.T) {
 	if strings.Contains(report, "nethttp failed") || strings.Contains(report, "nethttp unavailable") {
 		t.Errorf("nethttp did not run:\n%s", report)
 	}
-	for _, f := range []string{"hello-throughput.svg", "hello-latency.svg", "io-throughput.svg", "io-latency.svg", "slow-clients.svg", "idle.svg", "raw/results.json"} {
+	for _, f := range []string{"hello-throughput.svg", "hello-per-cpu.svg", "hello-latency.svg", "results.json", "results.csv", "io-throughput.svg", "io-latency.svg", "slow-clients.svg", "idle.svg", "raw/results.json"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("missing output: %v", err)
 		}
@@ -212,6 +212,17 @@ Transfer/sec:      5.13MB
 }
 
 func TestChartsAxes(t *testing.T) {
+	// Coinciding series: the first is drawn wider, so the second on top
+	// leaves it visible as a rim.
+	twin := lineChart{title: "hello, GET /: t", yTick: humanNumber, series: []series{
+		{name: "a", color: "#111111", xs: []float64{1, 2}, ys: []float64{5, 5}},
+		{name: "b", color: "#222222", xs: []float64{1, 2}, ys: []float64{5, 5}}}}.svg()
+	if !strings.Contains(twin, `stroke="#111111" stroke-width="6.0"`) || !strings.Contains(twin, `stroke="#222222" stroke-width="2.0"`) {
+		t.Errorf("coinciding series drawn alike:\n%s", twin)
+	}
+	if got := (&workload{name: "conn-per-request", paths: []string{"/"}, close: true}).route(); got != "conn-per-request, GET / (Connection: close)" {
+		t.Errorf("route = %q", got)
+	}
 	if got := niceStep(3700); got != 5000 {
 		t.Errorf("niceStep(3700) = %v", got)
 	}

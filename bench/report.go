@@ -294,23 +294,28 @@ func (b *bench) closedCharts(w *strings.Builder, wl *workload, ok []*result) err
 	if len(b.levels(wl)) == 1 {
 		return b.levelBars(w, wl, ok)
 	}
-	thr := lineChart{title: wl.name + ": throughput vs concurrency", xLabel: "concurrent connections (log scale)",
+	route := wl.route()
+	thr := lineChart{title: route + ": throughput vs concurrency", xLabel: "concurrent connections (log scale)",
 		yLabel: "requests per second", yTick: humanNumber}
-	lat := lineChart{title: wl.name + ": latency vs concurrency (solid p99, dashed p50)", xLabel: "concurrent connections (log scale)",
+	eff := lineChart{title: route + ": requests per server CPU-second", xLabel: "concurrent connections (log scale)",
+		yLabel: "requests per server CPU-second", yTick: humanNumber}
+	lat := lineChart{title: route + ": latency (solid p99, dashed p50)", xLabel: "concurrent connections (log scale)",
 		yLabel: "latency, ms (log scale)", logY: true, yTick: func(v float64) string { return humanNumber(v) }}
 	var peaks []float64
 	for _, r := range ok {
 		c := b.color(r.Target)
-		var xs, rps, p50, p99 []float64
+		var xs, rps, perCPU, p50, p99 []float64
 		for _, p := range r.Points {
 			xs = append(xs, float64(p.Concurrency))
 			rps = append(rps, p.RPS)
+			perCPU = append(perCPU, p.ReqPerCPU)
 			p50 = append(p50, ms(p.P50))
 			p99 = append(p99, ms(p.P99))
 		}
 		peaks = append(peaks, slices.Max(rps))
 		thr.series = append(thr.series, series{name: label(r), color: c, square: r.Peer, xs: xs, ys: rps})
 		thr.legend = append(thr.legend, legendEntry{name: label(r), color: c})
+		eff.series = append(eff.series, series{name: label(r), color: c, square: r.Peer, xs: xs, ys: perCPU})
 		lat.series = append(lat.series, series{name: label(r) + " p99", color: c, square: r.Peer, xs: xs, ys: p99},
 			series{name: label(r) + " p50", color: c, dashed: true, square: r.Peer, xs: xs, ys: p50})
 		lat.legend = append(lat.legend, legendEntry{name: label(r), color: c})
@@ -320,14 +325,20 @@ func (b *bench) closedCharts(w *strings.Builder, wl *workload, ok []*result) err
 	}
 	lat.legend = append(lat.legend, legendEntry{name: "", color: "none"},
 		legendEntry{name: "p99", color: "#555555"}, legendEntry{name: "p50", color: "#555555", dashed: true})
-	tf, lf := wl.name+"-throughput.svg", wl.name+"-latency.svg"
-	if err := b.writeChart(tf, thr.svg()); err != nil {
-		return err
+	eff.legend = thr.legend
+	return b.writeCharts(w, wl, thr.svg(), eff.svg(), lat.svg())
+}
+
+// writeCharts writes a workload's throughput, per-CPU and latency charts
+// and links them from the report.
+func (b *bench) writeCharts(w *strings.Builder, wl *workload, thr, eff, lat string) error {
+	for _, c := range []struct{ kind, svg string }{{"throughput", thr}, {"per-cpu", eff}, {"latency", lat}} {
+		f := wl.name + "-" + c.kind + ".svg"
+		if err := b.writeChart(f, c.svg); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "![%s %s](%s)\n\n", wl.name, c.kind, f)
 	}
-	if err := b.writeChart(lf, lat.svg()); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "![%s throughput](%s)\n\n![%s latency](%s)\n\n", wl.name, tf, wl.name, lf)
 	return nil
 }
 
@@ -335,29 +346,25 @@ func (b *bench) closedCharts(w *strings.Builder, wl *workload, ok []*result) err
 // single concurrency level (a line needs two points).
 func (b *bench) levelBars(w *strings.Builder, wl *workload, ok []*result) error {
 	c := b.levels(wl)[0]
-	var thr, lat []bar
+	var thr, eff, lat []bar
 	for _, r := range ok {
 		p := r.Points[0]
 		thr = append(thr, bar{name: label(r), color: b.color(r.Target), value: p.RPS})
+		eff = append(eff, bar{name: label(r), color: b.color(r.Target), value: p.ReqPerCPU})
 		lb := bar{name: label(r), color: b.color(r.Target), value: ms(p.P99)}
 		if p.Requests == 0 {
 			lb.note = "no request answered"
 		}
 		lat = append(lat, lb)
 	}
-	tf, lf := wl.name+"-throughput.svg", wl.name+"-latency.svg"
-	tc := barChart{title: fmt.Sprintf("%s: throughput at %d connections", wl.name, c), xLabel: "requests per second", bars: thr,
+	route := wl.route()
+	tc := barChart{title: fmt.Sprintf("%s: throughput at %d connections", route, c), xLabel: "requests per second", bars: thr,
 		valueText: func(v float64) string { return fmtNum(v) + " req/s" }}
-	lc := barChart{title: fmt.Sprintf("%s: p99 latency at %d connections", wl.name, c), xLabel: "p99 latency, ms", bars: lat,
+	ec := barChart{title: fmt.Sprintf("%s: requests per server CPU-second at %d connections", route, c), xLabel: "requests per server CPU-second", bars: eff,
+		valueText: func(v float64) string { return fmtNum(v) + " req/CPU-s" }}
+	lc := barChart{title: fmt.Sprintf("%s: p99 latency at %d connections", route, c), xLabel: "p99 latency, ms", bars: lat,
 		valueText: func(v float64) string { return fmtDur(time.Duration(v * float64(time.Millisecond))) }}
-	if err := b.writeChart(tf, tc.svg()); err != nil {
-		return err
-	}
-	if err := b.writeChart(lf, lc.svg()); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "![%s throughput](%s)\n\n![%s latency](%s)\n\n", wl.name, tf, wl.name, lf)
-	return nil
+	return b.writeCharts(w, wl, tc.svg(), ec.svg(), lc.svg())
 }
 
 // peak is the point with the highest throughput.
@@ -620,7 +627,7 @@ func (b *bench) writeSlow(w *strings.Builder, wl *workload, rs []*result) (strin
 	}
 	w.WriteString("\n")
 	writeNoisyNote(w, flagged)
-	chart := barChart{title: fmt.Sprintf("slow-clients: normal-load throughput with %d slow clients", k),
+	chart := barChart{title: fmt.Sprintf("%s: normal-load throughput with %d slow clients", wl.route(), k),
 		xLabel: fmt.Sprintf("requests per second (normal load, %d connections)", c), bars: bars,
 		valueText: func(v float64) string { return fmtNum(v) + " req/s" }}
 	if err := b.writeChart("slow-clients.svg", chart.svg()); err != nil {
@@ -718,7 +725,7 @@ func (b *bench) writeIdle(w *strings.Builder, wl *workload, rs []*result) (strin
 		bars = append(bars, br)
 	}
 	w.WriteString("\n")
-	chart := barChart{title: fmt.Sprintf("idle: server memory per idle keep-alive connection (%s connections)", fmtNum(float64(ok[0].Idle.Conns))),
+	chart := barChart{title: fmt.Sprintf("idle, GET %s: server memory per idle keep-alive connection (%s connections)", wl.probePath(), fmtNum(float64(ok[0].Idle.Conns))),
 		xLabel: "KiB of server RSS per open idle connection", bars: bars,
 		valueText: func(v float64) string { return fmt.Sprintf("%.1f KiB", v) }}
 	if err := b.writeChart("idle.svg", chart.svg()); err != nil {

@@ -94,8 +94,16 @@ func (c lineChart) svg() string {
 	ya := valueAxis(ys, c.logY, plotB, plotT)
 	ya.tickText = c.yTick
 	drawAxes(&b, xa, ya, c.xLabel, c.yLabel)
+	// Earlier configurations are drawn wider, later ones narrower on top:
+	// where two series coincide, the one below still shows as a rim.
+	layers := map[string]int{}
 	for _, s := range c.series {
-		drawSeries(&b, s, xa, ya, c.logY)
+		if _, ok := layers[s.color]; !ok {
+			layers[s.color] = len(layers)
+		}
+	}
+	for _, s := range c.series {
+		drawSeries(&b, s, xa, ya, c.logY, 1-float64(layers[s.color])/float64(max(1, len(layers)-1)))
 	}
 	drawLegend(&b, c.legend)
 	b.WriteString("</svg>\n")
@@ -201,7 +209,9 @@ func drawAxes(b *strings.Builder, xa, ya axis, xLabel, yLabel string) {
 		cy, labelSize, cy, fontAttrs, html.EscapeString(yLabel))
 }
 
-func drawSeries(b *strings.Builder, s series, xa, ya axis, logY bool) {
+// drawSeries draws one line; depth 1 is the bottom layer (widest), 0 the top.
+func drawSeries(b *strings.Builder, s series, xa, ya axis, logY bool, depth float64) {
+	width, r := 2+4*depth, markerR+3*depth
 	var pts []string
 	for i := range s.xs {
 		if logY && s.ys[i] <= 0 {
@@ -216,8 +226,8 @@ func drawSeries(b *strings.Builder, s series, xa, ya axis, logY bool) {
 	if s.dashed {
 		dash = ` stroke-dasharray="6 4"`
 	}
-	fmt.Fprintf(b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"%s><title>%s</title></polyline>`+"\n",
-		strings.Join(pts, " "), s.color, dash, html.EscapeString(s.name))
+	fmt.Fprintf(b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="%.1f"%s><title>%s</title></polyline>`+"\n",
+		strings.Join(pts, " "), s.color, width, dash, html.EscapeString(s.name))
 	for _, p := range pts {
 		x, y, _ := strings.Cut(p, ",")
 		fill := s.color
@@ -228,10 +238,10 @@ func drawSeries(b *strings.Builder, s series, xa, ya axis, logY bool) {
 			xf, _ := strconv.ParseFloat(x, 64)
 			yf, _ := strconv.ParseFloat(y, 64)
 			fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" stroke="%s" stroke-width="1.5"/>`+"\n",
-				xf-markerR, yf-markerR, 2*markerR, 2*markerR, fill, s.color)
+				xf-r, yf-r, 2*r, 2*r, fill, s.color)
 			continue
 		}
-		fmt.Fprintf(b, `<circle cx="%s" cy="%s" r="%.1f" fill="%s" stroke="%s" stroke-width="1.5"/>`+"\n", x, y, markerR, fill, s.color)
+		fmt.Fprintf(b, `<circle cx="%s" cy="%s" r="%.1f" fill="%s" stroke="%s" stroke-width="1.5"/>`+"\n", x, y, r, fill, s.color)
 	}
 }
 

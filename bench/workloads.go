@@ -76,6 +76,19 @@ func allWorkloads() []*workload {
 	}
 }
 
+// route names what a workload requests, for chart titles:
+// "hello, GET /", "mixed, GET /sim?size=13 /sim?io=20ms /sim?cpu=2ms".
+func (wl *workload) route() string {
+	r := wl.name + ", " + cmp.Or(wl.method, "GET") + " " + strings.Join(uniq(wl.paths), " ")
+	if wl.close {
+		r += " (Connection: close)"
+	}
+	if len(r) > 70 {
+		r = r[:69] + "…"
+	}
+	return r
+}
+
 // probePath is what readiness, slow clients and idle connections GET.
 func (wl *workload) probePath() string { return cmp.Or(wl.probe, "/") }
 
