@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -76,8 +77,9 @@ func (s *Server) NewConn(nc net.Conn) *Conn {
 	if a := nc.RemoteAddr(); a != nil {
 		c.remote = a.String()
 	}
-	c.preface = ProxyPolicy(s.config())
-	if tc := tlsConfig(s.config()); tc != nil {
+	var tc *tls.Config
+	c.preface, tc = s.resolved()
+	if tc != nil {
 		t := &tlsConn{Conn: nc, cfg: tc}
 		if c.preface == nil {
 			t.start(nil, s.config().HeaderTimeout)

@@ -4,32 +4,23 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/proxyproto"
 )
 
-// proxyPolicies caches proxy_protocol's policy per configuration (a worker
-// has one; parsing proxy_allow_ips per connection would be waste).
-var proxyPolicies sync.Map // *config.Config -> *proxyproto.Policy
-
-// ProxyPolicy returns the PROXY protocol policy of cfg, nil when
+// proxyPolicy returns the PROXY protocol policy of cfg, nil when
 // proxy_protocol is off (or proxy_allow_ips is invalid, which config
 // validation already refuses).
-func ProxyPolicy(cfg *config.Config) *proxyproto.Policy {
+func proxyPolicy(cfg *config.Config) *proxyproto.Policy {
 	if !cfg.ProxyProtocol {
 		return nil
 	}
-	if p, ok := proxyPolicies.Load(cfg); ok {
-		return p.(*proxyproto.Policy)
-	}
 	p, err := proxyproto.NewPolicy(cfg)
-	if err != nil || p == nil {
+	if err != nil {
 		return nil
 	}
-	actual, _ := proxyPolicies.LoadOrStore(cfg, p)
-	return actual.(*proxyproto.Policy)
+	return p
 }
 
 // readPreface consumes the PROXY header every connection starts with when
@@ -75,7 +66,7 @@ func (s *Server) Preface(b []byte, peer net.Addr) (n int, remote string, done bo
 	if peer != nil {
 		remote = peer.String()
 	}
-	pol := ProxyPolicy(s.config())
+	pol, _ := s.resolved()
 	if pol == nil {
 		return 0, remote, true, nil
 	}

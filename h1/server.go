@@ -2,6 +2,7 @@ package h1
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/proxyproto"
 )
 
 // Server is the per-worker engine configuration shared by all connections.
@@ -33,6 +35,24 @@ type Server struct {
 	// carries Connection: close and its connection closes after it, while
 	// idle connections are left alone (one atomic load per response).
 	Draining *atomic.Bool
+
+	// The per-configuration state every connection needs, resolved from
+	// Config on first use (see resolved).
+	once  sync.Once
+	proxy *proxyproto.Policy // nil: proxy_protocol off
+	tls   *tls.Config        // nil: no certfile
+}
+
+// resolved returns the PROXY policy and TLS configuration of s's Config,
+// worked out once per server: parsing proxy_allow_ips or loading the
+// certificate per connection would be waste.
+func (s *Server) resolved() (*proxyproto.Policy, *tls.Config) {
+	s.once.Do(func() {
+		cfg := s.config()
+		s.proxy = proxyPolicy(cfg)
+		s.tls = tlsConfig(cfg)
+	})
+	return s.proxy, s.tls
 }
 
 // State is what Conn.Serve reports when it returns.

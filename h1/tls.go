@@ -4,31 +4,24 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/internal/tlsconf"
 )
 
-// tlsConfigs caches the TLS configuration per *config.Config (one per
-// worker); config validation already loaded the files once, so an error
-// here means they changed underneath, and the connection is refused.
-var tlsConfigs sync.Map // *config.Config -> *tls.Config
-
+// tlsConfig is the TLS configuration of cfg, nil without certfile. Config
+// validation already loaded the files once, so an error here means they
+// changed underneath: every handshake is then refused.
 func tlsConfig(cfg *config.Config) *tls.Config {
 	if cfg.Certfile == "" {
 		return nil
 	}
-	if c, ok := tlsConfigs.Load(cfg); ok {
-		return c.(*tls.Config)
-	}
 	c, err := tlsconf.Load(cfg.Certfile, cfg.Keyfile, cfg.CACerts, "http/1.1")
 	if err != nil {
-		c = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, err }}
+		return &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, err }}
 	}
-	actual, _ := tlsConfigs.LoadOrStore(cfg, c)
-	return actual.(*tls.Config)
+	return c
 }
 
 // tlsConn is the connection h1 serves when certfile is set. Until start it

@@ -139,9 +139,7 @@ func (s *server) expired(hc *hconn, now int64) bool {
 // body streamed off the loop; the graceful-stop Connection: close it adds
 // comes from Response.CloseWhen instead (see runInline).
 func (s *server) inlineServer() *h1.Server {
-	c := *s.h1
-	c.Handler = s.env.Handler
-	return &c
+	return &h1.Server{Handler: s.env.Handler, Config: s.h1.Config, Log: s.h1.Log, Observer: s.h1.Observer, Draining: s.h1.Draining}
 }
 
 // getParser returns a free parser of the loop, or a new one.
