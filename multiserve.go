@@ -33,7 +33,6 @@ import (
 	"github.com/multiserve/multiserve/internal/proc"
 	"github.com/multiserve/multiserve/internal/version"
 	"github.com/multiserve/multiserve/proxyheaders"
-	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
 	"github.com/multiserve/multiserve/workers/evloop/route"
 
@@ -65,11 +64,10 @@ func Main() { os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // Run is Main without the exit: it returns the exit status.
 func Run(args []string, stdout, stderr io.Writer) int {
-	if os.Getenv(proc.EnvRole) == proc.RoleWorker {
+	if proc.IsWorker() {
 		useAccessLog()
 		// Outside the access log, so spoofed X-Forwarded-* never reach the log.
 		workers.Use(proxyheaders.Wrap, nil)
-		scoreboard.Install() // after the access log: outermost, so it times the whole request
 		return workers.Main(LoadApp)
 	}
 	if len(args) > 0 && args[0] == "ctl" {

@@ -138,19 +138,19 @@ func (a *arbiter) stopObserve() {
 }
 
 // slotFor assigns a scoreboard slot to a worker about to be spawned and
-// returns the extra file and environment entry that carry it. With no
-// board or no free slot the worker runs without one (idx -1).
-func (a *arbiter) slotFor(nfiles int) (idx int, f *os.File, env string) {
+// returns the board's file, for the worker's ExtraFiles. With no board or
+// no free slot the worker runs without one (idx -1, f nil).
+func (a *arbiter) slotFor() (idx int, f *os.File) {
 	b := a.obs.board
 	if b == nil {
-		return -1, nil, ""
+		return -1, nil
 	}
 	idx, ok := b.Assign(0)
 	if !ok {
 		a.log.Warn(fmt.Sprintf("scoreboard full (%d slots): worker runs without a slot", b.Len()))
-		return -1, nil, ""
+		return -1, nil
 	}
-	return idx, b.File(), scoreboard.SlotEnv(3+nfiles, idx)
+	return idx, b.File()
 }
 
 // slotStarted records which worker holds slot idx.

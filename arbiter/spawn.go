@@ -189,14 +189,15 @@ func (a *arbiter) spawn(g *generation, s *slot) error {
 		}
 		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
 	}
-	cmd.Env = a.workerEnv(g, age)
-	if g.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: g.cred}
-	}
-	sbIdx, sbFile, sbEnv := a.slotFor(len(cmd.ExtraFiles))
+	spec := a.workerSpec(g, age)
+	sbIdx, sbFile := a.slotFor()
 	if sbFile != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, sbFile)
-		cmd.Env = append(cmd.Env, sbEnv)
+		spec.ScoreboardFD, spec.ScoreboardSlot = 2+len(cmd.ExtraFiles), sbIdx
+	}
+	cmd.Env = a.workerEnv(g, spec)
+	if g.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: g.cred}
 	}
 	err = cmd.Start()
 	statusW.Close()
@@ -217,18 +218,23 @@ func (a *arbiter) spawn(g *generation, s *slot) error {
 	return nil
 }
 
-func (a *arbiter) workerEnv(g *generation, age int) []string {
+// workerSpec is what a worker of generation g learns from its environment.
+func (a *arbiter) workerSpec(g *generation, age int) proc.Spec {
+	names := make([]string, len(a.lns))
+	for i, ln := range a.lns {
+		names[i] = ln.workerName()
+	}
+	return proc.Spec{Age: age, ArbiterPID: os.Getpid(), ListenNames: names, Config: g.json}
+}
+
+func (a *arbiter) workerEnv(g *generation, spec proc.Spec) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !proc.IsProtocolVar(kv) {
 			env = append(env, kv)
 		}
 	}
-	names := make([]string, len(a.lns))
-	for i, ln := range a.lns {
-		names[i] = ln.workerName()
-	}
-	env = append(env, proc.Spec{Age: age, ArbiterPID: os.Getpid(), ListenNames: names, Config: g.json}.Env()...)
+	env = append(env, spec.Env()...)
 	if os.Getenv("GOMAXPROCS") == "" {
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(gomaxprocs(g.cfg.WorkerClass, g.size)))
 	}

@@ -669,7 +669,7 @@ func (w *Response) AwaitingContinue() bool { return w.awaitingContinue() }
 // ResponseStatus is the response's final status: the one the handler set
 // (0 while none), 503 when request_timeout answered for it, 101 once it
 // hijacked the connection. With ResponseBytes it makes Response a
-// scoreboard.ResponseMeter, so the scoreboard middleware reads the figures
+// workers.ResponseMeter, so the scoreboard middleware reads the figures
 // here instead of wrapping every response in a recorder.
 func (w *Response) ResponseStatus() int {
 	w.mu.Lock()

@@ -2,8 +2,8 @@
 // the arbiter what they are doing, without a syscall per request.
 //
 // The arbiter creates one memfd (Create), maps it MAP_SHARED and passes it
-// to every worker as an inherited fd; the environment variable EnvSlot
-// ("FD:INDEX") tells a worker which fd and which slot is its own. Each slot
+// to every worker as an inherited fd; the worker's spec (proc.Spec) tells
+// it which fd and which slot is its own, and it maps that slot with Map. Each slot
 // is SlotSize bytes, cache-line aligned, and every field is an aligned
 // 64-bit word (counters kept with atomic adds), so a reader in another
 // process sees whole values. The "current request" block (start, method,
@@ -45,8 +45,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
-	_ "unsafe" // go:linkname
+	"unsafe" // also for go:linkname
 
 	"golang.org/x/sys/unix"
 )
@@ -198,6 +197,10 @@ func (b *Board) Close() error {
 type Slot struct {
 	w *[nWords]uint64
 }
+
+// IsZero reports whether s is the zero Slot, which ignores every write
+// (a worker without a slot).
+func (s Slot) IsZero() bool { return s.w == nil }
 
 // Slot returns slot i (0 <= i < Len()).
 func (b *Board) Slot(i int) Slot {
@@ -489,13 +492,6 @@ func (s Slot) readString(word, n int) string {
 	}
 	return string(buf[:end])
 }
-
-// monoBase pairs a time.Time with monoNow read together, so monoOf can
-// place another time.Time's monotonic reading on the scoreboard's clock.
-var monoBase, monoBaseNs = time.Now(), monoNow()
-
-// monoOf is t on the monoNow clock (t.Sub uses the monotonic readings).
-func monoOf(t time.Time) int64 { return monoBaseNs + int64(t.Sub(monoBase)) }
 
 // monoNow is CLOCK_MONOTONIC in ns, the same clock in every process, read
 // through the runtime's vDSO path (unix.ClockGettime would be a real

@@ -1,16 +1,10 @@
 package scoreboard
 
 import (
-	"github.com/multiserve/multiserve/h1"
-
-	"bufio"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -125,44 +119,17 @@ func TestSeqlockNoTornReads(t *testing.T) {
 	wg.Wait()
 }
 
-func TestMiddleware(t *testing.T) {
-	b := newBoard(t, 1)
-	s := b.Slot(0)
-	s.Started(os.Getpid())
-	h := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/panic":
-			panic("boom")
-		case "/teapot":
-			w.WriteHeader(418)
-		}
-		io.WriteString(w, "hello")
-	}), s)
-	for _, p := range []string{"/", "/teapot"} {
-		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", p, nil))
-	}
-	func() {
-		defer func() { recover() }()
-		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/panic", nil))
-	}()
-	c := s.Counters()
-	if c.Requests != 3 || c.Status[1] != 1 || c.Status[3] != 1 || c.Status[4] != 1 || c.Bytes != 10 {
-		t.Fatalf("counters: %+v", c)
-	}
-	if in := s.Info(); in.State != StateIdle || in.InFlight != 0 {
-		t.Fatalf("state after: %+v", in)
-	}
-}
-
-// TestAttachInChild: a real second process maps its slot from the
-// inherited memfd and its writes show up in the parent's mapping.
-func TestAttachInChild(t *testing.T) {
-	if os.Getenv("SCOREBOARD_CHILD") == "1" {
-		s, err := Attach()
+// TestMapInChild: a real second process maps its slot from the inherited
+// memfd and its writes show up in the parent's mapping.
+func TestMapInChild(t *testing.T) {
+	if v := os.Getenv("SCOREBOARD_CHILD"); v != "" {
+		idx, _ := strconv.Atoi(v)
+		s, err := Map(3, idx)
 		if err != nil {
-			fmt.Println("attach:", err)
+			fmt.Println("map:", err)
 			os.Exit(1)
 		}
+		s.Started(os.Getpid())
 		st := s.Begin("POST", "/child", "peer", 0)
 		s.End(st, 201, 7)
 		s.Begin("GET", "/hung", "peer2", 0)
@@ -171,9 +138,9 @@ func TestAttachInChild(t *testing.T) {
 	b := newBoard(t, 8)
 	b.Assign(0)
 	idx, _ := b.Assign(0)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAttachInChild$")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMapInChild$")
 	cmd.ExtraFiles = []*os.File{b.File()}
-	cmd.Env = append(os.Environ(), "SCOREBOARD_CHILD=1", SlotEnv(3, idx))
+	cmd.Env = append(os.Environ(), "SCOREBOARD_CHILD="+strconv.Itoa(idx))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
@@ -181,140 +148,6 @@ func TestAttachInChild(t *testing.T) {
 	if in.PID != cmd.Process.Pid || in.Requests != 1 || in.InFlight != 1 || in.State != StateHandling ||
 		in.Current.Path != "/hung" || in.Current.Age() <= 0 || in.Attached.IsZero() {
 		t.Fatalf("child slot: %+v", in)
-	}
-}
-
-// The overhead benchmarks: the same hello handler served over loopback
-// keep-alive with and without the middleware, in one run:
-//
-//	go test -run ^$ -bench Hello -count 5 ./scoreboard
-func BenchmarkHello(b *testing.B) {
-	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "Hello, World!\n") })
-	board := newBoard(b, 1)
-	s := board.Slot(0)
-	s.Started(os.Getpid())
-	for _, tc := range []struct {
-		name string
-		h    http.Handler
-	}{{"off", hello}, {"on", Middleware(hello, s)}} {
-		b.Run(tc.name, func(b *testing.B) { benchLoopback(b, tc.h) })
-	}
-}
-
-func benchLoopback(b *testing.B, h http.Handler) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	defer srv.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
-	req := []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-}
-
-// BenchmarkMiddlewareOnly is the middleware's own cost per request.
-func BenchmarkMiddlewareOnly(b *testing.B) {
-	benchMiddleware(b, func(w *httptest.ResponseRecorder) http.ResponseWriter { return w })
-}
-
-// BenchmarkMiddlewareEngineMeter is BenchmarkMiddlewareOnly with a writer
-// that implements ResponseMeter and HeadTimer, which no engine does yet:
-// no wrapper, one clock read.
-func BenchmarkMiddlewareEngineMeter(b *testing.B) {
-	benchMiddleware(b, func(w *httptest.ResponseRecorder) http.ResponseWriter {
-		return &meteredWriter{ResponseWriter: w, head: time.Now()}
-	})
-}
-
-func benchMiddleware(b *testing.B, writer func(*httptest.ResponseRecorder) http.ResponseWriter) {
-	board := newBoard(b, 1)
-	s := board.Slot(0)
-	h := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) }), s)
-	r := httptest.NewRequest("GET", "/hello", nil)
-	w := writer(httptest.NewRecorder())
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		h.ServeHTTP(w, r)
-	}
-}
-
-// meteredWriter is an engine writer that keeps its own figures
-// (ResponseMeter) and its head time (HeadTimer).
-type meteredWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-	head   time.Time
-}
-
-func (w *meteredWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *meteredWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = 200
-	}
-	w.bytes += int64(len(p))
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *meteredWriter) ResponseStatus() int  { return w.status }
-func (w *meteredWriter) ResponseBytes() int64 { return w.bytes }
-func (w *meteredWriter) HeadDone() time.Time  { return w.head }
-
-// TestMiddlewareEngineMeter: with a writer implementing ResponseMeter and
-// HeadTimer the middleware takes status, bytes and start from it: the
-// latency runs from the head time, the block's start is the head time.
-func TestMiddlewareEngineMeter(t *testing.T) {
-	s := newBoard(t, 1).Slot(0)
-	s.Started(os.Getpid())
-	var inHandler Info
-	h := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/panic" {
-			panic("boom")
-		}
-		inHandler = s.Info()
-		w.WriteHeader(404)
-		io.WriteString(w, "nope")
-	}), s)
-	head := time.Now().Add(-30 * time.Millisecond)
-	h.ServeHTTP(&meteredWriter{ResponseWriter: httptest.NewRecorder(), head: head}, httptest.NewRequest("GET", "/x", nil))
-	if inHandler.InFlight != 1 || inHandler.Current.Age() < 30*time.Millisecond || inHandler.Current.Path != "/x" {
-		t.Fatalf("in handler: %+v (age %v)", inHandler, inHandler.Current.Age())
-	}
-	func() {
-		defer func() { recover() }()
-		h.ServeHTTP(&meteredWriter{ResponseWriter: httptest.NewRecorder(), head: time.Now()}, httptest.NewRequest("GET", "/panic", nil))
-	}()
-	c := s.Counters()
-	// 30 ms lands in the 50 ms bucket (index 5) or above.
-	if c.Requests != 2 || c.Status[3] != 1 || c.Status[4] != 1 || c.Bytes != 4 || sum(c.LatBuckets[5:]) < 1 {
-		t.Fatalf("counters: %+v", c)
-	}
-	if in := s.Info(); in.InFlight != 0 || in.State != StateIdle {
-		t.Fatalf("after: %+v", in)
 	}
 }
 
@@ -349,10 +182,17 @@ func TestDerivedState(t *testing.T) {
 	want(StateBooting, 1, 0) // a lifecycle state is not overridden
 }
 
-// BenchmarkReadingPair: what the engine adds per request, through the
-// h1.ConnObserver interface.
+// readingObserver is the part of the engine's connection observer
+// (h1.ConnObserver) a request's head uses.
+type readingObserver interface {
+	ReadingStarted()
+	ReadingDone()
+}
+
+// BenchmarkReadingPair: what the engine adds per request, through its
+// observer interface.
 func BenchmarkReadingPair(b *testing.B) {
-	var o h1.ConnObserver = newBoard(b, 1).Slot(0)
+	var o readingObserver = newBoard(b, 1).Slot(0)
 	for b.Loop() {
 		o.ReadingStarted()
 		o.ReadingDone()

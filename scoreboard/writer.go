@@ -4,73 +4,30 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/multiserve/multiserve/h1"
-	"github.com/multiserve/multiserve/internal/proc"
 )
 
-// EnvSlot names the scoreboard fd and this worker's slot index, "FD:INDEX".
-// The arbiter sets it on a worker it gave a slot; without it a worker runs
-// with the no-op zero Slot.
-const EnvSlot = proc.EnvScoreboard
-
-// SlotEnv is the EnvSlot entry for a worker.
-func SlotEnv(fd, idx int) string { return fmt.Sprintf("%s=%d:%d", EnvSlot, fd, idx) }
-
-// attached is the worker process's own mapping (one per process).
-var attached struct {
-	board *Board
-	slot  Slot
-	err   error
-	done  atomic.Bool
-}
-
-// Attach maps this worker's slot from EnvSlot (once per process) and marks
-// it idle with this process's pid. It returns the zero Slot, and no error,
-// when the arbiter gave no slot.
-func Attach() (Slot, error) {
-	if attached.done.Load() {
-		return attached.slot, attached.err
-	}
-	attached.done.Store(true)
-	v := os.Getenv(EnvSlot)
-	if v == "" {
-		return Slot{}, nil
-	}
-	fdS, idxS, _ := strings.Cut(v, ":")
-	fd, err1 := strconv.Atoi(fdS)
-	idx, err2 := strconv.Atoi(idxS)
-	if err1 != nil || err2 != nil || fd < 3 || idx < 0 {
-		attached.err = fmt.Errorf("scoreboard: bad %s=%q", EnvSlot, v)
-		return Slot{}, attached.err
-	}
+// Map maps slot idx of the scoreboard memfd fd, which a worker inherited
+// from the arbiter. It does not mark the slot started (Started does).
+func Map(fd, idx int) (Slot, error) {
 	unix.CloseOnExec(fd) // keep it from whatever the application execs
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		attached.err = fmt.Errorf("scoreboard: fstat fd %d: %w", fd, err)
-		return Slot{}, attached.err
+		return Slot{}, fmt.Errorf("scoreboard: fstat fd %d: %w", fd, err)
 	}
 	n := int(st.Size) / SlotSize
-	if idx >= n {
-		attached.err = fmt.Errorf("scoreboard: slot %d beyond %d slots", idx, n)
-		return Slot{}, attached.err
+	if idx < 0 || idx >= n {
+		return Slot{}, fmt.Errorf("scoreboard: slot %d beyond %d slots", idx, n)
 	}
 	b, err := mapFile(os.NewFile(uintptr(fd), "scoreboard"), n)
 	if err != nil {
-		attached.err = err
 		return Slot{}, err
 	}
-	s := b.Slot(idx)
-	s.Started(os.Getpid())
-	attached.board, attached.slot = b, s
-	return s, nil
+	return b.Slot(idx), nil
 }
 
 // Started marks the slot's worker as running and idle.
@@ -113,35 +70,20 @@ func (s Slot) add(i int, d uint64) {
 	}
 }
 
-// Observer is this worker's slot as the connection observer of its h1
-// engine (or net/http's ConnState hook), nil when the worker has no slot.
-func Observer() h1.ConnObserver {
-	s, err := Attach()
-	if err != nil || s.w == nil {
-		return nil
-	}
-	return s
-}
-
 // Begin records a request entering its handler: requests begun +1 (in
 // flight derives from it, see Info), queue time, and the request block
 // (when no other writer holds it). It returns the start stamp to pass to
 // End.
 //
 // Cost: this and End are the scoreboard's whole per-request path (see
-// BenchmarkMiddlewareOnly), so they use the fewest locked instructions
+// workers' BenchmarkSlotMeterOnly), so they use the fewest locked instructions
 // that keep the counters exact: one add here and four in End (requests
 // and in flight are derived rather than counted), one CAS and one atomic
 // store for the block, whose words are plain stores inside the seqlock
 // (storeWord) and are skipped when unchanged (a keep-alive client's
 // method, path and address repeat).
 func (s Slot) Begin(method, path, client string, queue time.Duration) int64 {
-	return s.BeginAt(monoNow(), method, path, client, queue)
-}
-
-// BeginAt is Begin for a request that started at now (monotonic ns, as
-// from an engine's timestamp: see HeadTimer); it returns now.
-func (s Slot) BeginAt(now int64, method, path, client string, queue time.Duration) int64 {
+	now := monoNow()
 	if s.w == nil {
 		return now
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/multiserve/multiserve/internal/heartbeat"
 	"github.com/multiserve/multiserve/internal/logfile"
 	"github.com/multiserve/multiserve/internal/proc"
+	"github.com/multiserve/multiserve/scoreboard"
 )
 
 // Main is the runtime of a worker process; call it when the process was
@@ -69,8 +70,9 @@ type runtime struct {
 	draining  atomic.Bool // Env.Draining
 	beater    *heartbeat.Beater
 	listeners []*Listener
-	own       *ownSockets   // this worker's own reuse_port sockets
-	served    chan struct{} // closed when the class's Serve returned
+	slot      scoreboard.Slot // zero without a scoreboard slot
+	own       *ownSockets     // this worker's own reuse_port sockets
+	served    chan struct{}   // closed when the class's Serve returned
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -97,6 +99,9 @@ func newRuntime() (*runtime, error) {
 	rt.log = slog.New(h).With("pid", os.Getpid(), "age", spec.Age, "class", rt.cfg.WorkerClass)
 	for i, name := range spec.ListenNames {
 		rt.listeners = append(rt.listeners, inherited(proc.FDFirstListener+i, name))
+	}
+	if rt.slot, err = attachSlot(spec); err != nil {
+		return nil, err
 	}
 	rt.own = newOwnSockets(rt.cfg, rt.listeners, rt.log)
 	rt.served = make(chan struct{})
@@ -131,6 +136,7 @@ func (rt *runtime) run(load func(*config.Config) (http.Handler, error)) int {
 		return proc.ExitAppError
 	}
 	reopen.Store(&reopeners)
+	h = slotMeter(h, rt.slot) // outside the other middleware: it times the whole request
 	h = rt.maxRequests(h)
 
 	cls, err := Lookup(rt.cfg.WorkerClass)
@@ -141,7 +147,7 @@ func (rt *runtime) run(load func(*config.Config) (http.Handler, error)) int {
 	env := &Env{
 		Listeners: rt.listeners, Handler: h, App: app, Config: rt.cfg, Log: rt.log,
 		Age: rt.spec.Age, Beat: rt.beater.Beat, Ready: rt.markReady,
-		Draining: &rt.draining, ListenersDone: rt.own.close,
+		Draining: &rt.draining, ListenersDone: rt.own.close, Slot: rt.slot,
 	}
 	rt.log.Debug("worker starting")
 	err = rt.serve(ctx, cls.New(), env)

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 
 	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/h1"
+	"github.com/multiserve/multiserve/scoreboard"
 )
 
 // Worker serves HTTP on the listeners it inherited, inside one worker process.
@@ -67,6 +69,28 @@ type Env struct {
 	// group, instead of when Serve returns (after the requests in flight).
 	// Optional; safe to call more than once. May be nil (tests).
 	ListenersDone func()
+	// Slot is the worker's scoreboard slot (the zero Slot, which ignores
+	// writes, without one). The runtime meters requests into it; a class
+	// reports connections through Observer and may publish more (SetRoutes).
+	Slot scoreboard.Slot
+}
+
+// Observer is told about connections opening, closing and reading request
+// heads: the worker's scoreboard slot, nil without one. Engine wires it; a
+// class with its own engine passes it on.
+func (e *Env) Observer() h1.ConnObserver {
+	if e.Slot.IsZero() {
+		return nil
+	}
+	return e.Slot
+}
+
+// Engine returns the shared HTTP/1.1 engine wired to this worker once:
+// handler, config, log, observer and drain flag. A class sets its own
+// options on the result (DisableKeepAlive, WatchClient, a wrapped Handler)
+// before it serves the first connection.
+func (e *Env) Engine() *h1.Server {
+	return &h1.Server{Handler: e.Handler, Config: e.Config, Log: e.Log, Observer: e.Observer(), Draining: e.Draining}
 }
 
 // DoneListening calls ListenersDone when it is set: what a class calls once

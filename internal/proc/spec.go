@@ -14,11 +14,14 @@ type Spec struct {
 	ArbiterPID  int      // the pid the worker compares getppid() with
 	ListenNames []string // one per listener fd, from FDFirstListener on
 	Config      []byte   // the resolved config.Config as JSON
+	// The scoreboard memfd (after the listeners) and this worker's slot in
+	// it; ScoreboardFD 0 means the worker has no slot.
+	ScoreboardFD, ScoreboardSlot int
 }
 
 // Env returns the spec as KEY=VALUE pairs for os/exec, role marker included.
 func (s Spec) Env() []string {
-	return []string{
+	env := []string{
 		EnvRole + "=" + RoleWorker,
 		EnvConfig + "=" + string(s.Config),
 		EnvArbiterPID + "=" + strconv.Itoa(s.ArbiterPID),
@@ -26,6 +29,10 @@ func (s Spec) Env() []string {
 		EnvListenFDs + "=" + strconv.Itoa(len(s.ListenNames)),
 		EnvListenNames + "=" + strings.Join(s.ListenNames, ","),
 	}
+	if s.ScoreboardFD > 0 {
+		env = append(env, fmt.Sprintf("%s=%d:%d", EnvScoreboard, s.ScoreboardFD, s.ScoreboardSlot))
+	}
+	return env
 }
 
 // IsProtocolVar reports whether an environment entry (KEY=VALUE or KEY) is
@@ -70,7 +77,24 @@ func ParseSpec(getenv func(string) string) (Spec, error) {
 	if len(s.Config) == 0 {
 		return Spec{}, fmt.Errorf("proc: %s is empty", EnvConfig)
 	}
+	if s.ScoreboardFD, s.ScoreboardSlot, err = parseSlot(getenv(EnvScoreboard)); err != nil {
+		return Spec{}, err
+	}
 	return s, nil
+}
+
+// parseSlot reads EnvScoreboard's "FD:SLOT"; empty means no slot (0, 0).
+func parseSlot(v string) (fd, slot int, err error) {
+	if v == "" {
+		return 0, 0, nil
+	}
+	fdS, slotS, _ := strings.Cut(v, ":")
+	fd, err1 := strconv.Atoi(fdS)
+	slot, err2 := strconv.Atoi(slotS)
+	if err1 != nil || err2 != nil || fd < FDFirstListener || slot < 0 {
+		return 0, 0, fmt.Errorf("proc: bad %s=%q, want FD:SLOT", EnvScoreboard, v)
+	}
+	return fd, slot, nil
 }
 
 func atoiEnv(getenv func(string) string, key string) (int, error) {

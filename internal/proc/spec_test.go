@@ -19,6 +19,7 @@ func TestSpecRoundTrip(t *testing.T) {
 	for _, tc := range []Spec{
 		{Age: 7, ArbiterPID: 42, ListenNames: []string{"127.0.0.1:8000", "unix:/tmp/a", "[::1]:80"}, Config: []byte(`{"workers":2}`)},
 		{Age: 1, ArbiterPID: 1, ListenNames: nil, Config: []byte(`{}`)},
+		{Age: 3, ArbiterPID: 9, ListenNames: []string{"a"}, Config: []byte(`{}`), ScoreboardFD: 7, ScoreboardSlot: 12},
 	} {
 		got, err := ParseSpec(envMap(tc.Env()))
 		if err != nil {
@@ -44,6 +45,8 @@ func TestParseSpecErrors(t *testing.T) {
 		{"bad age", EnvWorkerAge, "x", EnvWorkerAge},
 		{"count mismatch", EnvListenFDs, "2", "names"},
 		{"no config", EnvConfig, "", "empty"},
+		{"bad scoreboard", EnvScoreboard, "7", EnvScoreboard},
+		{"scoreboard fd in the fixed layout", EnvScoreboard, "4:1", EnvScoreboard},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := envMap(append(append([]string{}, good...), tc.key+"="+tc.val))

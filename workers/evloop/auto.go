@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/config"
-	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
 	"github.com/multiserve/multiserve/workers/evloop/route"
 )
@@ -102,11 +101,7 @@ func (s *server) publishRoutes() {
 	if s.ticks++; s.ticks%publishEvery != 1 {
 		return
 	}
-	slot, err := scoreboard.Attach()
-	if err != nil {
-		return // seen at start: scoreboard.Install failed the worker then
-	}
-	slot.SetRoutes(s.routes.Stats(), s.routes.Promotions(), s.routes.Demotions())
+	s.env.Slot.SetRoutes(s.routes.Stats(), s.routes.Promotions(), s.routes.Demotions())
 }
 
 // lateLoop is called by the ticker for a loop that did not run its last

@@ -139,7 +139,9 @@ func (s *server) expired(hc *hconn, now int64) bool {
 // body streamed off the loop; the graceful-stop Connection: close it adds
 // comes from Response.CloseWhen instead (see runInline).
 func (s *server) inlineServer() *h1.Server {
-	return &h1.Server{Handler: s.env.Handler, Config: s.h1.Config, Log: s.h1.Log, Observer: s.h1.Observer, Draining: s.h1.Draining}
+	srv := s.env.Engine()
+	srv.Log = s.log
+	return srv
 }
 
 // getParser returns a free parser of the loop, or a new one.

@@ -16,7 +16,6 @@ import (
 
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/h1"
-	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
 	"github.com/multiserve/multiserve/workers/evloop/route"
 )
@@ -117,7 +116,8 @@ func newServer(env *workers.Env, auto bool) *server {
 		// GOMAXPROCS per worker, and NumCPU would ignore it.
 		s.loops = runtime.GOMAXPROCS(0)
 	}
-	s.h1 = &h1.Server{Handler: s.finishRequest(env.Handler), Config: cfg, Log: s.log, Observer: scoreboard.Observer(), Draining: env.Draining}
+	s.h1 = env.Engine()
+	s.h1.Handler, s.h1.Log = s.finishRequest(env.Handler), s.log
 	size := cfg.Threads
 	if s.inline {
 		// Inline mode still runs requests with a streaming body off the

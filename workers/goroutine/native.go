@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/h1"
-	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
 )
 
@@ -33,7 +32,8 @@ func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 	if cfg.WorkerConnections > 0 {
 		slots = make(chan struct{}, cfg.WorkerConnections) // shared: the cap is per worker
 	}
-	srv := &h1.Server{Handler: env.Handler, Config: cfg, Log: env.Log, WatchClient: true, Observer: scoreboard.Observer(), Draining: env.Draining}
+	srv := env.Engine()
+	srv.WatchClient = true
 	// stop ends accepting and tells every connection to wind down: the
 	// worker's ctx, or an accept loop that failed on its own.
 	stopCtx, stop := context.WithCancel(ctx)

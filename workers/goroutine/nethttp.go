@@ -15,7 +15,6 @@ import (
 	"github.com/multiserve/multiserve/h1"
 	"github.com/multiserve/multiserve/internal/tlsconf"
 	"github.com/multiserve/multiserve/proxyproto"
-	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
 )
 
@@ -53,7 +52,7 @@ func closeWhileDraining(h http.Handler, draining *atomic.Bool) http.Handler {
 // serveNetHTTP serves every inherited listener with one http.Server.
 func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 	cfg := env.Config
-	conns := newConnCounter(scoreboard.Observer())
+	conns := newConnCounter(env.Observer())
 	app := tlsLimits(env.Handler, cfg.LimitRequestLine, cfg.LimitRequestFields, cfg.LimitRequestFieldSize, cfg.LimitRequestBody)
 	srv := &http.Server{
 		Handler:           gateHandler(closeWhileDraining(withRequestTimeout(app, cfg.RequestTimeout), env.Draining)),

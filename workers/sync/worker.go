@@ -33,7 +33,6 @@ import (
 	"github.com/multiserve/multiserve/h1"
 	"github.com/multiserve/multiserve/internal/fdconn"
 	"github.com/multiserve/multiserve/internal/fdpoll"
-	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
 )
 
@@ -66,7 +65,7 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 
 	l := &loop{
 		env:   env,
-		srv:   &h1.Server{Handler: env.Handler, Config: env.Config, Log: env.Log, DisableKeepAlive: true, Observer: scoreboard.Observer()},
+		srv:   env.Engine(),
 		beat:  fdpoll.BeatInterval(env.Config.Timeout),
 		waker: waker,
 		fds:   make([]unix.PollFd, 1+len(env.Listeners)),
@@ -80,6 +79,7 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 		}
 		l.acceptors = append(l.acceptors, a)
 	}
+	l.srv.DisableKeepAlive = true // the class's contract: one request per connection
 	return l.run(ctx)
 }
 

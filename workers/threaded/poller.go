@@ -12,7 +12,6 @@ import (
 	"github.com/multiserve/multiserve/h1"
 	"github.com/multiserve/multiserve/internal/fdconn"
 	"github.com/multiserve/multiserve/internal/fdpoll"
-	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
 )
 
@@ -61,7 +60,7 @@ func newPoller(env *workers.Env) (*poller, error) {
 	cfg := env.Config
 	p := &poller{
 		env:         env,
-		srv:         &h1.Server{Handler: env.Handler, Config: cfg, Log: env.Log, Observer: scoreboard.Observer(), Draining: env.Draining},
+		srv:         env.Engine(),
 		listeners:   make(map[int]*workers.Listener, len(env.Listeners)),
 		maxConns:    cfg.WorkerConnections,
 		beat:        fdpoll.BeatInterval(cfg.Timeout),
