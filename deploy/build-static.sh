@@ -9,6 +9,7 @@
 set -eu
 out=${1:?usage: deploy/build-static.sh OUTPUT [VERSION]}
 version=${2:-$(git describe --always --dirty 2>/dev/null || echo dev)}
+case $out in /*) ;; *) out=$PWD/$out ;; esac
 cd "$(dirname "$0")/.."
 CGO_ENABLED=0 exec go build -trimpath \
 	-ldflags "-s -w -X github.com/multiserve/multiserve/internal/version.Version=$version" \
