@@ -17,6 +17,13 @@
 #        server with MULTISERVE_NO_SCOREBOARD=1 (scoreboard off: no slot, no
 #        middleware, no connection observer), for the scoreboard's overhead:
 #          CONFIGS="goroutine goroutine-nosb evloop evloop-nosb" bench/evloopratio/run.sh 7 4
+#        "sync", "threaded" (4 threads), "nethttp" (goroutine class, http_engine
+#        net/http) and "nginx" (master + 1 worker, `return 200`, as the bench's
+#        nginx peer) are further configs;
+#        CLOSE=1 sends every request on a new connection (wrk -H "Connection:
+#        close"): the connection-per-request case;
+#        RATIOS="a/b ..." prints the median ratio of each pair besides the
+#        built-in ones (connratio.sh sets both for the conn-per-request targets);
 #        "goroutine-base" runs the goroutine class from BASE_REV's build;
 #        NICE=<n> runs servers and wrk at nice n (default -10 as root, as the
 #        bench runner's --nice -10: it shields the measurement from other
@@ -85,8 +92,44 @@ argv() { # config port
 	evloop-reuse) echo "env MULTISERVE_EVLOOP_REUSE_REQUESTS=1 $tmp/multiserve -b 127.0.0.1:$2 -w 1 -k evloop --evloop-loops 1 --log-level warning hello" ;;
 	goroutine) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k goroutine --log-level warning hello" ;;
 	gnet) echo "$tmp/gnetbare -addr 127.0.0.1:$2 -loops 1" ;;
+	sync) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k sync --log-level warning hello" ;;
+	threaded) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k threaded --threads 4 --log-level warning hello" ;;
+	nethttp) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k goroutine --http-engine net/http --log-level warning hello" ;;
+	nginx)
+		nginx_conf "$2"
+		echo "nginx -p $tmp/nginx -c $tmp/nginx/nginx.conf -e $tmp/nginx/error.log"
+		;;
 	esac
 }
+
+nginx_conf() { # port: one worker answering `return 200`, as the bench's nginx peer
+	mkdir -p "$tmp/nginx/tmp"
+	cat >"$tmp/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/tmp/body;
+    proxy_temp_path $tmp/nginx/tmp/proxy;
+    fastcgi_temp_path $tmp/nginx/tmp/fastcgi;
+    uwsgi_temp_path $tmp/nginx/tmp/uwsgi;
+    scgi_temp_path $tmp/nginx/tmp/scgi;
+    keepalive_timeout 65s;
+    keepalive_requests 100000000;
+    server {
+        listen 127.0.0.1:$1 backlog=2048;
+        location / { default_type text/plain; return 200 "Hello, World!"; }
+    }
+}
+EOF
+}
+
+wrkargs=()
+if [ "${CLOSE:-}" = 1 ]; then wrkargs=(-H "Connection: close"); fi
 
 wait_ready() { # port
 	local i
@@ -105,9 +148,9 @@ run_one() { # config -> prints "reqps req_per_cpus user_us_per_req sys_us_per_re
 	pid=$!
 	wait_ready "$port"
 	# warm up one second (connections, worker spawn, page faults)
-	pin 1 wrk -t1 -c64 -d1s "http://127.0.0.1:$port/" >/dev/null
+	pin 1 wrk -t1 -c64 -d1s "${wrkargs[@]}" "http://127.0.0.1:$port/" >/dev/null
 	read -r u0 s0 < <(session_ticks "$pid")
-	out=$(pin 1 wrk -t1 -c64 -d"${secs}s" "http://127.0.0.1:$port/")
+	out=$(pin 1 wrk -t1 -c64 -d"${secs}s" "${wrkargs[@]}" "http://127.0.0.1:$port/")
 	read -r u1 s1 < <(session_ticks "$pid")
 	kill -TERM -- -"$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
@@ -208,6 +251,10 @@ if has evloop-reuse && has gnet; then echo "evloop-reuse / gnet bare = $(ratios 
 if has evloop-reuse && has goroutine; then echo "evloop-reuse / goroutine = $(ratios evloop-reuse goroutine)"; fi
 if has evloop-reuse && has evloop-base; then echo "evloop-reuse / evloop-base = $(ratios evloop-reuse evloop-base)"; fi
 if has goroutine-base; then echo "goroutine / goroutine-base = $(ratios goroutine goroutine-base)"; fi
+for pair in ${RATIOS:-}; do
+	a=${pair%/*} b=${pair#*/}
+	if has "$a" && has "$b"; then echo "$a / $b = $(ratios "$a" "$b")"; fi
+done
 if [ "${PERF:-}" = 1 ]; then
 	for c in $configs; do
 		case $c in *-nosb | gnet) continue ;; esac
