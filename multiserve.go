@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync/atomic"
 
 	"github.com/multiserve/multiserve/accesslog"
 	"github.com/multiserve/multiserve/apps"
@@ -161,27 +160,23 @@ func LoadApp(cfg *config.Config) (http.Handler, error) {
 	return h, nil
 }
 
-// useAccessLog installs the access log as worker middleware, with its
-// reopen hook so USR1 (logrotate) moves the workers to the new file.
+// useAccessLog installs the access log as worker middleware. The worker
+// runtime owns the destination (the file the arbiter opened for it, kept
+// current after USR1); the reopen hook covers a file a worker had to open
+// itself.
 func useAccessLog() {
-	var out atomic.Pointer[logfile.File]
 	workers.Use(func(h http.Handler, cfg *config.Config) (http.Handler, error) {
-		if cfg.Accesslog == "" {
+		f := workers.AccessLog()
+		if f == nil {
 			return h, nil
-		}
-		f, err := logfile.Open(cfg.Accesslog, os.Stdout)
-		if err != nil {
-			return nil, fmt.Errorf("accesslog: %w", err)
 		}
 		l, err := accesslog.New(f, cfg.AccessLogFormat)
 		if err != nil {
-			f.Close()
 			return nil, err
 		}
-		out.Store(f)
 		return accesslog.Wrap(h, l), nil
 	}, func() error {
-		if f := out.Load(); f != nil {
+		if f := workers.AccessLog(); f != nil {
 			return f.Reopen()
 		}
 		return nil

@@ -90,7 +90,8 @@ type arbiter struct {
 	tick   *time.Ticker
 	wake   *time.Timer // respawn back-off and stop deadlines
 
-	obs observe // scoreboard, stats endpoint, control socket (observe.go)
+	obs  observe  // scoreboard, stats endpoint, control socket (observe.go)
+	logs logFiles // the workers' log files (logs.go)
 }
 
 func newArbiter(opt Options) (*arbiter, error) {
@@ -100,7 +101,7 @@ func newArbiter(opt Options) (*arbiter, error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	if err := checkConfig(opt.Config); err != nil {
+	if err := Check(opt.Config); err != nil {
 		return nil, err
 	}
 	exe := opt.Executable
@@ -113,9 +114,20 @@ func newArbiter(opt Options) (*arbiter, error) {
 	return &arbiter{
 		opt: opt, log: opt.Log, exe: exe,
 		workers: map[int]*worker{},
+		logs:    logFiles{},
 		events:  make(chan event, 64),
 		done:    make(chan struct{}),
 	}, nil
+}
+
+// Check runs the arbiter's start-up checks that need no socket: what Run
+// refuses before binding anything, for --check-config. Its error carries
+// the exit status (ExitCode).
+func Check(cfg *config.Config) error {
+	if err := checkConfig(cfg); err != nil {
+		return err
+	}
+	return checkLogPaths(cfg)
 }
 
 // checkConfig fails with exit 2 before anything is bound: an unknown class
@@ -148,6 +160,9 @@ func (a *arbiter) start() error {
 	a.watchdog = watchdogInterval()
 	if err := applyUmask(cfg); err != nil {
 		return withCode(proc.ExitUsage, err)
+	}
+	if err := a.logs.openFor(cfg); err != nil {
+		return err
 	}
 	if a.lns, err = bindAll(cfg.Bind, cfg.Backlog); err != nil {
 		return err
@@ -274,6 +289,7 @@ func (a *arbiter) cleanup() {
 		a.parentR.Close()
 	}
 	removePidfile(a.opt.Config.Pidfile)
+	a.logs.closeAll()
 }
 
 // tickInterval is how often heartbeats and deadlines are checked: often

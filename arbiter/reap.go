@@ -92,6 +92,9 @@ func (a *arbiter) finish(w *worker) {
 	a.observeExit(w)
 	w.hb.Close()
 	w.status.Close()
+	if w.logSock != nil {
+		w.logSock.Close()
+	}
 	w.proc.Release()
 	msg := fmt.Sprintf("worker pid=%d exited %s", w.pid, w.ws)
 	attrs := []any{"pid", w.pid, "age", w.age, "exit", w.ws.String()}

@@ -225,15 +225,3 @@ func (a *arbiter) stopWorkers() {
 		a.retire(w, syscall.SIGTERM)
 	}
 }
-
-// reopenLogs handles USR1: the arbiter's own files, then every worker's.
-func (a *arbiter) reopenLogs() {
-	if a.opt.ReopenLogs != nil {
-		if err := a.opt.ReopenLogs(); err != nil {
-			a.log.Error("reopen logs", "err", err)
-		}
-	}
-	for _, w := range a.workers {
-		a.signal(w, syscall.SIGUSR1)
-	}
-}

@@ -48,6 +48,7 @@ type worker struct {
 	proc     *os.Process
 	hb       *heartbeat.File
 	status   *os.File // read end of the status pipe
+	logSock  *os.File // arbiter's end of the log socket (logs.go); nil: no log files
 	spawned  time.Time
 	ready    bool
 	readyAt  time.Time
@@ -190,26 +191,40 @@ func (a *arbiter) spawn(g *generation, s *slot) error {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
 	}
 	spec := a.workerSpec(g, age)
+	wl, err := a.workerLogs(g, len(cmd.ExtraFiles))
+	if err != nil {
+		hb.Close()
+		statusR.Close()
+		statusW.Close()
+		return err
+	}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, wl.files...)
 	sbIdx, sbFile := a.slotFor()
 	if sbFile != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, sbFile)
 		spec.ScoreboardFD, spec.ScoreboardSlot = 2+len(cmd.ExtraFiles), sbIdx
 	}
-	cmd.Env = a.workerEnv(g, spec)
+	cmd.Env = append(a.workerEnv(g, spec), wl.fds.Env())
 	if g.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: g.cred}
 	}
 	err = cmd.Start()
 	statusW.Close()
+	if wl.peer != nil {
+		wl.peer.Close()
+	}
 	if err != nil {
 		a.slotReleased(sbIdx, g.cfg.WorkerClass)
 		hb.Close()
 		statusR.Close()
+		if wl.mine != nil {
+			wl.mine.Close()
+		}
 		return fmt.Errorf("arbiter: start worker: %w", err)
 	}
 	w := &worker{
 		pid: cmd.Process.Pid, age: age, gen: g, slot: s, proc: cmd.Process,
-		hb: hb, status: statusR, spawned: time.Now(),
+		hb: hb, status: statusR, logSock: wl.mine, spawned: time.Now(),
 	}
 	a.workers[w.pid] = w
 	a.slotStarted(w.pid, sbIdx)

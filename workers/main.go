@@ -64,6 +64,7 @@ type runtime struct {
 	cfg       *config.Config
 	log       *slog.Logger
 	logf      *logfile.File
+	logFDs    proc.LogFDs
 	status    *os.File
 	statusMu  sync.Mutex
 	ready     atomic.Bool
@@ -92,7 +93,7 @@ func newRuntime() (*runtime, error) {
 	if err := json.Unmarshal(spec.Config, rt.cfg); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", proc.EnvConfig, err)
 	}
-	if rt.logf, err = logfile.Open(rt.cfg.Errorlog, os.Stderr); err != nil {
+	if err := rt.openLogs(); err != nil {
 		return nil, err
 	}
 	h := slog.NewTextHandler(rt.logf, &slog.HandlerOptions{Level: config.LogLevel(rt.cfg.Loglevel)})

@@ -13,7 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrClosed is returned by Write and Reopen after Close.
@@ -26,6 +29,9 @@ type File struct {
 	path   string   // "" when f is a standard stream
 	f      *os.File // nil after Close
 	closed bool
+	// inherited: f came from another process (the arbiter opened it for a
+	// worker that may not be allowed to); Reopen leaves it to Replace.
+	inherited bool
 }
 
 // Open returns the destination for path. An empty path or "-" means std
@@ -46,10 +52,47 @@ func Open(path string, std *os.File) (*File, error) {
 	return &File{path: path, f: f}, nil
 }
 
+// Inherit wraps a descriptor another process opened on path for us. Reopen
+// does nothing (the path may not be ours to open); the opener hands over
+// the new file, which Replace swaps in.
+func Inherit(f *os.File, path string) *File {
+	return &File{path: path, f: f, inherited: true}
+}
+
+// OpenAppend opens path for appending, creating it with mode 0644: how
+// every log file is opened, by whichever process opens it.
+func OpenAppend(path string) (*os.File, error) { return openAppend(path) }
+
+// Check reports, without creating anything, whether this process could
+// open path for appending: an existing file must be writable, a missing
+// one needs a writable directory. "" and "-" (standard streams) pass.
+func Check(path string) error {
+	if path == "" || path == "-" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return fmt.Errorf("logfile: %s is a directory", path)
+	case err == nil:
+		if err := unix.Access(path, unix.W_OK); err != nil {
+			return fmt.Errorf("logfile: cannot write %s: %w", path, err)
+		}
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("logfile: %w", err)
+	}
+	dir := filepath.Dir(path)
+	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+		return fmt.Errorf("logfile: cannot create %s in %s: %w", filepath.Base(path), dir, err)
+	}
+	return nil
+}
+
 func openAppend(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("logfile: open %s: %w", path, err)
+		return nil, fmt.Errorf("logfile: %w", err) // err names the path
 	}
 	return f, nil
 }
@@ -78,13 +121,19 @@ func (l *File) Write(p []byte) (int, error) {
 // log entirely would be worse than writing to the rotated file. A
 // standard stream is not reopened.
 func (l *File) Reopen() error {
-	if l.path == "" {
+	if l.path == "" || l.inherited {
 		return nil
 	}
 	nf, err := openAppend(l.path)
 	if err != nil {
 		return err
 	}
+	return l.Replace(nf)
+}
+
+// Replace makes nf the destination and closes the previous file: how an
+// inherited File follows its opener's reopen.
+func (l *File) Replace(nf *os.File) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

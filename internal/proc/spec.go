@@ -41,7 +41,7 @@ func (s Spec) Env() []string {
 func IsProtocolVar(kv string) bool {
 	key, _, _ := strings.Cut(kv, "=")
 	switch key {
-	case EnvRole, EnvConfig, EnvArbiterPID, EnvWorkerAge, EnvListenFDs, EnvListenNames, EnvScoreboard:
+	case EnvRole, EnvConfig, EnvArbiterPID, EnvWorkerAge, EnvListenFDs, EnvListenNames, EnvScoreboard, EnvLogFDs:
 		return true
 	}
 	return false

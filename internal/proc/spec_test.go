@@ -60,3 +60,23 @@ func TestParseSpecErrors(t *testing.T) {
 		t.Fatal("PATH is not a protocol variable")
 	}
 }
+
+func TestLogFDsRoundTrip(t *testing.T) {
+	for _, l := range []LogFDs{NoLogFDs, {Error: 7, Access: -1, Socket: 8}, {Error: 7, Access: 8, Socket: 9}} {
+		got, err := ParseLogFDs(envMap([]string{l.Env()}))
+		if err != nil || got != l {
+			t.Errorf("round trip %+v: got %+v, %v", l, got, err)
+		}
+	}
+	if got, err := ParseLogFDs(envMap(nil)); err != nil || got != NoLogFDs {
+		t.Errorf("absent: %+v, %v", got, err)
+	}
+	for _, bad := range []string{"1,2", "a,b,c", "1,2,-5"} {
+		if _, err := ParseLogFDs(envMap([]string{EnvLogFDs + "=" + bad})); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if !IsProtocolVar(NoLogFDs.Env()) {
+		t.Error("EnvLogFDs is a protocol variable")
+	}
+}
