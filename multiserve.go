@@ -96,27 +96,46 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		loaded.Print(stdout)
 		return proc.ExitOK
 	case loaded.CheckConfig:
-		return checkConfig(loaded.Config, stdout, stderr)
+		return checkConfig(loaded, stdout, stderr)
 	}
-	return serve(args, loaded.Config, stderr)
+	return serve(args, loaded, stderr)
 }
 
-// checkConfig validates what the arbiter would refuse at start-up: the
-// worker class and the application, without binding anything.
-func checkConfig(cfg *config.Config, stdout, stderr io.Writer) int {
-	if err := workers.CheckConfig(cfg); err != nil {
-		fmt.Fprintf(stderr, "multiserve: %v\n", err)
-		return proc.ExitUsage
+// checkConfig runs exactly the checks a start runs before binding
+// (preflight) and prints the warnings a start would log.
+func checkConfig(loaded *config.Loaded, stdout, stderr io.Writer) int {
+	for _, w := range loaded.Warnings() {
+		fmt.Fprintf(stderr, "multiserve: warning: %s\n", w)
 	}
-	if _, err := apps.Load(cfg.App); err != nil {
+	if code, err := preflight(loaded.Config); err != nil {
 		fmt.Fprintf(stderr, "multiserve: %v\n", err)
-		return proc.ExitAppError
+		return code
 	}
 	fmt.Fprintln(stdout, "configuration OK")
 	return proc.ExitOK
 }
 
-func serve(args []string, cfg *config.Config, stderr io.Writer) int {
+// preflight is every start-up check that needs no socket: the arbiter's
+// (worker class and its rules, log files it must open) and the
+// application's name. A start runs it before binding anything, so a bad
+// configuration fails there with the message and exit status
+// --check-config gives, instead of after workers booted.
+func preflight(cfg *config.Config) (int, error) {
+	if err := arbiter.Check(cfg); err != nil {
+		return arbiter.ExitCode(err), err
+	}
+	if _, err := apps.Load(cfg.App); err != nil {
+		return proc.ExitAppError, err
+	}
+	return proc.ExitOK, nil
+}
+
+func serve(args []string, loaded *config.Loaded, stderr io.Writer) int {
+	cfg := loaded.Config
+	if code, err := preflight(cfg); err != nil {
+		fmt.Fprintf(stderr, "multiserve: %v\n", err)
+		return code
+	}
 	errlog, err := logfile.Open(cfg.Errorlog, os.Stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "multiserve: errorlog: %v\n", err)
@@ -124,6 +143,9 @@ func serve(args []string, cfg *config.Config, stderr io.Writer) int {
 	}
 	defer errlog.Close()
 	log := slog.New(slog.NewTextHandler(errlog, &slog.HandlerOptions{Level: config.LogLevel(cfg.Loglevel)}))
+	for _, w := range loaded.Warnings() {
+		log.Warn(w)
+	}
 	err = arbiter.Run(context.Background(), arbiter.Options{
 		Config: cfg,
 		Reload: func() (*config.Config, error) {

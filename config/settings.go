@@ -244,10 +244,12 @@ var table = []Setting{
 // MULTISERVE_CONFIG already carries the resolved config to the workers.
 func envName(key string) string {
 	if key == "config" {
-		return "MULTISERVE_CONFIG_FILE"
+		return envPrefix + "CONFIG_FILE"
 	}
-	return "MULTISERVE_" + strings.ToUpper(key)
+	return envPrefix + strings.ToUpper(key)
 }
+
+const envPrefix = "MULTISERVE_"
 
 // flagDisplay renders a setting's flags for messages and docs: "-w, --workers".
 func flagDisplay(s Setting) string {

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"net"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/multiserve/multiserve/internal/testserver"
+	"github.com/multiserve/multiserve/internal/tlsconf"
+)
+
+// TestCheckConfigMatchesStart feeds each bad configuration to
+// --check-config and to a real start: both must fail with the same
+// one-line message and exit status, and the start must fail before it
+// binds anything (its bind address stays free to take).
+func TestCheckConfigMatchesStart(t *testing.T) {
+	dir := t.TempDir()
+	files, err := tlsconf.WriteTestFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noDir := filepath.Join(dir, "missing", "x.log")
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"class cannot do TLS", []string{"-k", "evloop", "--certfile", files.Cert, "--keyfile", files.Key}, 2, "TLS"},
+		{"certificate without key", []string{"--certfile", files.Cert}, 2, "keyfile"},
+		{"unknown class", []string{"-k", "theaded"}, 2, "threaded"},
+		{"access log cannot be created", []string{"--access-logfile", noDir}, 2, "cannot create x.log"},
+		{"error log cannot be created", []string{"--error-logfile", noDir}, 2, "cannot create x.log"},
+		{"log path is a directory", []string{"--access-logfile", dir}, 2, "is a directory"},
+		{"unknown app", []string{"nosuchapp"}, 4, `unknown app "nosuchapp"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := run(t, nil, append([]string{"--check-config"}, tc.args...)...)
+			if code != tc.code || !strings.Contains(out, tc.want) || strings.Count(strings.TrimSpace(out), "\n") > 0 {
+				t.Errorf("--check-config: exit %d, want %d and one line with %q:\n%s", code, tc.code, tc.want, out)
+			}
+			addr := freeAddr(t)
+			startCode, startOut := run(t, nil, append([]string{"-b", addr}, tc.args...)...)
+			if startCode != code || startOut != out {
+				t.Errorf("start: exit %d, output:\n%s\nwant exit %d and what --check-config printed:\n%s", startCode, startOut, code, out)
+			}
+		})
+	}
+}
+
+// TestSettingWarnings: a setting the chosen class does not use, and a
+// misspelled MULTISERVE_* variable, are warnings naming what to use, in
+// --check-config (which still passes) and in a real start's log.
+func TestSettingWarnings(t *testing.T) {
+	env := []string{"MULTISERVE_WORKRS=3"}
+	args := []string{"-k", "sync", "--threads", "4", "echo"}
+	wants := []string{
+		"threads = 4 (from flag) has no effect with worker_class sync; use ",
+		"-k threaded --threads 4",
+		`unknown environment variable "MULTISERVE_WORKRS": ignored; did you mean "MULTISERVE_WORKERS"?`,
+	}
+	code, out := run(t, env, append([]string{"--check-config"}, args...)...)
+	if code != 0 {
+		t.Fatalf("--check-config exit %d:\n%s", code, out)
+	}
+	s := testserver.Launch(t, bin, env, append([]string{"-b", "127.0.0.1:0"}, args...)...)
+	if err := s.WaitReady(60 * time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, s.Log())
+	}
+	s.Signal(syscall.SIGTERM)
+	s.Wait(30 * time.Second)
+	for _, w := range wants {
+		if !strings.Contains(out, w) || !strings.Contains(out, "multiserve: warning: ") {
+			t.Errorf("--check-config lacks warning %q:\n%s", w, out)
+		}
+		if !strings.Contains(s.Log(), "level=WARN msg=") || !strings.Contains(strings.ReplaceAll(s.Log(), `\"`, `"`), w) {
+			t.Errorf("start log lacks warning %q:\n%s", w, s.Log())
+		}
+	}
+	if code, out := run(t, nil, "--check-config", "-k", "threaded", "--threads", "4"); code != 0 || strings.Contains(out, "warning") {
+		t.Errorf("threads with threaded: exit %d, %s", code, out)
+	}
+}
+
+// freeAddr is a 127.0.0.1 address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
