@@ -92,6 +92,7 @@ func printSummary(w io.Writer) {
 			class, s.sent, s.failed, s.unexplained, s.retryFailed,
 			durStats(s.respawn), durStats(s.respawnNow), p99, orDash(s.rssPerConn), fail)
 	}
+	printHostileRSS(w)
 }
 
 // durStats formats the median and maximum of ds.
