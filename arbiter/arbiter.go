@@ -219,6 +219,7 @@ func (a *arbiter) loop(ctx context.Context, sigs <-chan os.Signal) error {
 			f() // a stats or control request, run here where the state lives
 		case <-a.tick.C:
 			a.reap()
+			a.reapOrphans()
 			a.checkWorkers()
 			a.petWatchdog(time.Now())
 		case <-a.wake.C:
