@@ -193,7 +193,7 @@ Transfer/sec:      5.13MB
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := loadResult{Requests: 125161, Errors: 12, Elapsed: 3 * time.Second, RPS: 41716.27,
+	want := loadResult{Requests: 125161, Errors: 12, ReadErrors: 3, Non2xx: 7, Elapsed: 3 * time.Second, RPS: 41716.27,
 		P50: 1480 * time.Microsecond, P90: 1930 * time.Microsecond, P99: 2610 * time.Microsecond, Max: 12010 * time.Microsecond}
 	if !reflect.DeepEqual(r, want) {
 		t.Errorf("parseWrk = %+v, want %+v", r, want)

@@ -23,6 +23,7 @@ var compareMetrics = []compareMetric{
 	{name: "req/CPU-s", value: func(r row) float64 { return r.ReqPerCPU }, lo: func(r row) float64 { return r.ReqPerCPUMin }, hi: func(r row) float64 { return r.ReqPerCPUMax },
 		appliesTo: func(m string) bool { return m == "closed" || m == "slow" }},
 	{name: "p99 µs", lowerWins: true, value: func(r row) float64 { return r.P99 }, appliesTo: func(m string) bool { return m != "idle" }},
+	{name: "lost", lowerWins: true, value: func(r row) float64 { return float64(r.Lost) }, appliesTo: func(m string) bool { return m == "reload" }},
 	{name: "KiB/conn", lowerWins: true, value: func(r row) float64 { return r.KiBPerConn }, lo: func(r row) float64 { return r.KiBMin }, hi: func(r row) float64 { return r.KiBMax },
 		appliesTo: func(m string) bool { return m == "idle" }},
 }

@@ -29,16 +29,20 @@ type loadSpec struct {
 
 // loadResult is what a closed-loop driver measured.
 type loadResult struct {
-	Requests int64         `json:"requests"` // completed requests (any status)
-	Errors   int64         `json:"errors"`   // socket errors, timeouts, non-2xx/3xx
-	Elapsed  time.Duration `json:"elapsed"`
-	RPS      float64       `json:"rps"`
-	P50      time.Duration `json:"p50"`
-	P90      time.Duration `json:"p90"`
-	P99      time.Duration `json:"p99"`
-	P999     time.Duration `json:"p999"`
-	Max      time.Duration `json:"max"`
-	Dist     []pct         `json:"dist,omitempty"` // latency at each of distPcts
+	Requests int64 `json:"requests"` // completed requests (any status)
+	Errors   int64 `json:"errors"`   // socket errors, timeouts, non-2xx/3xx
+	// Of Errors: connections closed under an unanswered request, and
+	// error statuses (wrk only; the Go driver does not tell them apart).
+	ReadErrors int64         `json:"read_errors"`
+	Non2xx     int64         `json:"non_2xx"`
+	Elapsed    time.Duration `json:"elapsed"`
+	RPS        float64       `json:"rps"`
+	P50        time.Duration `json:"p50"`
+	P90        time.Duration `json:"p90"`
+	P99        time.Duration `json:"p99"`
+	P999       time.Duration `json:"p999"`
+	Max        time.Duration `json:"max"`
+	Dist       []pct         `json:"dist,omitempty"` // latency at each of distPcts
 }
 
 // pct is one point of a latency distribution.
@@ -204,14 +208,17 @@ func parseWrk(out string) (loadResult, error) {
 		r.Max, _ = parseWrkDuration(m[1])
 	}
 	if m := wrkSock.FindStringSubmatch(out); m != nil {
-		for _, s := range m[1:] {
+		for i, s := range m[1:] {
 			n, _ := strconv.ParseInt(s, 10, 64)
 			r.Errors += n
+			if i == 1 {
+				r.ReadErrors = n
+			}
 		}
 	}
 	if m := wrkNon2xx.FindStringSubmatch(out); m != nil {
-		n, _ := strconv.ParseInt(m[1], 10, 64)
-		r.Errors += n
+		r.Non2xx, _ = strconv.ParseInt(m[1], 10, 64)
+		r.Errors += r.Non2xx
 	}
 	var dist []pct
 	for _, m := range wrkDist.FindAllStringSubmatch(out, -1) {

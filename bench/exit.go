@@ -30,7 +30,7 @@ type outcome struct {
 // measured says whether any configuration produced a number.
 func (b *bench) measured() bool {
 	return slices.ContainsFunc(b.results, func(r *result) bool {
-		return r.Status == statusOK && (len(r.Points) > 0 || r.SlowLoad != nil || r.Idle != nil || len(r.Spread) > 0)
+		return r.Status == statusOK && (len(r.Points) > 0 || r.SlowLoad != nil || r.Idle != nil || len(r.Spread) > 0 || r.Reload != nil)
 	})
 }
 

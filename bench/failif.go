@@ -34,6 +34,7 @@ var failMetrics = map[string]string{
 	"max":          "maximum latency (ms)",
 	"errors":       "failed requests ÷ all requests, worst level (a fraction; 1% = 0.01)",
 	"kib_per_conn": "KiB of server RSS per idle connection (idle)",
+	"lost":         "requests lost across the reloads: read errors + non-2xx (reload)",
 }
 
 var failOps = []string{"<=", ">=", "<", ">"}
@@ -121,6 +122,8 @@ func (b *bench) failValue(workload, target, metric string) (float64, error) {
 	switch {
 	case metric == "kib_per_conn" && r.Idle != nil:
 		return r.Idle.PerConnKB, nil
+	case metric == "lost" && r.Reload != nil:
+		return float64(r.Reload.lost()), nil
 	case len(pts) == 0:
 		return 0, fmt.Errorf("%s on %s has no %s", target, workload, metric)
 	}

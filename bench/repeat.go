@@ -52,6 +52,19 @@ func aggregate(rounds []*result) *result {
 		p := medianPoint(collect(ok, func(r *result) point { return *r.SlowLoad }))
 		out.SlowLoad = &p
 	}
+	if slices.IndexFunc(ok, func(r *result) bool { return r.Reload == nil }) < 0 {
+		// Losses are counts: the rounds add up.
+		sum := *out.Reload
+		sum.HUPs, sum.Requests, sum.ReadErrors, sum.Non2xx, sum.Other = 0, 0, 0, 0, 0
+		for _, r := range ok {
+			sum.HUPs += r.Reload.HUPs
+			sum.Requests += r.Reload.Requests
+			sum.ReadErrors += r.Reload.ReadErrors
+			sum.Non2xx += r.Reload.Non2xx
+			sum.Other += r.Reload.Other
+		}
+		out.Reload = &sum
+	}
 	if slices.IndexFunc(ok, func(r *result) bool { return r.Idle == nil }) < 0 {
 		idle := *out.Idle
 		kb := collect(ok, func(r *result) float64 { return r.Idle.PerConnKB })

@@ -154,6 +154,8 @@ func (b *bench) writeWorkload(w *strings.Builder, wl *workload) (string, error) 
 		verdict, err = b.writeIdle(w, wl, rs)
 	case kindSpread:
 		verdict = b.writeSpread(w, wl, rs)
+	case kindReload:
+		verdict = b.writeReload(w, rs)
 	}
 	b.writeMissing(w, rs)
 	return verdict, err
@@ -812,8 +814,8 @@ func (b *bench) classNames() []string {
 func (b *bench) scoreRows() []scoreRow {
 	var rows []scoreRow
 	for _, wl := range b.workloads {
-		if wl.kind == kindSpread {
-			continue // no winner: the same class twice
+		if wl.kind == kindSpread || wl.kind == kindReload {
+			continue // no ranking: the same class twice; a count of losses
 		}
 		row := scoreRow{workload: wl.name, memory: wl.kind == kindIdle, scores: map[string]float64{}}
 		best := 0.0

@@ -61,7 +61,7 @@ type row struct {
 	Workload     string    `json:"workload"`
 	Config       string    `json:"config"`
 	Peer         bool      `json:"peer"`
-	Mode         string    `json:"mode"` // closed, open, slow, idle
+	Mode         string    `json:"mode"` // closed, open, slow, idle, reload
 	Status       string    `json:"status"`
 	Reason       string    `json:"reason,omitempty"`
 	Concurrency  int       `json:"concurrency"`
@@ -86,6 +86,8 @@ type row struct {
 	KiBMin       float64   `json:"kib_per_conn_min"`
 	KiBMax       float64   `json:"kib_per_conn_max"`
 	OpenConns    int       `json:"open_conns"`
+	HUPs         int       `json:"hups"`
+	Lost         int64     `json:"lost"`                 // reload: read errors + non-2xx
 	Latency      []latency `json:"latency_us,omitempty"` // cumulative histogram
 }
 
@@ -125,6 +127,11 @@ func (b *bench) rows() []row {
 			rr.Mode, rr.Rounds, rr.RPS, rr.P50, rr.P99, rr.Max = "open", 1, o.Throughput, us(o.P50), us(o.P99), us(o.Max)
 			rr.Requests, rr.ServerCPU, rr.OthersCPU, rr.Elapsed = int64(o.Requests), o.CPU.Seconds(), o.Others.Seconds(), o.Elapsed.Seconds()
 			rr.Errors = int64(float64(o.Requests) * (1 - o.Success))
+			out = append(out, rr)
+		}
+		if rl := r.Reload; rl != nil {
+			rr := pointRow(base, "reload", rl.Load)
+			rr.Requests, rr.Errors, rr.HUPs, rr.Lost = rl.Requests, rl.lost()+rl.Other, rl.HUPs, rl.lost()
 			out = append(out, rr)
 		}
 		if ir := r.Idle; ir != nil {
@@ -202,7 +209,7 @@ func (b *bench) writeResults() error {
 var csvHeader = []string{"schema", "workload", "config", "peer", "mode", "status", "concurrency", "rounds",
 	"rps", "rps_min", "rps_max", "req_per_cpu_s", "req_per_cpu_s_min", "req_per_cpu_s_max",
 	"p50_us", "p90_us", "p99_us", "p999_us", "max_us", "requests", "errors",
-	"server_cpu_s", "others_cpu_s", "elapsed_s", "kib_per_conn", "kib_per_conn_min", "kib_per_conn_max", "open_conns", "reason"}
+	"server_cpu_s", "others_cpu_s", "elapsed_s", "kib_per_conn", "kib_per_conn_min", "kib_per_conn_max", "open_conns", "hups", "lost", "reason"}
 
 func csvRecord(r row) []string {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
@@ -210,7 +217,7 @@ func csvRecord(r row) []string {
 		strconv.Itoa(r.Concurrency), strconv.Itoa(r.Rounds), f(r.RPS), f(r.RPSMin), f(r.RPSMax),
 		f(r.ReqPerCPU), f(r.ReqPerCPUMin), f(r.ReqPerCPUMax), f(r.P50), f(r.P90), f(r.P99), f(r.P999), f(r.Max),
 		strconv.FormatInt(r.Requests, 10), strconv.FormatInt(r.Errors, 10), f(r.ServerCPU), f(r.OthersCPU), f(r.Elapsed),
-		f(r.KiBPerConn), f(r.KiBMin), f(r.KiBMax), strconv.Itoa(r.OpenConns), r.Reason}
+		f(r.KiBPerConn), f(r.KiBMin), f(r.KiBMax), strconv.Itoa(r.OpenConns), strconv.Itoa(r.HUPs), strconv.FormatInt(r.Lost, 10), r.Reason}
 }
 
 // readResults loads a results.json, or the one in a directory.

@@ -86,19 +86,20 @@ const (
 
 // result is what one configuration did under one workload.
 type result struct {
-	Workload string       `json:"workload"`
-	Target   string       `json:"target"`
-	Peer     bool         `json:"peer"`
-	Status   string       `json:"status"`
-	Reason   string       `json:"reason,omitempty"`
-	CPUs     string       `json:"cpus,omitempty"` // Cpus_allowed_list of the server's processes
-	Procs    int          `json:"procs,omitempty"`
-	Points   []point      `json:"points,omitempty"`
-	Open     *openResult  `json:"open,omitempty"`
-	Slow     *slowStats   `json:"slow,omitempty"`
-	SlowLoad *point       `json:"slow_load,omitempty"` // the normal load during slow-clients
-	Idle     *idleResult  `json:"idle,omitempty"`
-	Spread   []spreadMode `json:"spread,omitempty"` // shared socket, then reuse_port
+	Workload string        `json:"workload"`
+	Target   string        `json:"target"`
+	Peer     bool          `json:"peer"`
+	Status   string        `json:"status"`
+	Reason   string        `json:"reason,omitempty"`
+	CPUs     string        `json:"cpus,omitempty"` // Cpus_allowed_list of the server's processes
+	Procs    int           `json:"procs,omitempty"`
+	Points   []point       `json:"points,omitempty"`
+	Open     *openResult   `json:"open,omitempty"`
+	Slow     *slowStats    `json:"slow,omitempty"`
+	SlowLoad *point        `json:"slow_load,omitempty"` // the normal load during slow-clients
+	Idle     *idleResult   `json:"idle,omitempty"`
+	Spread   []spreadMode  `json:"spread,omitempty"` // shared socket, then reuse_port
+	Reload   *reloadResult `json:"reload,omitempty"`
 }
 
 // bench is one run of the runner.
@@ -452,6 +453,8 @@ func (b *bench) fits(wl *workload) bool {
 		est += 2 * time.Second
 	case kindSpread:
 		est = 2 * (2*time.Second + b.opts.duration)
+	case kindReload:
+		est += reloadFor
 	}
 	return time.Until(b.deadline) > est
 }
@@ -510,6 +513,8 @@ func (b *bench) runOne(ctx context.Context, wl *workload, t *target, r *result) 
 		b.measureSlow(ctx, wl, t, srv, r)
 	case kindIdle:
 		b.measureIdle(ctx, wl, t, srv, r)
+	case kindReload:
+		b.measureReload(ctx, wl, t, srv, r)
 	}
 	if srv.exited() {
 		r.Status, r.Reason = statusFailed, "server exited during the run: "+srv.tail(2)

@@ -36,6 +36,7 @@ type target struct {
 	peer        bool
 	procs       int    // processes in the tree once it is ready
 	sim         bool   // serves /sim (cpu, io, size)
+	reloads     bool   // its master reloads on SIGHUP (reload workload)
 	unavailable string // why it cannot run (build failure, not installed, failed start)
 	argv        func(addr string, wl *workload) []string
 	show        string // the command line for the report, ADDR standing for the address
@@ -45,6 +46,8 @@ func (t *target) supports(wl *workload) bool {
 	switch {
 	case wl.kind == kindSpread:
 		return !t.peer && slices.Contains(wl.classes, t.name)
+	case wl.kind == kindReload:
+		return t.reloads
 	case wl.name == "custom":
 		return !t.peer
 	case wl.needsSim:
@@ -81,7 +84,7 @@ func multiserveTarget(bin string, cs classSpec, o options) *target {
 		a = append(a, "--worker-connections", strconv.Itoa(maxConns), "--graceful-timeout", "3s")
 		return append(a, o.serverFlags...)
 	}
-	t := &target{name: cs.name, procs: 1 + o.workers, sim: true}
+	t := &target{name: cs.name, procs: 1 + o.workers, sim: true, reloads: true}
 	t.argv = func(addr string, wl *workload) []string {
 		threads := cs.threads
 		switch {
@@ -143,7 +146,7 @@ func binPeer(name, bin, buildErr string, sim bool, argv func(addr string) []stri
 
 // nginxTarget answers `return 200` from a config generated per address.
 func nginxTarget(pe peerEnv) *target {
-	t := &target{name: "nginx", procs: 1 + pe.workers}
+	t := &target{name: "nginx", procs: 1 + pe.workers, reloads: true}
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		t.unavailable = "nginx not installed (make bench-deps)"
@@ -192,7 +195,7 @@ http {
 
 // gunicornTarget runs the WSGI bench app under one gunicorn worker class.
 func gunicornTarget(pe peerEnv, kind string) *target {
-	t := &target{name: "gunicorn-" + kind, procs: 1 + pe.workers, sim: true}
+	t := &target{name: "gunicorn-" + kind, procs: 1 + pe.workers, sim: true, reloads: true}
 	bin, err := exec.LookPath("gunicorn")
 	if err != nil {
 		t.unavailable = "gunicorn not installed (make bench-deps)"

@@ -71,6 +71,8 @@ func allWorkloads() []*workload {
 		{name: "idle", kind: kindIdle, app: "hello", paths: []string{"/"},
 			desc:     "idle keep-alive connections (each made one `hello` request, then stays open): memory per connection from the server processes' RSS.",
 			question: "Many idle keep-alive connections (long polling, chatty clients behind no proxy)"},
+		{name: "reload", kind: kindReload, app: "hello", paths: []string{"/"}, conc: []int{reloadConns},
+			desc: "`hello` on kept-alive connections while the server is told to reload (SIGHUP) once a second: requests lost while workers are replaced."},
 		{name: "spread", kind: kindSpread, app: "hello", paths: []string{"/"}, close: true, conc: []int{16}, classes: spreadClasses,
 			desc: "`hello` with `Connection: close` on 3 workers, shared listening socket vs `reuse_port` (a SO_REUSEPORT socket per worker): how evenly the kernel spreads new connections across workers."},
 	}
