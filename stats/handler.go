@@ -47,6 +47,13 @@ func Handler(src Source, board *scoreboard.Board) http.Handler {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		case snap.Draining:
 			http.Error(w, "draining", http.StatusServiceUnavailable)
+		case !snap.Booted:
+			// Until the first generation is ready a load balancer would
+			// only fill the accept queue; say so instead of 200.
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+		case readyWorkers(snap) == 0:
+			// After WINCH (workers stopped, arbiter kept) nobody serves.
+			http.Error(w, "no worker ready", http.StatusServiceUnavailable)
 		default:
 			_, _ = w.Write([]byte("ok\n"))
 		}

@@ -8,7 +8,8 @@
 //	          connections by class
 //	/status   the same as JSON, plus one record per worker
 //	/healthz  200 while the arbiter runs and at least one worker is ready
-//	/readyz   200 unless the arbiter is draining (stopping)
+//	/readyz   200 once the first generation is ready, while a worker is
+//	          ready and the arbiter is not draining (stopping); else 503
 //	/         a self-refreshing HTML page: one row per worker
 //
 // The arbiter's state belongs to its loop goroutine, so the endpoint asks

@@ -294,3 +294,30 @@ func TestRouteTable(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyz: ready means a booted pool with a worker serving and no drain;
+// a load balancer must not be told "ready" while nobody can answer.
+func TestReadyz(t *testing.T) {
+	ready := []Worker{{PID: 1, Ready: true}}
+	for _, c := range []struct {
+		name string
+		snap Snapshot
+		err  error
+		code int
+		body string
+	}{
+		{"serving", Snapshot{Booted: true, Workers: ready}, nil, 200, "ok\n"},
+		{"starting", Snapshot{Workers: ready}, nil, 503, "starting\n"},
+		{"draining", Snapshot{Booted: true, Draining: true, Workers: ready}, nil, 503, "draining\n"},
+		{"no worker (WINCH)", Snapshot{Booted: true}, nil, 503, "no worker ready\n"},
+		{"only retiring", Snapshot{Booted: true, Workers: []Worker{{PID: 1, Ready: true, Retiring: true}}}, nil, 503, "no worker ready\n"},
+		{"arbiter gone", Snapshot{}, errors.New("gone"), 503, "gone\n"},
+	} {
+		h := Handler(&fakeSource{snap: c.snap, err: c.err}, nil)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		if rec.Code != c.code || rec.Body.String() != c.body {
+			t.Errorf("%s: %d %q, want %d %q", c.name, rec.Code, rec.Body.String(), c.code, c.body)
+		}
+	}
+}
