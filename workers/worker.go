@@ -12,7 +12,9 @@ package workers
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
+	"runtime/debug"
 	"sync/atomic"
 
 	"github.com/multiserve/multiserve/config"
@@ -99,4 +101,19 @@ func (e *Env) DoneListening() {
 	if e.ListenersDone != nil {
 		e.ListenersDone()
 	}
+}
+
+// ServeConn runs the engine on hc until the connection closes or, with
+// park, goes idle between requests. The engine recovers handler panics
+// itself; this keeps an engine bug from killing the worker with its
+// connections open: the panic is logged with its stack, and the
+// connection counts as closed. remote names it in that log line.
+func (e *Env) ServeConn(ctx context.Context, hc *h1.Conn, park bool, remote net.Addr) (st h1.State) {
+	defer func() {
+		if v := recover(); v != nil {
+			e.Log.Error("panic serving connection", "remote", remote.String(), "panic", v, "stack", string(debug.Stack()))
+			st = h1.StateClosed
+		}
+	}()
+	return hc.Serve(ctx, park)
 }

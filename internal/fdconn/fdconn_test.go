@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/multiserve/multiserve/internal/fdpoll/fdpolltest"
+	"github.com/multiserve/multiserve/workers/workerstest"
 )
 
 // pair returns a Conn over one end of a unix socketpair (created
@@ -153,7 +153,7 @@ func interruptBlockedRead(t *testing.T, c *Conn, done <-chan error) {
 // waitBlocked waits until a call has entered the kernel side of d.
 func waitBlocked(t *testing.T, d *direction) {
 	t.Helper()
-	fdpolltest.Eventually(t, 5*time.Second, "a blocked call", func() bool {
+	workerstest.Eventually(t, 5*time.Second, "a blocked call", func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return d.tid != 0
@@ -209,7 +209,7 @@ func TestCloseIdempotentAndWakesBlockedRead(t *testing.T) {
 }
 
 func TestAcceptLoopback(t *testing.T) {
-	lfd, addr := fdpolltest.ListenTCP(t)
+	lfd, addr := workerstest.ListenTCP(t)
 	unix.SetNonblock(lfd, true)
 	if _, err := Accept(lfd); !errors.Is(err, unix.EAGAIN) {
 		t.Fatalf("Accept on an empty queue = %v, want EAGAIN", err)
@@ -256,7 +256,7 @@ func TestAcceptLoopback(t *testing.T) {
 // a connection: the threaded worker's poller stalled in accept4 that way,
 // its accepted connections unanswered until their clients timed out.
 func TestAcceptOnBlockingListenerDoesNotWait(t *testing.T) {
-	lfd, addr := fdpolltest.ListenTCP(t)
+	lfd, addr := workerstest.ListenTCP(t)
 	if err := unix.SetNonblock(lfd, false); err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +456,7 @@ func TestAcceptorInherits(t *testing.T) {
 // so a connection's first deadlines of that length arm nothing; a shorter
 // deadline still times out on time.
 func TestAcceptorTimeouts(t *testing.T) {
-	lfd, addr := fdpolltest.ListenTCP(t)
+	lfd, addr := workerstest.ListenTCP(t)
 	a, err := NewAcceptor(lfd)
 	if err != nil {
 		t.Fatal(err)
@@ -495,7 +495,7 @@ func TestAcceptorTimeouts(t *testing.T) {
 // With the serving thread declared (SetThread), a deadline moved earlier
 // still interrupts a Read blocked on that thread.
 func TestAcceptorThreadInterrupt(t *testing.T) {
-	lfd, addr := fdpolltest.ListenTCP(t)
+	lfd, addr := workerstest.ListenTCP(t)
 	a, err := NewAcceptor(lfd)
 	if err != nil {
 		t.Fatal(err)
@@ -517,7 +517,7 @@ func TestAcceptorThreadInterrupt(t *testing.T) {
 // With a read timeout on the listener (SetTimeouts), an Accept on a
 // listener another process left blocking waits at most that timeout.
 func TestAcceptorBoundedOnBlockingListener(t *testing.T) {
-	lfd, addr := fdpolltest.ListenTCP(t)
+	lfd, addr := workerstest.ListenTCP(t)
 	a, err := NewAcceptor(lfd)
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
-	"github.com/multiserve/multiserve/internal/fdpoll"
+	"github.com/multiserve/multiserve/workers"
 )
 
 // startRegistered starts the Engine.Register fallback: a Go accept loop for
@@ -35,17 +35,16 @@ func (s *server) startRegistered() {
 // and closes nc itself once Register succeeded; on error nc is still ours.
 func (s *server) acceptLoop(ln net.Listener) {
 	defer s.regWG.Done()
-	var emfile fdpoll.AcceptBackoffLog
+	var backoff workers.Backoff
 	for {
 		nc, err := ln.Accept()
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
 		if err != nil {
-			// EMFILE and friends: back off (do not spin), log at a
-			// bounded rate.
-			emfile.Warn(s.log, time.Now(), "evloop: accept failed, pausing", ln.Addr().String(), err)
-			time.Sleep(fdpoll.AcceptBackoffDelay)
+			// EMFILE and friends: back off (do not spin), log at the
+			// shared rate; keep accepting whatever the error.
+			backoff.Sleep(s.log, ln.Addr().String(), err)
 			continue
 		}
 		s.regMu.Lock()

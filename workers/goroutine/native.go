@@ -79,7 +79,7 @@ func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 // goroutine running the engine. Temporary accept errors (EMFILE...) back
 // off instead of spinning or failing the worker.
 func acceptNative(ctx context.Context, ln net.Listener, srv *h1.Server, conns *connSet, slots chan struct{}, env *workers.Env) error {
-	var backoff time.Duration
+	var backoff workers.Backoff
 	release := func() {
 		if slots != nil {
 			<-slots
@@ -101,16 +101,11 @@ func acceptNative(ctx context.Context, ln net.Listener, srv *h1.Server, conns *c
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				env.Log.Warn("accept failed, retrying", "err", err, "in", backoff)
-				time.Sleep(backoff)
-				continue
+			if backoff.Sleep(env.Log, ln.Addr().String(), err) == workers.AcceptFatal {
+				return err
 			}
-			return err
+			continue
 		}
-		backoff = 0
 		c := srv.NewConn(nc)
 		conns.add(c)
 		go func() {
@@ -119,11 +114,6 @@ func acceptNative(ctx context.Context, ln net.Listener, srv *h1.Server, conns *c
 			c.Serve(ctx, false)
 		}()
 	}
-}
-
-func isTemporary(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
 }
 
 // connSet tracks open engine connections so a graceful stop can wait for

@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"runtime/debug"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -52,7 +51,7 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	if len(env.Listeners) == 0 {
 		return errors.New("sync: no listeners")
 	}
-	if err := fdpoll.NonblockListeners(env.Listeners); err != nil {
+	if err := workers.NonblockListeners(env.Listeners); err != nil {
 		return fmt.Errorf("sync: %w", err)
 	}
 	waker, err := fdpoll.NewWaker()
@@ -66,7 +65,7 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	l := &loop{
 		env:   env,
 		srv:   env.Engine(),
-		beat:  fdpoll.BeatInterval(env.Config.Timeout),
+		beat:  workers.BeatInterval(env.Config.Timeout),
 		waker: waker,
 		fds:   make([]unix.PollFd, 1+len(env.Listeners)),
 	}
@@ -108,7 +107,7 @@ type loop struct {
 	// acceptors are the listeners in Env order
 	acceptors []*fdconn.Acceptor
 	pauseTo   time.Time // accepting paused (out of descriptors) until then
-	emfile    fdpoll.AcceptBackoffLog
+	backoff   workers.Backoff
 }
 
 func (l *loop) run(ctx context.Context) error {
@@ -182,13 +181,11 @@ func (l *loop) acceptReady(ctx context.Context, fds []unix.PollFd) (hot bool, er
 }
 
 func (l *loop) acceptFailed(ln *workers.Listener, err error) error {
-	switch fdpoll.ClassifyAccept(err) {
-	case fdpoll.AcceptDrained, fdpoll.AcceptRetry:
+	switch workers.ClassifyAccept(err) {
+	case workers.AcceptDrained, workers.AcceptRetry:
 		// A sibling worker won the race, or that one connection died.
-	case fdpoll.AcceptBackoff:
-		now := time.Now()
-		l.emfile.Warn(l.env.Log, now, "sync: accept: out of resources, pausing", ln.Name, err)
-		l.pauseTo = now.Add(fdpoll.AcceptBackoffDelay)
+	case workers.AcceptBackoff:
+		l.pauseTo = l.backoff.Pause(l.env.Log, time.Now(), ln.Name, err)
 	default:
 		return fmt.Errorf("sync: listener %s: %w", ln.Name, err)
 	}
@@ -204,15 +201,8 @@ func (l *loop) serve(ctx context.Context, c *fdconn.Conn) {
 		_ = c.SetReadDeadline(time.Now().Add(ht))
 	}
 	hc := l.srv.NewConn(c)
-	defer func() {
-		// The engine recovers handler panics itself; this keeps an engine
-		// bug from killing the worker with the connection open.
-		if v := recover(); v != nil {
-			l.env.Log.Error("sync: panic serving connection", "remote", c.RemoteAddr().String(), "panic", v, "stack", string(debug.Stack()))
-		}
-		_ = hc.Close()
-	}()
-	hc.Serve(ctx, false)
+	l.env.ServeConn(ctx, hc, false, c.RemoteAddr())
+	_ = hc.Close()
 }
 
 var _ workers.Worker = (*Worker)(nil)

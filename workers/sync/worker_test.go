@@ -10,22 +10,21 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/config"
-	"github.com/multiserve/multiserve/internal/fdpoll/fdpolltest"
 	"github.com/multiserve/multiserve/workers/workerstest"
 )
 
-func start(t *testing.T, h http.Handler, cfg *config.Config) (string, *fdpolltest.Heart, *fdpolltest.Running) {
+func start(t *testing.T, h http.Handler, cfg *config.Config) (string, *workerstest.Heart, *workerstest.Running) {
 	t.Helper()
-	env, addr, heart := fdpolltest.NewEnv(t, h, cfg)
-	return addr, heart, fdpolltest.Start(t, &Worker{}, env, heart)
+	env, addr, heart := workerstest.NewEnv(t, h, cfg)
+	return addr, heart, workerstest.Serve(t, &Worker{}, env, heart)
 }
 
 // Three clients at once: the worker lets exactly one into the handler at a
 // time; each answer closes its connection.
 func TestOneRequestAtATime(t *testing.T) {
-	g := fdpolltest.NewGauge()
+	g := workerstest.NewGauge()
 	addr, _, _ := start(t, g, nil)
-	wait := fdpolltest.GetAll(t, addr, "/", 3, true)
+	wait := workerstest.GetAll(t, addr, "/", 3, true)
 	for i := range 3 {
 		g.Await(t, fmt.Sprintf("request %d", i))
 		if c := g.Current(); c != 1 {
@@ -44,13 +43,13 @@ func TestOneRequestAtATime(t *testing.T) {
 func TestBeatsWhileIdleNotWhileBusy(t *testing.T) {
 	cfg := config.Default()
 	cfg.Timeout = 40 * time.Millisecond // beat every 20ms
-	g := fdpolltest.NewGauge()
+	g := workerstest.NewGauge()
 	addr, heart, _ := start(t, g, cfg)
 	b0 := heart.Beats()
-	fdpolltest.Eventually(t, 10*time.Second, "3 beats while idle", func() bool { return heart.Beats() >= b0+3 })
+	workerstest.Eventually(t, 10*time.Second, "3 beats while idle", func() bool { return heart.Beats() >= b0+3 })
 
 	done := make(chan struct{})
-	go func() { defer close(done); fdpolltest.Get(t, addr, "/") }()
+	go func() { defer close(done); workerstest.Get(t, addr, "/") }()
 	g.Await(t, "the request")
 	busy := heart.Beats()
 	// Ten beat intervals with the request held: a correct worker cannot
@@ -66,7 +65,7 @@ func TestBeatsWhileIdleNotWhileBusy(t *testing.T) {
 // A graceful stop lets the request in flight finish, then Serve returns nil
 // without accepting the connection that queued meanwhile.
 func TestGracefulStopFinishesInFlight(t *testing.T) {
-	g := fdpolltest.NewGauge()
+	g := workerstest.NewGauge()
 	addr, _, run := start(t, g, nil)
 	type result struct {
 		resp *http.Response
@@ -74,7 +73,7 @@ func TestGracefulStopFinishesInFlight(t *testing.T) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		resp, body := fdpolltest.Get(t, addr, "/")
+		resp, body := workerstest.Get(t, addr, "/")
 		res <- result{resp, body}
 	}()
 	g.Await(t, "the request")
@@ -113,7 +112,7 @@ func TestSilentClientReleasesWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	resp, body := fdpolltest.Get(t, addr, "/")
+	resp, body := workerstest.Get(t, addr, "/")
 	if resp == nil || resp.StatusCode != 200 || !strings.Contains(body, "served") {
 		t.Fatalf("second client got %v %q", resp, body)
 	}
@@ -126,13 +125,13 @@ func TestSilentClientReleasesWorker(t *testing.T) {
 func TestGracefulStopDropsSilentClient(t *testing.T) {
 	cfg := config.Default()
 	cfg.HeaderTimeout = time.Hour
-	addr, _, run := start(t, fdpolltest.NewGauge(), cfg)
+	addr, _, run := start(t, workerstest.NewGauge(), cfg)
 	silent, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	fdpolltest.Eventually(t, 10*time.Second, "the worker to accept", func() bool { return fdpolltest.Accepted(t, silent) })
+	workerstest.Eventually(t, 10*time.Second, "the worker to accept", func() bool { return workerstest.Accepted(t, silent) })
 	run.Cancel()
 	if err, ok := run.WaitTimeout(10 * time.Second); !ok || err != nil {
 		t.Fatalf("Serve returned %v (returned=%v) with a silent client connected, want nil promptly", err, ok)
@@ -140,7 +139,7 @@ func TestGracefulStopDropsSilentClient(t *testing.T) {
 }
 
 // Every --bind is served.
-func TestTwoListeners(t *testing.T) { fdpolltest.ServesEveryListener(t, &Worker{}, true) }
+func TestTwoListeners(t *testing.T) { workerstest.ServesEveryListener(t, &Worker{}, true) }
 
 func TestConformance(t *testing.T) {
 	workerstest.Run(t, "sync", workerstest.Options{NoKeepAlive: true})

@@ -41,7 +41,7 @@ type poller struct {
 	listening   bool      // listeners are in the epoll set
 	pauseTo     time.Time // accepting paused (out of descriptors) until then
 	full        bool      // accepting paused: no thread free (see threadFree)
-	emfile      fdpoll.AcceptBackoffLog
+	backoff     workers.Backoff
 	stopped     bool // stop has run
 	queueClosed bool
 
@@ -63,7 +63,7 @@ func newPoller(env *workers.Env) (*poller, error) {
 		srv:         env.Engine(),
 		listeners:   make(map[int]*workers.Listener, len(env.Listeners)),
 		maxConns:    cfg.WorkerConnections,
-		beat:        fdpoll.BeatInterval(cfg.Timeout),
+		beat:        workers.BeatInterval(cfg.Timeout),
 		events:      make([]unix.EpollEvent, 256),
 		queue:       make(chan *conn, cfg.WorkerConnections), // never full: see enqueue
 		threadsDone: make(chan struct{}),
@@ -178,15 +178,13 @@ func (p *poller) accept(l *workers.Listener) error {
 		}
 		nc, err := fdconn.Accept(l.FD)
 		if err != nil {
-			switch fdpoll.ClassifyAccept(err) {
-			case fdpoll.AcceptDrained:
+			switch workers.ClassifyAccept(err) {
+			case workers.AcceptDrained:
 				return nil
-			case fdpoll.AcceptRetry:
+			case workers.AcceptRetry:
 				continue
-			case fdpoll.AcceptBackoff:
-				now := time.Now()
-				p.emfile.Warn(p.env.Log, now, "threaded: accept: out of resources, pausing", l.Name, err)
-				p.pauseTo = now.Add(fdpoll.AcceptBackoffDelay)
+			case workers.AcceptBackoff:
+				p.pauseTo = p.backoff.Pause(p.env.Log, time.Now(), l.Name, err)
 				return nil
 			}
 			return fmt.Errorf("threaded: listener %s: %w", l.Name, err)

@@ -48,12 +48,10 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"runtime/debug"
 	stdsync "sync"
 
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/h1"
-	"github.com/multiserve/multiserve/internal/fdpoll"
 	"github.com/multiserve/multiserve/workers"
 )
 
@@ -83,7 +81,7 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	if len(env.Listeners) == 0 {
 		return errors.New("threaded: no listeners")
 	}
-	if err := fdpoll.NonblockListeners(env.Listeners); err != nil {
+	if err := workers.NonblockListeners(env.Listeners); err != nil {
 		return fmt.Errorf("threaded: %w", err)
 	}
 	runtime.LockOSThread()
@@ -136,15 +134,8 @@ func (p *poller) thread(ctx context.Context) {
 // serve runs the engine on c until it closes or goes idle. The engine
 // recovers handler panics; this keeps an engine bug from killing the
 // worker.
-func (p *poller) serve(ctx context.Context, c *conn) (st h1.State) {
-	defer func() {
-		if v := recover(); v != nil {
-			p.env.Log.Error("threaded: panic serving connection", "remote", c.nc.RemoteAddr().String(),
-				"panic", v, "stack", string(debug.Stack()))
-			st = h1.StateClosed
-		}
-	}()
-	return c.hc.Serve(ctx, true)
+func (p *poller) serve(ctx context.Context, c *conn) h1.State {
+	return p.env.ServeConn(ctx, c.hc, true, c.nc.RemoteAddr())
 }
 
 var (

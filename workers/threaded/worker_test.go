@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/multiserve/multiserve/config"
-	"github.com/multiserve/multiserve/internal/fdpoll/fdpolltest"
 	"github.com/multiserve/multiserve/workers/workerstest"
 )
 
@@ -23,7 +22,7 @@ func TestConformance(t *testing.T) {
 
 // start runs the class with a handler that answers "ok" at once, except
 // /hold, which is g's (it blocks until the test lets it go).
-func start(t *testing.T, g *fdpolltest.Gauge, tune func(*config.Config)) (string, *fdpolltest.Heart, *fdpolltest.Running) {
+func start(t *testing.T, g *workerstest.Gauge, tune func(*config.Config)) (string, *workerstest.Heart, *workerstest.Running) {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
@@ -34,8 +33,8 @@ func start(t *testing.T, g *fdpolltest.Gauge, tune func(*config.Config)) (string
 	cfg := config.Default()
 	cfg.WorkerClass = "threaded"
 	tune(cfg)
-	env, addr, heart := fdpolltest.NewEnv(t, mux, cfg)
-	return addr, heart, fdpolltest.Start(t, &Worker{}, env, heart)
+	env, addr, heart := workerstest.NewEnv(t, mux, cfg)
+	return addr, heart, workerstest.Serve(t, &Worker{}, env, heart)
 }
 
 // keptConn is a client connection that keeps the connection alive.
@@ -58,7 +57,7 @@ func dialKept(t *testing.T, addr string) *keptConn {
 // the connection open.
 func (k *keptConn) get(t *testing.T, path string) {
 	t.Helper()
-	resp, body := fdpolltest.Do(t, k.c, k.br, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, body := workerstest.Do(t, k.c, k.br, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp == nil || resp.StatusCode != 200 || body != "ok" || resp.Close {
 		t.Fatalf("GET %s: %v %q (Close=%v), want 200 ok kept alive", path, resp, body, resp != nil && resp.Close)
 	}
@@ -83,7 +82,7 @@ func TestIdleKeepAliveHoldsNoThread(t *testing.T) {
 		idle[i] = dialKept(t, addr)
 		idle[i].get(t, "/")
 	}
-	resp, body := fdpolltest.Get(t, addr, "/")
+	resp, body := workerstest.Get(t, addr, "/")
 	if resp == nil || resp.StatusCode != 200 || body != "ok" {
 		t.Fatalf("new client behind 50 idle connections got %v %q", resp, body)
 	}
@@ -95,9 +94,9 @@ func TestIdleKeepAliveHoldsNoThread(t *testing.T) {
 // Four threads run four requests at once (all four are inside the handler
 // together); a fifth waits in the queue until a thread is free.
 func TestThreadsBoundConcurrency(t *testing.T) {
-	g := fdpolltest.NewGauge()
+	g := workerstest.NewGauge()
 	addr, _, _ := start(t, g, func(c *config.Config) { c.Threads = 4 })
-	wait := fdpolltest.GetAll(t, addr, "/hold", 5, false)
+	wait := workerstest.GetAll(t, addr, "/hold", 5, false)
 	for i := range 4 {
 		g.Await(t, fmt.Sprintf("request %d of the 4 running together", i+1))
 	}
@@ -113,15 +112,15 @@ func TestThreadsBoundConcurrency(t *testing.T) {
 // The poller keeps beating while every thread is busy: in this class
 // --timeout polices a wedged worker, not a slow request.
 func TestBeatsWhileThreadsBusy(t *testing.T) {
-	g := fdpolltest.NewGauge()
+	g := workerstest.NewGauge()
 	addr, heart, _ := start(t, g, func(c *config.Config) {
 		c.Threads = 1
 		c.Timeout = 40 * time.Millisecond
 	})
-	go fdpolltest.Get(t, addr, "/hold")
+	go workerstest.Get(t, addr, "/hold")
 	g.Await(t, "the request")
 	b := heart.Beats()
-	fdpolltest.Eventually(t, 10*time.Second, "beats with the only thread busy", func() bool { return heart.Beats() >= b+3 })
+	workerstest.Eventually(t, 10*time.Second, "beats with the only thread busy", func() bool { return heart.Beats() >= b+3 })
 	g.Release()
 }
 
@@ -156,18 +155,18 @@ func TestWorkerConnectionsCap(t *testing.T) {
 	// third in the same wakeup.
 	a.get(t, "/")
 	b.get(t, "/")
-	if fdpolltest.Accepted(t, third.c) {
+	if workerstest.Accepted(t, third.c) {
 		t.Fatal("a third connection was accepted with worker_connections=2")
 	}
 	a.c.Close()
-	resp, body := fdpolltest.Do(t, third.c, third.br, "")
+	resp, body := workerstest.Do(t, third.c, third.br, "")
 	if resp == nil || resp.StatusCode != 200 || body != "ok" {
 		t.Fatalf("third client after a close got %v %q", resp, body)
 	}
 }
 
 // Every --bind is served.
-func TestTwoListeners(t *testing.T) { fdpolltest.ServesEveryListener(t, &Worker{}, false) }
+func TestTwoListeners(t *testing.T) { workerstest.ServesEveryListener(t, &Worker{}, false) }
 
 func TestCheckConfig(t *testing.T) {
 	for _, tc := range []struct {
@@ -190,10 +189,10 @@ func TestGracefulStopServesFreshConnection(t *testing.T) {
 	addr, _, run := start(t, nil, func(c *config.Config) { c.HeaderTimeout = time.Hour })
 	late, silent := dialKept(t, addr), dialKept(t, addr)
 	for _, k := range []*keptConn{late, silent} {
-		fdpolltest.Eventually(t, 10*time.Second, "the worker to accept", func() bool { return fdpolltest.Accepted(t, k.c) })
+		workerstest.Eventually(t, 10*time.Second, "the worker to accept", func() bool { return workerstest.Accepted(t, k.c) })
 	}
 	run.Cancel()
-	resp, body := fdpolltest.Do(t, late.c, late.br, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, body := workerstest.Do(t, late.c, late.br, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp == nil || resp.StatusCode != 200 || body != "ok" || !resp.Close {
 		t.Fatalf("request sent just after the stop began: %v %q, want 200 ok with Connection: close", resp, body)
 	}
@@ -213,8 +212,8 @@ func TestGracefulStopOnBlockingListener(t *testing.T) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	cfg := config.Default()
 	cfg.WorkerClass, cfg.HeaderTimeout = "threaded", time.Hour
-	env, addr, heart := fdpolltest.NewEnv(t, mux, cfg)
-	run := fdpolltest.Start(t, &Worker{}, env, heart)
+	env, addr, heart := workerstest.NewEnv(t, mux, cfg)
+	run := workerstest.Serve(t, &Worker{}, env, heart)
 	t.Cleanup(func() {
 		if t.Failed() { // a poller stuck in accept4 returns on the next connection
 			if c, err := net.Dial("tcp", addr); err == nil {
@@ -226,9 +225,9 @@ func TestGracefulStopOnBlockingListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	late := dialKept(t, addr)
-	fdpolltest.Eventually(t, 10*time.Second, "the worker to accept", func() bool { return fdpolltest.Accepted(t, late.c) })
+	workerstest.Eventually(t, 10*time.Second, "the worker to accept", func() bool { return workerstest.Accepted(t, late.c) })
 	run.Cancel()
-	resp, body := fdpolltest.Do(t, late.c, late.br, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, body := workerstest.Do(t, late.c, late.br, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp == nil || resp.StatusCode != 200 || body != "ok" || !resp.Close {
 		t.Fatalf("request on a connection accepted before the stop: %v %q, want 200 ok with Connection: close", resp, body)
 	}
@@ -245,10 +244,10 @@ func TestGracefulStopFinishesPartialHead(t *testing.T) {
 	head := "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 	partial := dialKept(t, addr)
 	io.WriteString(partial.c, head[:10])
-	fdpolltest.Eventually(t, 10*time.Second, "the worker to accept", func() bool { return fdpolltest.Accepted(t, partial.c) })
+	workerstest.Eventually(t, 10*time.Second, "the worker to accept", func() bool { return workerstest.Accepted(t, partial.c) })
 	dialKept(t, addr).get(t, "/") // the one thread is not held by the partial head
 	run.Cancel()
-	resp, body := fdpolltest.Do(t, partial.c, partial.br, head[10:])
+	resp, body := workerstest.Do(t, partial.c, partial.br, head[10:])
 	if resp == nil || resp.StatusCode != 200 || body != "ok" || !resp.Close {
 		t.Fatalf("head completed after the stop began: %v %q, want 200 ok with Connection: close", resp, body)
 	}
@@ -259,7 +258,7 @@ func TestGracefulStopFinishesPartialHead(t *testing.T) {
 
 // TestPartialHeadHoldsNoThread: with one thread and a long
 // header_timeout, a client trickling a request head does not stop another
-// client from being served (each within fdpolltest.Do's 20 s); its head,
+// client from being served (each within workerstest.Do's 20 s); its head,
 // parked in pieces, is answered once complete.
 func TestPartialHeadHoldsNoThread(t *testing.T) {
 	addr, _, _ := start(t, nil, func(c *config.Config) { c.Threads = 1; c.HeaderTimeout = time.Minute })
@@ -269,7 +268,7 @@ func TestPartialHeadHoldsNoThread(t *testing.T) {
 		io.WriteString(slow.c, piece)
 		dialKept(t, addr).get(t, "/")
 	}
-	resp, body := fdpolltest.Do(t, slow.c, slow.br, head[20:])
+	resp, body := workerstest.Do(t, slow.c, slow.br, head[20:])
 	if resp == nil || resp.StatusCode != 200 || body != "ok" {
 		t.Fatalf("trickled request: %v %q", resp, body)
 	}
@@ -299,22 +298,22 @@ func TestPartialHeadTimeout(t *testing.T) {
 // worker does not accept (the connection waits in the backlog, where a
 // sibling would take it); once the thread is free, it is served.
 func TestBusyWorkerLeavesNewConnections(t *testing.T) {
-	g := fdpolltest.NewGauge()
+	g := workerstest.NewGauge()
 	addr, heart, _ := start(t, g, func(c *config.Config) {
 		c.Threads = 1
 		c.Timeout = 40 * time.Millisecond // beats every 20 ms: loop turns to count
 	})
-	go fdpolltest.Get(t, addr, "/hold")
+	go workerstest.Get(t, addr, "/hold")
 	g.Await(t, "the request holding the only thread")
 	next := dialKept(t, addr)
 	io.WriteString(next.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	b := heart.Beats()
-	fdpolltest.Eventually(t, 10*time.Second, "poller turns", func() bool { return heart.Beats() >= b+3 })
-	if fdpolltest.Accepted(t, next.c) {
+	workerstest.Eventually(t, 10*time.Second, "poller turns", func() bool { return heart.Beats() >= b+3 })
+	if workerstest.Accepted(t, next.c) {
 		t.Fatal("a connection was accepted while the only thread was busy")
 	}
 	g.Release()
-	resp, body := fdpolltest.Do(t, next.c, next.br, "")
+	resp, body := workerstest.Do(t, next.c, next.br, "")
 	if resp == nil || resp.StatusCode != 200 || body != "ok" {
 		t.Fatalf("after the thread was freed: %v %q", resp, body)
 	}

@@ -7,8 +7,8 @@
 //	}
 //
 // Start runs one class in-process on a fresh 127.0.0.1:0 listening socket
-// (created with raw syscalls and handed over as a workers.Listener, as the
-// arbiter does) for class-specific tests, and H1Probe runs the shared h1probe
+// (created with raw syscalls and handed over blocking as a
+// workers.Listener, exactly as the arbiter does) for class-specific tests, and H1Probe runs the shared h1probe
 // corpus against an address.
 package workerstest
 
@@ -17,14 +17,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/workers"
@@ -85,7 +81,7 @@ func Start(t testing.TB, class string, opt Options) *Instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, addr := listenTCP(t)
+	fd, addr := ListenTCP(t) // blocking, as the arbiter hands it over
 	cfg := config.Default()
 	cfg.WorkerClass = class
 	cfg.Bind = []string{addr}
@@ -115,7 +111,6 @@ func Start(t testing.TB, class string, opt Options) *Instance {
 		if err := in.Stop(20 * time.Second); err != nil {
 			t.Errorf("%s: Serve after graceful stop: %v", class, err)
 		}
-		_ = unix.Close(fd)
 		if t.Failed() {
 			t.Logf("%s worker log:\n%s", class, in.logs.String())
 		}
@@ -130,35 +125,6 @@ func Start(t testing.TB, class string, opt Options) *Instance {
 		t.Fatalf("%s: env.Ready not called within 10s", class)
 	}
 	return in
-}
-
-// listenTCP creates a non-blocking listening socket on 127.0.0.1:0 with raw
-// syscalls, as the arbiter does.
-func listenTCP(t testing.TB) (int, string) {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("workerstest: socket: %v", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		unix.Close(fd)
-		t.Fatalf("workerstest: SO_REUSEADDR: %v", err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		unix.Close(fd)
-		t.Fatalf("workerstest: bind: %v", err)
-	}
-	if err := unix.Listen(fd, 1024); err != nil {
-		unix.Close(fd)
-		t.Fatalf("workerstest: listen: %v", err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		unix.Close(fd)
-		t.Fatalf("workerstest: getsockname: %v", err)
-	}
-	port := sa.(*unix.SockaddrInet4).Port
-	return fd, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 type lockedBuffer struct {

@@ -1,8 +1,9 @@
-// Package fdpolltest is test support for the blocking-IO worker classes and
-// their plumbing: raw listening sockets like the ones a worker inherits, an
-// Env with an observable heartbeat, a handler that measures how many
-// requests run at once, and a harness that runs a Worker until the test ends.
-package fdpolltest
+package workerstest
+
+// The harness for a class's own tests: raw listening sockets like the ones
+// a worker inherits, an Env with an observable heartbeat, a handler that
+// measures how many requests run at once, and Serve, which runs a Worker
+// until the test ends.
 
 import (
 	"bufio"
@@ -92,7 +93,7 @@ func ServesEveryListener(t testing.TB, w workers.Worker, wantClose bool) {
 	env, addr, heart := NewEnv(t, g, nil)
 	fd, addr2 := ListenTCP(t)
 	env.Listeners = append(env.Listeners, &workers.Listener{FD: fd, Name: addr2, Network: "tcp"})
-	Start(t, w, env, heart)
+	Serve(t, w, env, heart)
 	for _, a := range []string{addr, addr2, addr} {
 		GetAll(t, a, "/", 1, wantClose)()
 	}
@@ -112,10 +113,10 @@ type Running struct {
 	err      error         // Serve's result, set before finished closes
 }
 
-// Start runs w.Serve(ctx, env) in a goroutine and waits (up to 10 s) for it
+// Serve runs w.Serve(ctx, env) in a goroutine and waits (up to 10 s) for it
 // to report ready. The worker is stopped at the end of the test if the test
 // did not stop it.
-func Start(t testing.TB, w workers.Worker, env *workers.Env, h *Heart) *Running {
+func Serve(t testing.TB, w workers.Worker, env *workers.Env, h *Heart) *Running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Running{cancel: cancel, finished: make(chan struct{})}
