@@ -70,6 +70,7 @@ func classSpecs(threadedThreads, pool int) []classSpec {
 		{"evloop", "evloop", 0},
 		{"evloop-pool", "evloop", cmp.Or(pool, 4)},
 		{"goroutine", "goroutine", -1},
+		{"auto", "auto", -1}, // its pool is auto_pool (1000 by default)
 	}
 }
 

@@ -35,10 +35,12 @@ type workload struct {
 	question string   // the user's situation it answers, for "how to choose"
 }
 
-// mixedPaths is 70 % tiny, 20 % 20 ms waits, 10 % 2 ms of CPU.
+// mixedPaths is 70 % tiny, 20 % 20 ms waits, 10 % 2 ms of CPU, each kind
+// on a path of its own (sim serves any path), as a real application's
+// routes are: a class that places requests by route (auto) tells them apart.
 var mixedPaths = []string{
-	"/sim?size=13", "/sim?io=20ms", "/sim?size=13", "/sim?size=13", "/sim?cpu=2ms",
-	"/sim?size=13", "/sim?io=20ms", "/sim?size=13", "/sim?size=13", "/sim?size=13",
+	"/fast?size=13", "/db?io=20ms", "/fast?size=13", "/fast?size=13", "/cpu?cpu=2ms",
+	"/fast?size=13", "/db?io=20ms", "/fast?size=13", "/fast?size=13", "/fast?size=13",
 }
 
 // allWorkloads lists the built-in workloads in the order they run.
@@ -57,7 +59,7 @@ func allWorkloads() []*workload {
 			desc:     "`sim?cpu=2ms`: each request burns 2 ms of CPU; one server CPU caps everyone near 500 req/s.",
 			question: "CPU-heavy handlers (templating, compression, crypto)"},
 		{name: "mixed", kind: kindClosed, waits: true, app: "sim", paths: mixedPaths, rate: 500, needsSim: true,
-			desc:     "70 % tiny (`sim?size=13`), 20 % 20 ms waits (`sim?io=20ms`), 10 % 2 ms of CPU (`sim?cpu=2ms`), round-robin.",
+			desc:     "70 % tiny (`/fast?size=13`), 20 % 20 ms waits (`/db?io=20ms`), 10 % 2 ms of CPU (`/cpu?cpu=2ms`), round-robin, all served by `sim`.",
 			question: "A typical web app: mostly fast, some slow queries, some CPU"},
 		{name: "large", kind: kindClosed, cpuBound: true, app: "sim", paths: []string{"/sim?size=1048576"}, rate: 200, needsSim: true,
 			desc:     "`sim?size=1048576`: a 1 MiB response per request.",

@@ -134,14 +134,14 @@ var table = []Setting{
 	{Key: "auto_threshold", Flag: "auto-threshold", Section: SectionWorkers, Default: time.Millisecond,
 		Help: "Handler time that separates the auto class's inline routes from its pooled ones.\n" +
 			"A pooled route whose last auto_samples requests each took at most this is promoted to run inline on the loop; " +
-			"an inline request that takes longer demotes its route to the pool at once. Wall-clock time, so on a loaded machine a fast route may be demoted now and then (it comes back after auto_cooldown).",
+			"three slower inline requests in a row, each within auto_samples requests of the one before, demote it to the pool (one or two may be the kernel or the Go scheduler setting the loop aside: wall-clock time cannot tell), and a handler that stalls its loop past a heartbeat tick (250 ms) demotes its route at once.",
 		Check: positive},
 	{Key: "auto_samples", Flag: "auto-samples", Section: SectionWorkers, Default: 100,
 		Help:  "Consecutive fast requests that promote an auto route from the pool to inline.",
 		Check: atLeast(1)},
 	{Key: "auto_cooldown", Flag: "auto-cooldown", Section: SectionWorkers, Default: 10 * time.Second,
 		Help: "How long a demoted auto route stays on the pool before it may be promoted again.\n" +
-			"Bounds how often a route that blocks now and then can stall a loop: once per cool-down at most (see docs/choosing-a-worker-class.md).",
+			"Bounds how often a route that blocks now and then can stall a loop (see docs/choosing-a-worker-class.md).",
 		Check: nonNegative},
 	{Key: "auto_pool", Flag: "auto-pool", Section: SectionWorkers, Default: 1000,
 		Help: "Goroutines per auto worker for pooled routes and streamed request bodies.\n" +

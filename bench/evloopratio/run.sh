@@ -11,6 +11,8 @@
 # Env:   CONFIGS="evloop goroutine gnet" (subset/order);
 #        BASE_REV=<git rev> also runs "evloop-base", multiserve built from that
 #        revision, in the same rounds (before/after in one run);
+#        "auto" (add it to CONFIGS) is the auto class, one loop: its ratio to
+#        evloop is the cost of measuring and placing routes;
 #        "evloop-reuse" (add it to CONFIGS) is evloop with
 #        MULTISERVE_EVLOOP_REUSE_REQUESTS=1 (recycled *http.Request);
 #        "<config>-nosb" (e.g. "evloop-nosb", "goroutine-nosb") is the same
@@ -91,6 +93,7 @@ argv() { # config port
 	evloop) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k evloop --evloop-loops 1 --log-level warning hello" ;;
 	evloop-reuse) echo "env MULTISERVE_EVLOOP_REUSE_REQUESTS=1 $tmp/multiserve -b 127.0.0.1:$2 -w 1 -k evloop --evloop-loops 1 --log-level warning hello" ;;
 	goroutine) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k goroutine --log-level warning hello" ;;
+	auto) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k auto --evloop-loops 1 --log-level warning hello" ;;
 	gnet) echo "$tmp/gnetbare -addr 127.0.0.1:$2 -loops 1" ;;
 	sync) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k sync --log-level warning hello" ;;
 	threaded) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k threaded --threads 4 --log-level warning hello" ;;
@@ -250,6 +253,7 @@ if has evloop-base; then echo "evloop / evloop-base = $(ratios evloop evloop-bas
 if has evloop-reuse && has gnet; then echo "evloop-reuse / gnet bare = $(ratios evloop-reuse gnet)"; fi
 if has evloop-reuse && has goroutine; then echo "evloop-reuse / goroutine = $(ratios evloop-reuse goroutine)"; fi
 if has evloop-reuse && has evloop-base; then echo "evloop-reuse / evloop-base = $(ratios evloop-reuse evloop-base)"; fi
+if has auto && has evloop; then echo "auto / evloop = $(ratios auto evloop)"; fi
 if has goroutine-base; then echo "goroutine / goroutine-base = $(ratios goroutine goroutine-base)"; fi
 for pair in ${RATIOS:-}; do
 	a=${pair%/*} b=${pair#*/}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers"
 	"github.com/multiserve/multiserve/workers/evloop/route"
 )
@@ -32,7 +33,7 @@ func init() {
 
 func describeAuto(c *config.Config) string {
 	return fmt.Sprintf("%s × %s, non-blocking IO, each route inline on the loop while its handlers take at most %s, "+
-		"else on a pool of %s (a route that blocks once stalls its loop once before it moves): at most %s",
+		"else on a pool of %s (a route that starts to block stalls its loop at most three times before it moves): at most %s",
 		workers.Plural(c.Workers, "worker"), loopsOf(c), c.AutoThreshold,
 		workers.Plural(c.AutoPool, "goroutine"), workers.OpenConns(c))
 }
@@ -75,16 +76,16 @@ func (s *server) placeRoute(req *http.Request, offload bool) (*route.Route, *htt
 }
 
 // enterInline marks rt as running on ls, for the watchdog (lateLoop), and
-// returns the start of its handler time.
-func (ls *loopState) enterInline(rt *route.Route) time.Time {
+// returns the start of its handler time (scoreboard.Now).
+func (ls *loopState) enterInline(rt *route.Route) int64 {
 	ls.running.Store(rt)
-	return time.Now()
+	return scoreboard.Now()
 }
 
 // leaveInline records an inline request of rt that began at start.
-func (s *server) leaveInline(ls *loopState, rt *route.Route, start time.Time) {
+func (s *server) leaveInline(ls *loopState, rt *route.Route, start int64) {
 	ls.running.Store(nil)
-	s.routes.Observe(rt, time.Since(start), true)
+	s.routes.Observe(rt, time.Duration(scoreboard.Now()-start), true)
 }
 
 // publishEvery: the route table goes to the scoreboard every this many

@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -60,10 +62,21 @@ const wrkRequest = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
 
 // benchInline answers wrk's request on one connection b.N times through
 // OnTraffic, one request per event as wrk's connections send them.
-func benchInline(b *testing.B, h http.Handler, reuse bool) {
+func benchInline(b *testing.B, h http.Handler, reuse bool) { benchInlineClass(b, h, reuse, false) }
+
+// benchInlineClass is benchInline under evloop or auto; under auto, the
+// route is promoted first, so every request runs inline, measured.
+func benchInlineClass(b *testing.B, h http.Handler, reuse, auto bool) {
 	cfg := testConfig()
 	cfg.EvloopReuseRequests = reuse
-	s := newServer(&workers.Env{Handler: h, Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, false)
+	cfg.AutoThreshold = time.Second // a cold first request must not demote the route
+	s := newServer(&workers.Env{Handler: h, Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, auto)
+	if auto {
+		rt := s.routes.Lookup(httptest.NewRequest("GET", "/", nil))
+		for range cfg.AutoSamples {
+			s.routes.Observe(rt, 0, false)
+		}
+	}
 	c := &memConn{}
 	if _, act := s.OnOpen(c); act != gnet.None {
 		b.Fatal("OnOpen refused")
@@ -83,6 +96,10 @@ func benchInline(b *testing.B, h http.Handler, reuse bool) {
 
 // BenchmarkInlineHello: evloop's inline path for apps.Hello, no middleware.
 func BenchmarkInlineHello(b *testing.B) { benchInline(b, apps.Hello(), false) }
+
+// BenchmarkAutoInlineHello: BenchmarkInlineHello under auto, its route
+// promoted: what measuring and placing a route costs on the inline path.
+func BenchmarkAutoInlineHello(b *testing.B) { benchInlineClass(b, apps.Hello(), false, true) }
 
 // BenchmarkInlineHelloReuse: the same with evloop_reuse_requests (Request, URL
 // and Header map recycled: no allocation but h1's shared string chunks).

@@ -14,6 +14,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/multiserve/multiserve/h1"
+	"github.com/multiserve/multiserve/scoreboard"
 	"github.com/multiserve/multiserve/workers/evloop/route"
 )
 
@@ -411,7 +412,7 @@ func (hc *hconn) runInline(req *http.Request, rt *route.Route, keep bool) gnet.A
 		w.Recycle(req, &ls.sink, keep, false)
 	}
 	w.CloseWhen(&hc.s.draining)
-	var start time.Time
+	var start int64
 	if rt != nil {
 		start = ls.enterInline(rt)
 	}
@@ -456,10 +457,10 @@ func (hc *hconn) offload(req *http.Request, rt *route.Route, keep, expect bool, 
 		hc.body, hc.dropped = newReqBody(req, w, hc.c), 0
 	}
 	hc.s.pool.submit(func() {
-		start := time.Now()
+		start := scoreboard.Now()
 		keepAfter := hc.s.h1.Handle(w, req)
 		if rt != nil {
-			hc.s.routes.Observe(rt, time.Since(start), false)
+			hc.s.routes.Observe(rt, time.Duration(scoreboard.Now()-start), false)
 		}
 		w.Release()
 		sink.finish(func() { hc.afterOffload(keepAfter) })

@@ -11,11 +11,14 @@
 // Classification: a new route starts pooled. Each finished request is a
 // sample of its handler time. A pooled route is promoted to inline after
 // Samples consecutive samples at or under Threshold, once its cool-down
-// (if any) is over. An inline route is demoted at once when a sample
-// exceeds Threshold, or when the event loop running it was found stalled
-// (Demote, called by the loop's watchdog while the handler still runs),
-// and then stays pooled for at least Cooldown. A route wrapped with Inline
-// or Blocking is pinned and never changes placement.
+// (if any) is over. An inline route is demoted at its third slow inline
+// sample (over Threshold) in a row of slow ones each within Samples of the
+// one before (one or two may be the kernel or the Go scheduler setting the
+// loop aside, see observeInline), or at once when the
+// event loop running it was found stalled (Demote, called by the loop's
+// watchdog while the handler still runs), and then stays pooled for at
+// least Cooldown. A route wrapped with Inline or Blocking is pinned and
+// never changes placement.
 //
 // Everything a request touches is read lock-free: the table is a map
 // replaced whole on insert (at most MaxRoutes inserts over a worker's
@@ -76,19 +79,29 @@ const (
 	Overflow  = "(overflow)"
 )
 
+// Strikes is how many slow inline runs, each within Samples inline runs of
+// the one before, demote a route (see observeInline).
+const Strikes = 3
+
+// noSlowRun is Route.sinceSlow when no inline run was slow since the
+// route was promoted.
+const noSlowRun = 1 << 62
+
 // Route is one route's classification state.
 type Route struct {
 	key string
 	pin Pin
 
-	inline   atomic.Bool
-	fastRun  atomic.Int64 // consecutive samples at or under the threshold
-	coolTill atomic.Int64 // table clock (ns): not promoted before
-	samples  atomic.Uint64
-	sumNs    atomic.Int64
-	maxNs    atomic.Int64
-	promos   atomic.Uint64
-	demos    atomic.Uint64
+	inline    atomic.Bool
+	fastRun   atomic.Int64 // consecutive pooled samples at or under the threshold
+	sinceSlow atomic.Int64 // inline samples since the last slow one (noSlowRun: none since promoted)
+	strikes   atomic.Int64 // slow inline samples in a row, each within Samples of the one before
+	coolTill  atomic.Int64 // table clock (ns): not promoted before
+	samples   atomic.Uint64
+	sumNs     atomic.Int64
+	maxNs     atomic.Int64
+	promos    atomic.Uint64
+	demos     atomic.Uint64
 }
 
 // Inline reports whether the route's next request should run on the loop.
@@ -175,6 +188,7 @@ func (t *Table) insert(k key, h http.Handler) *Route {
 		rt.pin = PinOf(h)
 	}
 	rt.inline.Store(rt.pin == PinInline)
+	rt.sinceSlow.Store(noSlowRun)
 	m := make(map[key]*Route, len(old)+1)
 	for k, v := range old {
 		m[k] = v
@@ -200,17 +214,49 @@ func (t *Table) Observe(rt *Route, d time.Duration, ranInline bool) {
 	if rt.pin != Measured {
 		return
 	}
-	if d > t.cfg.Threshold {
+	slow := d > t.cfg.Threshold
+	switch {
+	case ranInline:
+		t.observeInline(rt, slow)
+	case slow:
 		rt.fastRun.Store(0)
-		if ranInline {
-			t.Demote(rt)
-		}
+	case rt.fastRun.Add(1) >= int64(t.cfg.Samples):
+		t.promote(rt)
+	}
+}
+
+// observeInline demotes rt at its Strikes-th slow inline run in a row of
+// slow runs each within Samples inline runs of the one before. Fewer are
+// not enough: wall-clock time cannot tell a handler that waited from a
+// loop the kernel or the Go scheduler set aside (a loaded machine, a
+// container's CPU quota, a GC cycle), and those hiccups come alone or in
+// twos; a fast route demoted by one would spend a whole cool-down on the
+// pool. A handler that stalls its loop for longer than a tick is demoted
+// at once by the loop watchdog instead (Demote).
+func (t *Table) observeInline(rt *Route, slow bool) {
+	if !slow {
+		rt.sinceSlow.Add(1)
 		return
 	}
-	if ranInline || rt.fastRun.Add(1) < int64(t.cfg.Samples) {
+	n := int64(1)
+	if rt.sinceSlow.Swap(0) < int64(t.cfg.Samples) {
+		n = rt.strikes.Add(1)
+	} else {
+		rt.strikes.Store(1)
+	}
+	if n >= Strikes {
+		t.Demote(rt)
+	}
+}
+
+// promote moves rt inline, unless its cool-down is still running.
+func (t *Table) promote(rt *Route) {
+	if t.clock() < rt.coolTill.Load() {
 		return
 	}
-	if t.clock() >= rt.coolTill.Load() && rt.inline.CompareAndSwap(false, true) {
+	rt.sinceSlow.Store(noSlowRun)
+	rt.strikes.Store(0)
+	if rt.inline.CompareAndSwap(false, true) {
 		rt.promos.Add(1)
 		t.promotions.Add(1)
 	}
