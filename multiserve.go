@@ -69,12 +69,15 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		workers.Use(proxyheaders.Wrap, nil)
 		return workers.Main(LoadApp)
 	}
-	if len(args) > 0 && args[0] == "ctl" {
-		return control.Main(args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "settings" {
-		fmt.Fprint(stdout, config.Markdown())
-		return proc.ExitOK
+	if len(args) > 0 {
+		switch args[0] {
+		case "ctl":
+			return control.Main(args[1:], stdout, stderr)
+		case "settings":
+			return settings(args[1:], stdout, stderr)
+		case "help":
+			args = []string{"--help"}
+		}
 	}
 	loaded, err := config.Load(args)
 	if err == nil {
@@ -99,6 +102,25 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return checkConfig(loaded, stdout, stderr)
 	}
 	return serve(args, loaded, stderr)
+}
+
+// settings is `multiserve settings [--markdown]`: every setting as
+// Markdown, the text of docs/settings.md.
+func settings(args []string, stdout, stderr io.Writer) int {
+	const usage = "usage: multiserve settings [--markdown]\nPrints every setting (flag, environment variable, default, help) as Markdown: docs/settings.md.\n"
+	for _, a := range args {
+		switch a {
+		case "--markdown":
+		case "-h", "--help", "help":
+			fmt.Fprint(stdout, usage)
+			return proc.ExitOK
+		default:
+			fmt.Fprintf(stderr, "multiserve settings: unknown argument %q\n%s", a, usage)
+			return proc.ExitUsage
+		}
+	}
+	fmt.Fprint(stdout, config.Markdown())
+	return proc.ExitOK
 }
 
 // checkConfig runs exactly the checks a start runs before binding

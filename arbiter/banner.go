@@ -15,10 +15,10 @@ import (
 // banner logs what a user needs to know at start: version, where it
 // listens, which class and what concurrency that gives (SPEC §6).
 func (a *arbiter) banner(cfg *config.Config) {
-	a.log.Info(fmt.Sprintf("multiserve %s starting (arbiter pid=%d)", version.Version, os.Getpid()),
-		"version", version.Version, "pid", os.Getpid())
+	a.log.Info(fmt.Sprintf("multiserve %s starting app %s (arbiter pid=%d)", version.Version, cfg.App, os.Getpid()),
+		"version", version.Version, "app", cfg.App, "pid", os.Getpid())
 	for _, ln := range a.lns {
-		a.log.Info("listening at: "+listenURL(ln), "bind", ln.name)
+		a.log.Info("listening at: "+listenURL(ln, cfg.Certfile != ""), "bind", ln.name)
 	}
 	summary := ""
 	if cls, err := workers.Lookup(cfg.WorkerClass); err == nil && cls.Summary != "" {
@@ -28,9 +28,12 @@ func (a *arbiter) banner(cfg *config.Config) {
 	a.log.Info(workers.Describe(cfg))
 }
 
-func listenURL(ln *listener) string {
-	if ln.network == "unix" {
+func listenURL(ln *listener, tls bool) string {
+	switch {
+	case ln.network == "unix":
 		return "unix:" + ln.addr.String()
+	case tls:
+		return "https://" + ln.addr.String()
 	}
 	return "http://" + ln.addr.String()
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/workers"
+
+	"github.com/multiserve/multiserve/internal/proc"
 )
 
 // abortGrace is how long a worker has to die of SIGABRT before SIGKILL.
@@ -105,7 +107,7 @@ func (a *arbiter) signal(w *worker, sig syscall.Signal) {
 		return
 	}
 	if err := syscall.Kill(w.pid, sig); err != nil {
-		a.log.Warn("signal worker", "pid", w.pid, "signal", sig.String(), "err", err)
+		a.log.Warn("signal worker", "pid", w.pid, "signal", proc.SignalName(sig), "err", err)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"syscall"
 	"time"
+
+	"github.com/multiserve/multiserve/internal/proc"
 )
 
 var handledSignals = []os.Signal{
@@ -19,7 +21,7 @@ const quickTimeout = time.Second
 
 func (a *arbiter) handleSignal(sig os.Signal) {
 	if sig != syscall.SIGCHLD {
-		a.log.Info("signal received", "signal", sig.String())
+		a.log.Info("signal received", "signal", proc.SignalName(sig))
 	}
 	switch sig {
 	case syscall.SIGCHLD:

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pelletier/go-toml/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 )
@@ -124,6 +125,9 @@ func resolve(fs *pflag.FlagSet) (*Config, map[string]string, error) {
 func decodeOne(v *viper.Viper, src sourcer, key string) (any, error) {
 	s, _ := lookup(key)
 	raw := v.Get(key)
+	if s.Normalize != nil {
+		raw = s.Normalize(raw)
+	}
 	val, err := convert(s.Default, raw)
 	if err != nil {
 		return nil, &UsageError{Setting: key, Value: rawString(raw), Source: src.detail(s), Reason: err.Error()}
@@ -196,7 +200,7 @@ func readFile(v *viper.Viper, path string) error {
 	}
 	v.SetConfigFile(path)
 	if err := v.ReadInConfig(); err != nil {
-		return usagef("config file %s: %v", path, err)
+		return usagef("config file %s: %v", path, parseError(err))
 	}
 	var errs []error
 	seen := map[string]bool{}
@@ -212,6 +216,17 @@ func readFile(v *viper.Viper, path string) error {
 		errs = append(errs, usagef("config file %s: the config setting cannot be set inside a config file", path))
 	}
 	return errors.Join(errs...)
+}
+
+// parseError says where in the file a TOML syntax error is (YAML's and
+// JSON's errors already carry the line).
+func parseError(err error) error {
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		return fmt.Errorf("line %d, column %d: %v", row, col, de)
+	}
+	return err
 }
 
 func keys() []string {
@@ -355,7 +370,10 @@ func flagNames() []string {
 // usage is the --help text: flags grouped by section, as the docs are.
 func usage(fs *pflag.FlagSet) string {
 	var b strings.Builder
-	b.WriteString("usage: multiserve [flags] [APP]\n\n" +
+	b.WriteString("usage: multiserve [flags] [APP]      serve APP\n" +
+		"       multiserve ctl [flags] COMMAND  talk to a running arbiter (multiserve ctl --help)\n" +
+		"       multiserve settings             print every setting as Markdown (docs/settings.md)\n" +
+		"       multiserve help                 this help\n\n" +
 		"APP is the application to serve: hello (default), echo, sim, static:DIR, or a name your program registered.\n" +
 		"Every setting can also come from MULTISERVE_<SETTING> in the environment or from the config file (-c);\n" +
 		"precedence is flag > environment > file > default. All settings: docs/settings.md.\n")

@@ -225,7 +225,7 @@ func TestUsageErrors(t *testing.T) {
 		{"threaded needs a thread", "", nil, []string{"-k", "threaded", "--threads", "0"}, []string{`invalid value "0" for threads`}},
 		{"bad header_map", "", nil, []string{"--header-map", "pass"}, []string{"drop, refuse, dangerous"}},
 		{"bad umask", "", nil, []string{"-m", "999"}, []string{`for umask`, "octal"}},
-		{"umask as a number in a file", "umask = 18\n", nil, nil, []string{`for umask`, "want a string"}},
+		{"umask number out of range in a file", "umask = 0o1777\n", nil, nil, []string{`invalid value "1777" for umask`, "octal"}},
 		{"bad ip list", "", nil, []string{"--forwarded-allow-ips", "10.0.0.0/8,nope"}, []string{`invalid value "nope" for forwarded_allow_ips`}},
 		{"keyfile without certfile", "", nil, []string{"--keyfile", "k.pem"}, []string{`invalid value "k.pem" for keyfile (from --keyfile): needs certfile as well`}},
 		{"string for int in file", "workers = \"many\"\n", nil, nil, []string{`invalid value "many" for workers`, "want an integer"}},

@@ -18,6 +18,10 @@ type Setting struct {
 	Default   any             // its Go type is the setting's type: int, int64, bool, string, []string, map[string]string, time.Duration
 	Help      string          // first line: short help for --help; the rest goes to the docs only
 	Check     func(any) error // validates a value of the Default's type; nil means any value of the type
+	// Normalize, if set, rewrites the raw value from any source before it
+	// is converted to the setting's type: case-folding, or a config file's
+	// number written where the setting is a string.
+	Normalize func(raw any) any
 }
 
 // Section names, in the order --help and the docs show them.
@@ -217,8 +221,9 @@ var table = []Setting{
 		Help:  "Group (name or gid) the workers run as.",
 		Check: checkGroup},
 	{Key: "umask", Flag: "umask", Shorthand: "m", Section: SectionMechanics, Default: "",
-		Help:  "Octal umask for the workers, such as 0022 (empty = unchanged).\nIn a config file write it as a string: `umask = \"0022\"`.",
-		Check: checkUmask},
+		Help:      "Octal umask for the workers, such as 0022 (empty = unchanged).\nIn a config file write it as a string (`umask = \"0022\"`) or an octal number (`umask = 0o022` in TOML).",
+		Check:     checkUmask,
+		Normalize: octalString},
 	{Key: "stats_bind", Flag: "stats-bind", Section: SectionMechanics, Default: "",
 		Help:  "Address of the arbiter's status and metrics endpoint (`HOST:PORT` or `unix:PATH`; off when empty).",
 		Check: checkStatsBind},
@@ -236,8 +241,9 @@ var table = []Setting{
 		Help:  "Error log file; `-` is stderr.",
 		Check: nonEmpty},
 	{Key: "loglevel", Flag: "log-level", Section: SectionLogging, Default: "info",
-		Help:  "Error log level: debug, info, warning, error or critical.",
-		Check: oneOf("debug", "info", "warning", "error", "critical")},
+		Help:      "Error log level: debug, info, warning, error or critical.",
+		Check:     oneOf("debug", "info", "warning", "error", "critical"),
+		Normalize: lowerCase},
 }
 
 // envName is the environment variable for key. `config` is the exception:

@@ -199,3 +199,22 @@ func formatValue(v any) string {
 	}
 	return fmt.Sprint(v)
 }
+
+// octalString turns a number a config file gave (TOML 0o022, YAML 0022:
+// both decode to 18) into the octal string the setting holds.
+func octalString(raw any) any {
+	if n, err := toInteger(raw); err == nil {
+		if _, isString := raw.(string); !isString {
+			return fmt.Sprintf("%04o", n)
+		}
+	}
+	return raw
+}
+
+// lowerCase folds a name's case: WARNING is warning.
+func lowerCase(raw any) any {
+	if s, ok := raw.(string); ok {
+		return strings.ToLower(s)
+	}
+	return raw
+}

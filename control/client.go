@@ -28,7 +28,7 @@ const EnvSocket = "MULTISERVE_CONTROL_SOCKET"
 func Do(path string, words []string) (json.RawMessage, error) {
 	c, err := net.DialTimeout("unix", path, 5*time.Second)
 	if err != nil {
-		return nil, fmt.Errorf("control: connect %s: %w", path, err)
+		return nil, fmt.Errorf("control: %w", err) // err names the socket
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
@@ -59,6 +59,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ctl", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	socket := fs.String("socket", os.Getenv(EnvSocket), "control socket path (the arbiter's control_socket; env "+EnvSocket+")")
+	// The server's own flag name, so the path can be copied as it is.
+	fs.StringVar(socket, "control-socket", *socket, "the same as --socket")
 	asJSON := fs.Bool("json", false, "print the answer as JSON")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: multiserve ctl [--socket PATH] [--json] COMMAND\ncommands: %s\n", strings.Join(Verbs, ", "))
@@ -69,6 +71,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if err == pflag.ErrHelp {
 			return proc.ExitOK
 		}
+		fmt.Fprintf(stderr, "multiserve ctl: %v\n", err)
+		fs.Usage()
 		return proc.ExitUsage
 	}
 	if *socket == "" || fs.NArg() == 0 {

@@ -264,7 +264,7 @@ func (rt *runtime) handleSignals() *atomic.Pointer[[]func() error] {
 			case syscall.SIGTERM:
 				rt.stop("SIGTERM")
 			case syscall.SIGINT, syscall.SIGQUIT:
-				rt.log.Info("quick stop: " + sig.String())
+				rt.log.Info("quick stop: " + proc.SignalName(sig))
 				os.Exit(proc.ExitOK)
 			case syscall.SIGUSR1:
 				rt.reopenLogs(reopeners.Load())

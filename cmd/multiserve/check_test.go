@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -80,6 +81,11 @@ func TestSettingWarnings(t *testing.T) {
 			t.Errorf("start log lacks warning %q:\n%s", w, s.Log())
 		}
 	}
+	for _, w := range []string{"starting app echo", "signal=SIGTERM"} {
+		if !strings.Contains(s.Log(), w) {
+			t.Errorf("start log lacks %q:\n%s", w, s.Log())
+		}
+	}
 	if code, out := run(t, nil, "--check-config", "-k", "threaded", "--threads", "4"); code != 0 || strings.Contains(out, "warning") {
 		t.Errorf("threads with threaded: exit %d, %s", code, out)
 	}
@@ -95,4 +101,48 @@ func freeAddr(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+// TestCLI: help in every form a gunicorn user tries, ctl with the
+// server's flag name and usage on a bad flag, case-insensitive log level,
+// umask as a TOML octal number, and TOML syntax errors with the line.
+func TestCLI(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	umask := write("umask.toml", "umask = 0o022\n")
+	broken := write("broken.toml", "workers = 2\nbind = [\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"help", []string{"help"}, 0, []string{"usage: multiserve [flags] [APP]", "multiserve ctl", "multiserve settings"}},
+		{"--help", []string{"--help"}, 0, []string{"multiserve ctl", "multiserve settings", "--worker-class"}},
+		{"settings --help", []string{"settings", "--help"}, 0, []string{"usage: multiserve settings"}},
+		{"ctl with the server's flag", []string{"ctl", "--control-socket", filepath.Join(dir, "no.sock"), "show", "workers"}, 1,
+			[]string{"multiserve ctl: control: dial unix " + filepath.Join(dir, "no.sock") + ": connect: no such file"}},
+		{"ctl bad flag", []string{"ctl", "--sockett", "x", "reload"}, 2, []string{"unknown flag: --sockett", "usage: multiserve ctl"}},
+		{"log level in capitals", []string{"--check-config", "--log-level", "WARNING"}, 0, []string{"configuration OK"}},
+		{"umask as a TOML number", []string{"--print-config", "-c", umask}, 0, []string{"0022"}},
+		{"TOML syntax error", []string{"--check-config", "-c", broken}, 2, []string{"broken.toml: line 2, column"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := run(t, nil, tc.args...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d:\n%s", code, tc.code, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
 }

@@ -62,6 +62,9 @@ func TestTLS(t *testing.T) {
 			}
 			s := testserver.Start(t, bin, append(args, "echo")...)
 			url := "https://" + s.Addr + "/"
+			if !strings.Contains(s.Log(), "listening at: "+url[:len(url)-1]) {
+				t.Errorf("the banner does not say %s:\n%s", url, s.Log())
+			}
 			resp, err := get(client(nil), url)
 			if err != nil {
 				t.Fatalf("https round trip: %v\n%s", err, s.Log())

@@ -3,7 +3,12 @@
 // and exit codes. Both sides import it so they cannot drift apart.
 package proc
 
-import "syscall"
+import (
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
 
 // Environment variables set by the arbiter on every worker it spawns.
 const (
@@ -44,3 +49,14 @@ const (
 // workers that reported ready, which have its handler installed (USR2's
 // default action would kill the process).
 const SignalDrain = syscall.SIGUSR2
+
+// SignalName is how logs name a signal: SIGTTIN, as operators type it in
+// kill -TTIN, not the C library's description ("stopped (tty input)").
+func SignalName(sig os.Signal) string {
+	if s, ok := sig.(syscall.Signal); ok {
+		if name := unix.SignalName(s); name != "" {
+			return name
+		}
+	}
+	return sig.String()
+}

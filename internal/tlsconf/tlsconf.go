@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 )
 
@@ -22,6 +23,10 @@ func Load(certfile, keyfile, caCerts string, protos ...string) (*tls.Config, err
 	}
 	cert, err := tls.LoadX509KeyPair(certfile, keyfile)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) { // it names the file already
+			return nil, fmt.Errorf("tlsconf: certfile/keyfile: %w", err)
+		}
 		return nil, fmt.Errorf("tlsconf: certfile %s / keyfile %s: %w", certfile, keyfile, err)
 	}
 	c := &tls.Config{
