@@ -65,7 +65,7 @@ func parseFlags(args []string) (options, error) {
 	var conc string
 	var dur, openDur, budget time.Duration
 	fs.BoolVar(&o.quick, "quick", false, "small run (< 2 min): hello, io, slow-clients, idle, spread (evloop, goroutine); short durations; 2 concurrency levels; 500 idle conns")
-	fs.StringVar(&o.classes, "classes", "all", "multiserve rows: all, none, or a list of sync,threaded,evloop,evloop-pool,goroutine,auto")
+	fs.StringVar(&o.classes, "classes", "all", "multiserve rows: all, none, or a list of sync,threaded,evloop,evloop-pool,goroutine,auto (with --pkg/--bin, also the classes your program registers)")
 	fs.StringVar(&o.peers, "peers", "", "peer rows: all, none, or a list of nethttp,gnetbare,nginx,gunicorn-sync,gunicorn-gthread,gunicorn-gevent (default: all; with --quick: nethttp,gnetbare)")
 	fs.StringVar(&o.workloads, "workloads", "", "workloads: all or a list of hello,io,io-1000,cpu,mixed,large,conn-per-request,slow-clients,idle,reload,spread (and custom with --path)")
 	fs.DurationVar(&dur, "duration", 0, "closed-loop time per concurrency level (default 2s; quick 1s)")

@@ -262,7 +262,8 @@ func (b *bench) chooseWorkloads() error {
 
 // buildTargets builds multiserve and the Go peers and lists every row.
 func (b *bench) buildTargets(ctx context.Context) error {
-	wantClass, err := nameFilter(b.opts.classes, specNames(classSpecs(0, 0)))
+	specs := append(classSpecs(b.opts.threads, b.opts.pool), b.opts.ownClasses()...)
+	wantClass, err := nameFilter(b.opts.classes, specNames(specs))
 	if err != nil {
 		return err
 	}
@@ -277,7 +278,7 @@ func (b *bench) buildTargets(ctx context.Context) error {
 	// Import paths, built in the working directory's module: the
 	// multiserve checkout, or the user's module that requires multiserve.
 	builds := map[string]string{} // name → package to build
-	needClasses := slices.ContainsFunc(specNames(classSpecs(0, 0)), wantClass)
+	needClasses := slices.ContainsFunc(specNames(specs), wantClass)
 	if needClasses && b.opts.bin == "" {
 		builds["multiserve"] = cmp.Or(b.opts.pkg, modulePath+"/cmd/multiserve")
 	}
@@ -305,7 +306,7 @@ func (b *bench) buildTargets(ctx context.Context) error {
 	if err := b.resolveApp(ctx, msBin); err != nil {
 		return err
 	}
-	for _, cs := range classSpecs(b.opts.threads, b.opts.pool) {
+	for _, cs := range specs {
 		if !wantClass(cs.name) {
 			continue
 		}

@@ -62,6 +62,24 @@ type classSpec struct {
 	threads     int // -1: do not pass --threads
 }
 
+// ownClasses are the rows of classes your program (--pkg/--bin) registers
+// beside the built-in ones: with either, a --classes name that is not a
+// built-in row is taken as a class name and passed to -k as is (the
+// program refuses it at start if it does not know it).
+func (o options) ownClasses() []classSpec {
+	if o.pkg == "" && o.bin == "" || o.classes == "all" || o.classes == "none" {
+		return nil
+	}
+	known := specNames(classSpecs(0, 0))
+	var out []classSpec
+	for n := range strings.SplitSeq(o.classes, ",") {
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(known, n) {
+			out = append(out, classSpec{n, n, -1})
+		}
+	}
+	return out
+}
+
 // classSpecs lists the multiserve rows: every class at the same worker count.
 func classSpecs(threadedThreads, pool int) []classSpec {
 	return []classSpec{
