@@ -24,15 +24,11 @@ import (
 //     client reached; that one is looked up lazily, when asked.
 //   - the kernel timeouts (SO_RCVTIMEO, SO_SNDTIMEO) a Conn arms for its
 //     deadlines, once SetTimeouts put them on the listener.
-//
-// It also carries, for the connections it makes, what the worker knows:
-// the one thread that calls Read and Write on them (SetThread).
 type Acceptor struct {
 	fd      int
 	laddr   net.Addr      // every accepted socket's local address; nil: ask getsockname
 	nodelay bool          // the listener has TCP_NODELAY, so accepted sockets do
 	rd, wr  time.Duration // the listener's SO_RCVTIMEO, SO_SNDTIMEO; 0: not set here
-	thread  int           // see SetThread
 	bounded bool          // rd bounds a blocking accept (see Accept)
 }
 
@@ -88,16 +84,6 @@ func (a *Acceptor) SetTimeouts(read, write time.Duration) error {
 	return nil
 }
 
-// SetThread declares that every Read and Write on the connections a
-// accepts from now on runs on OS thread tid, whose goroutine is locked to
-// it (a class that serves one connection at a time on its locked accept
-// loop). A deadline moved while a call is blocked interrupts that thread,
-// which then need not be looked up (gettid) on every call. A call made
-// from another thread anyway (a handler writing from a goroutine of its
-// own) still works; only an earlier deadline set while it is blocked
-// reaches it no sooner than the kernel timeout already armed.
-func (a *Acceptor) SetThread(tid int) { a.thread = tid }
-
 // Accept accepts one connection from the listening socket lfd and returns it
 // in blocking mode, as Acceptor.Accept does, learning nothing from lfd.
 func Accept(lfd int) (*Conn, error) {
@@ -131,7 +117,7 @@ func (a *Acceptor) Accept() (*Conn, error) {
 			return nil, fmt.Errorf("fdconn: accept: %w", os.NewSyscallError("accept4", err))
 		}
 		c := newConn(fd, rsa, n)
-		c.rd.kernel, c.wr.kernel, c.thread = a.rd, a.wr, a.thread
+		c.rd.kernel, c.wr.kernel = a.rd, a.wr
 		if c.network == "tcp" && !a.nodelay {
 			setNoDelay(fd)
 		}

@@ -46,8 +46,8 @@ type Conn struct {
 	closed  bool
 
 	rd, wr direction
-	// thread is the OS thread every Read and Write runs on, when the
-	// Acceptor was told (0: ask gettid per call)
+	// thread is the OS thread Read and Write run on, when the caller
+	// declared it (SetThread; 0: ask gettid per call)
 	thread int
 }
 
@@ -101,6 +101,16 @@ func (c *Conn) Readable() (bool, error) {
 		return n > 0 && fds[0].Revents != 0, nil
 	}
 }
+
+// SetThread declares that Read and Write run on OS thread tid, whose
+// goroutine is locked to it, until the next SetThread (0: undeclared).
+// A thread-per-request class calls it as it takes the connection, from
+// that goroutine. A deadline moved while a call is blocked interrupts that
+// thread, which then need not be looked up (gettid) on every call. A call
+// made from another thread anyway (a handler writing from a goroutine of
+// its own) still works; only an earlier deadline set while it is blocked
+// reaches it no sooner than the kernel timeout already armed.
+func (c *Conn) SetThread(tid int) { c.thread = tid }
 
 // FD returns the socket descriptor, for registering it with a poller. It
 // stays valid until Close.

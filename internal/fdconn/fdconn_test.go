@@ -508,8 +508,8 @@ func TestAcceptorThreadInterrupt(t *testing.T) {
 		_, err := (<-conns).Read(make([]byte, 1))
 		done <- err
 	}()
-	a.SetThread(<-tids)
 	c := dialAccept(t, a, addr)
+	c.SetThread(<-tids)
 	conns <- c.Conn
 	interruptBlockedRead(t, c.Conn, done)
 }

@@ -46,7 +46,6 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	// blocking calls below really are this worker's only thread of work.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	tid := unix.Gettid()
 
 	if len(env.Listeners) == 0 {
 		return errors.New("sync: no listeners")
@@ -68,11 +67,12 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 		beat:  workers.BeatInterval(env.Config.Timeout),
 		waker: waker,
 		fds:   make([]unix.PollFd, 1+len(env.Listeners)),
+		tid:   unix.Gettid(),
 	}
 	l.fds[0] = unix.PollFd{Fd: int32(waker.FD()), Events: unix.POLLIN}
 	for i, ln := range env.Listeners {
 		l.fds[1+i] = unix.PollFd{Fd: int32(ln.FD), Events: unix.POLLIN}
-		a, err := newAcceptor(ln, env.Config, tid)
+		a, err := newAcceptor(ln, env.Config)
 		if err != nil {
 			return err
 		}
@@ -84,12 +84,10 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 
 // newAcceptor makes ln's Acceptor, with the kernel timeouts of the first
 // deadlines every connection sets (serve's read deadline, the engine's
-// rolling write deadline) put on the listener once. Connections are served
-// on this loop's thread, tid.
-func newAcceptor(ln *workers.Listener, cfg *config.Config, tid int) (*fdconn.Acceptor, error) {
+// rolling write deadline) put on the listener once.
+func newAcceptor(ln *workers.Listener, cfg *config.Config) (*fdconn.Acceptor, error) {
 	a, err := fdconn.NewAcceptor(ln.FD)
 	if err == nil {
-		a.SetThread(tid)
 		err = a.SetTimeouts(cfg.HeaderTimeout, h1.WriteStall(cfg))
 	}
 	if err != nil {
@@ -106,6 +104,7 @@ type loop struct {
 	fds   []unix.PollFd // [0] is the waker, then the listeners in Env order
 	// acceptors are the listeners in Env order
 	acceptors []*fdconn.Acceptor
+	tid       int       // the loop's OS thread, which serves every connection
 	pauseTo   time.Time // accepting paused (out of descriptors) until then
 	backoff   workers.Backoff
 }
@@ -197,6 +196,7 @@ func (l *loop) acceptFailed(ln *workers.Listener, err error) error {
 // the engine refines it per request (header_timeout) but this guarantees it
 // even before the engine's first read.
 func (l *loop) serve(ctx context.Context, c *fdconn.Conn) {
+	c.SetThread(l.tid)
 	if ht := l.env.Config.HeaderTimeout; ht > 0 {
 		_ = c.SetReadDeadline(time.Now().Add(ht))
 	}

@@ -50,6 +50,8 @@ import (
 	"runtime"
 	stdsync "sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/h1"
 	"github.com/multiserve/multiserve/workers"
@@ -122,8 +124,10 @@ func (p *poller) thread(ctx context.Context) {
 	// this OS thread, which is the point of the class.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	tid := unix.Gettid()
 	for c := range p.queue {
 		p.busy.Add(1)
+		c.nc.SetThread(tid)
 		if p.serve(ctx, c) != h1.StateIdle || !p.parkIdle(c) {
 			p.forget(c)
 		}
