@@ -25,11 +25,11 @@ import (
 //   - the kernel timeouts (SO_RCVTIMEO, SO_SNDTIMEO) a Conn arms for its
 //     deadlines, once SetTimeouts put them on the listener.
 type Acceptor struct {
-	fd      int
-	laddr   net.Addr      // every accepted socket's local address; nil: ask getsockname
-	nodelay bool          // the listener has TCP_NODELAY, so accepted sockets do
-	rd, wr  time.Duration // the listener's SO_RCVTIMEO, SO_SNDTIMEO; 0: not set here
-	bounded bool          // rd bounds a blocking accept (see Accept)
+	fd        int
+	laddr     net.Addr      // every accepted socket's local address; nil: ask getsockname
+	nodelay   bool          // the listener has TCP_NODELAY, so accepted sockets do
+	rd, wr    time.Duration // the listener's SO_RCVTIMEO, SO_SNDTIMEO; 0: not set here
+	skipCheck bool          // see SkipModeCheck
 }
 
 // NewAcceptor reads what sockets accepted from the listening socket lfd
@@ -64,7 +64,8 @@ func NewAcceptor(lfd int) (*Acceptor, error) {
 // a worker of another configuration (a reload that changed them, while
 // the old generation drains) may overwrite them, and then each side's
 // first call waits up to the other's timeout before re-arming its own.
-// Accept on a listener left blocking is bounded by the read timeout too.
+// An accept on a listener left blocking waits at most the read timeout
+// too (accept(2) honours SO_RCVTIMEO): see SkipModeCheck.
 func (a *Acceptor) SetTimeouts(read, write time.Duration) error {
 	for _, t := range []struct {
 		opt  int
@@ -80,9 +81,19 @@ func (a *Acceptor) SetTimeouts(read, write time.Duration) error {
 		}
 		*t.into = d
 	}
-	a.bounded = a.rd < forever
 	return nil
 }
+
+// SkipModeCheck lets Accept rely on the finite read timeout SetTimeouts
+// put on the listener, instead of an F_GETFL per accept, for the case
+// ensureNonblock guards against. The mode is cleared only by a new arbiter
+// adopting the socket in a USR2 upgrade, for microseconds; an accept
+// landing in them on an empty queue then waits up to that timeout
+// (header_timeout), not until the next connection. Fit for a loop whose
+// only other duty during that wait is the heartbeat (sync); not for one
+// holding other clients' connections (threaded's poller). It has no effect
+// without a finite read timeout.
+func (a *Acceptor) SkipModeCheck() { a.skipCheck = true }
 
 // Accept accepts one connection from the listening socket lfd and returns it
 // in blocking mode, as Acceptor.Accept does, learning nothing from lfd.
@@ -96,14 +107,9 @@ func Accept(lfd int) (*Conn, error) {
 // errno reachable through errors.Is.
 //
 // It does not wait for a connection, whatever mode the listener was left
-// in: see ensureNonblock. Once SetTimeouts put a finite read timeout on
-// the listener, that timeout bounds the wait instead (accept(2) honours
-// SO_RCVTIMEO) and the F_GETFL per accept is skipped: the mode is cleared
-// only by a new arbiter adopting the socket in a USR2 upgrade, for
-// microseconds, and an accept landing in them on an empty queue waits at
-// most that timeout (header_timeout), not until the next connection.
+// in (see ensureNonblock), unless SkipModeCheck bounded that wait instead.
 func (a *Acceptor) Accept() (*Conn, error) {
-	if !a.bounded {
+	if !a.skipCheck || a.rd <= 0 || a.rd >= forever {
 		if err := ensureNonblock(a.fd); err != nil {
 			return nil, err
 		}

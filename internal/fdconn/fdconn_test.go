@@ -514,8 +514,9 @@ func TestAcceptorThreadInterrupt(t *testing.T) {
 	interruptBlockedRead(t, c.Conn, done)
 }
 
-// With a read timeout on the listener (SetTimeouts), an Accept on a
-// listener another process left blocking waits at most that timeout.
+// With a read timeout on the listener (SetTimeouts) and no mode check
+// (SkipModeCheck), an Accept on a listener another process left blocking
+// waits at most that timeout.
 func TestAcceptorBoundedOnBlockingListener(t *testing.T) {
 	lfd, addr := workerstest.ListenTCP(t)
 	a, err := NewAcceptor(lfd)
@@ -525,6 +526,7 @@ func TestAcceptorBoundedOnBlockingListener(t *testing.T) {
 	if err := a.SetTimeouts(200*time.Millisecond, 0); err != nil {
 		t.Fatal(err)
 	}
+	a.SkipModeCheck()
 	if err := unix.SetNonblock(lfd, false); err != nil {
 		t.Fatal(err)
 	}

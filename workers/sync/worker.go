@@ -84,10 +84,13 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 
 // newAcceptor makes ln's Acceptor, with the kernel timeouts of the first
 // deadlines every connection sets (serve's read deadline, the engine's
-// rolling write deadline) put on the listener once.
+// rolling write deadline) put on the listener once. That read timeout
+// also bounds an accept on a listener left blocking, which stalls nothing
+// here but the heartbeat, so the per-accept mode check is skipped.
 func newAcceptor(ln *workers.Listener, cfg *config.Config) (*fdconn.Acceptor, error) {
 	a, err := fdconn.NewAcceptor(ln.FD)
 	if err == nil {
+		a.SkipModeCheck()
 		err = a.SetTimeouts(cfg.HeaderTimeout, h1.WriteStall(cfg))
 	}
 	if err != nil {

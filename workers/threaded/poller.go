@@ -28,6 +28,7 @@ type poller struct {
 	ep        int
 	waker     *fdpoll.Waker
 	listeners map[int]*workers.Listener // by fd
+	acceptors map[int]*fdconn.Acceptor  // by listener fd
 	maxConns  int
 	beat      time.Duration
 	events    []unix.EpollEvent
@@ -87,14 +88,37 @@ func newPoller(env *workers.Env) (*poller, error) {
 		p.close()
 		return nil, fmt.Errorf("threaded: epoll add waker: %w", err)
 	}
+	p.acceptors = make(map[int]*fdconn.Acceptor, len(env.Listeners))
 	for _, l := range env.Listeners {
 		p.listeners[l.FD] = l
+		if err := p.addAcceptor(l); err != nil {
+			p.close()
+			return nil, err
+		}
 	}
 	if err := p.listen(true); err != nil {
 		p.close()
 		return nil, err
 	}
 	return p, nil
+}
+
+// addAcceptor makes l's Acceptor, with the kernel timeouts of the first
+// deadlines every connection sets (the engine's header_timeout read
+// deadline for a first request, its rolling write deadline) put on the
+// listener once. The per-accept mode check stays: this poller holds other
+// clients' connections, which an accept waiting on a listener left
+// blocking would leave unanswered.
+func (p *poller) addAcceptor(l *workers.Listener) error {
+	a, err := fdconn.NewAcceptor(l.FD)
+	if err == nil {
+		err = a.SetTimeouts(p.env.Config.HeaderTimeout, h1.WriteStall(p.env.Config))
+	}
+	if err != nil {
+		return fmt.Errorf("threaded: listener %s: %w", l.Name, err)
+	}
+	p.acceptors[l.FD] = a
+	return nil
 }
 
 // run is the poller loop; it returns nil once stopped and every thread
@@ -176,7 +200,7 @@ func (p *poller) accept(l *workers.Listener) error {
 			p.full = true // so does wantListen, until a thread is free
 			return nil
 		}
-		nc, err := fdconn.Accept(l.FD)
+		nc, err := p.acceptors[l.FD].Accept()
 		if err != nil {
 			switch workers.ClassifyAccept(err) {
 			case workers.AcceptDrained:
