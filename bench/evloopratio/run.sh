@@ -22,6 +22,8 @@
 #        "sync", "threaded" (4 threads), "nethttp" (goroutine class, http_engine
 #        net/http) and "nginx" (master + 1 worker, `return 200`, as the bench's
 #        nginx peer) are further configs;
+#        "<config>-gmp2" runs it with GOMAXPROCS=2 (the arbiter's choice is
+#        overridden by the environment);
 #        CLOSE=1 sends every request on a new connection (wrk -H "Connection:
 #        close"): the connection-per-request case;
 #        RATIOS="a/b ..." prints the median ratio of each pair besides the
@@ -88,6 +90,7 @@ session_ticks() {
 argv() { # config port
 	case $1 in
 	*-nosb) echo "env MULTISERVE_NO_SCOREBOARD=1 $(argv "${1%-nosb}" "$2")" ;;
+	*-gmp2) echo "env GOMAXPROCS=2 $(argv "${1%-gmp2}" "$2")" ;;
 	goroutine-base) echo "$tmp/multiserve-base -b 127.0.0.1:$2 -w 1 -k goroutine --log-level warning hello" ;;
 	evloop-base) echo "$tmp/multiserve-base -b 127.0.0.1:$2 -w 1 -k evloop --evloop-loops 1 --log-level warning hello" ;;
 	evloop) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k evloop --evloop-loops 1 --log-level warning hello" ;;
