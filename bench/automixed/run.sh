@@ -10,7 +10,8 @@
 #
 # Usage: bench/automixed/run.sh [rounds=5] [seconds=5]
 # Env:   CONFIGS="auto evloop evloop-pool goroutine threaded" (subset/order);
-#        NICE=<n> as in bench/evloopratio/run.sh (default -10 as root).
+#        NICE=<n> as in bench/evloopratio/run.sh (default -10 as root);
+#        AUTO_FLAGS="--auto-threshold 5ms" adds flags to the auto server.
 set -euo pipefail
 
 rounds=${1:-5}
@@ -41,7 +42,7 @@ LUA
 argv() { # config port
 	local base="$tmp/multiserve -b 127.0.0.1:$2 -w 1 --log-level warning --worker-connections 2000"
 	case $1 in
-	auto) echo "$base -k auto sim" ;;
+	auto) echo "$base -k auto ${AUTO_FLAGS:-} sim" ;;
 	evloop) echo "$base -k evloop sim" ;;
 	evloop-pool) echo "$base -k evloop --threads 1000 sim" ;;
 	goroutine) echo "$base -k goroutine sim" ;;

@@ -12,13 +12,8 @@ import (
 	"github.com/multiserve/multiserve/workers/evloop/route"
 )
 
-// The auto class is evloop with a placement policy: the same engine, loops,
-// inline path and pool with in-order writes, but where evloop places every
-// request by one setting (threads), auto places each request by its route's
-// measured handler time (package route). It lives in this package because
-// the policy is a few branches inside evloop's dispatch: a sibling package
-// would need an exported copy of the engine's connection machinery for
-// nothing else.
+// auto is registered from this package: see the package doc (The auto
+// class) for why, and for what it does.
 func init() {
 	workers.Register(workers.Class{
 		Name:    "auto",

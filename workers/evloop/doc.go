@@ -301,6 +301,30 @@
 // (bench/peers/nethttp); inline (threads=0, one loop) 85 req/s, the loops
 // / 10 ms cap.
 //
+// # The auto class
+//
+// This package also registers "auto" (auto.go): evloop with a placement
+// policy. evloop places every request by one setting (threads = 0: on the
+// loop; > 0: on the pool); auto places each request by its route's
+// measured handler time, kept by package route: a route starts pooled, is
+// promoted to run inline after auto_samples consecutive handler times at
+// or under auto_threshold, and is demoted back to the pool by three slow
+// inline runs in a row (each within auto_samples of the one before) or, at
+// once, by the loop watchdog: the ticker that finds a loop late (probeLoops)
+// demotes the route running inline on it while it still blocks (lateLoop),
+// so the other loops stop running it inline. A route is the ServeMux
+// pattern when the application (workers.Env.App) is a ServeMux, else method
+// and path; multiserve.Inline / Blocking pin one.
+//
+// auto lives here, not in a sibling package, because the policy is three
+// branches in this package's dispatch (placeRoute; runInline and the pool
+// job time the handler): a sibling would need an exported copy of the
+// connection machinery (hconn, the loop sink, the pool with in-order
+// writes) for nothing else. Everything else is evloop's, including its
+// limits below. The route table goes to the worker's scoreboard slot once
+// a second (publishRoutes) for the status page. Limits and when to prefer
+// a fixed class: docs/choosing-a-worker-class.md.
+//
 // # Known gaps
 //
 //   - An accept error other than EAGAIN/EINTR/ECONNABORTED (EMFILE) makes
