@@ -28,6 +28,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/multiserve/multiserve/internal/testserver"
+	"github.com/multiserve/multiserve/scoreboard"
+	"github.com/multiserve/multiserve/stats"
 )
 
 var bin string // the multiserve binary, in a directory other users can reach
@@ -516,4 +518,52 @@ func waitWorkerState(t *testing.T, base, state string, conns int) {
 		last = body
 	}
 	t.Fatalf("want one worker %s with %d connections, last /status:\n%s", state, conns, last)
+}
+
+// TestAutoRoutesOnStatus: an auto worker's route table reaches /status,
+// the page and /metrics through its scoreboard slot: a fast route is
+// promoted inline, a waiting one stays pooled.
+func TestAutoRoutesOnStatus(t *testing.T) {
+	s, base := startStats(t, "-w", "1", "-k", "auto", "--auto-samples", "3", "sim")
+	for range 5 {
+		if code, _ := get(t, s.URL("/fast?size=10")); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+	}
+	for range 3 {
+		if code, _ := get(t, s.URL("/db?io=30ms")); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+	}
+	var routes map[string]scoreboard.Route
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, body := get(t, base+"/status")
+		var st stats.Status
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatalf("/status: %v: %s", err, body)
+		}
+		routes = map[string]scoreboard.Route{}
+		for _, w := range st.Workers {
+			for _, r := range w.Routes {
+				routes[r.Route] = r
+			}
+		}
+		if routes["GET /fast"].Samples >= 5 && routes["GET /db"].Samples >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("routes on /status: %+v", routes)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if f, d := routes["GET /fast"], routes["GET /db"]; f.Placement != "inline" || f.Promotions != 1 || d.Placement != "pooled" || d.Mean < 30*time.Millisecond {
+		t.Fatalf("GET /fast %+v, GET /db %+v: want inline after 1 promotion, and pooled at >= 30ms", f, d)
+	}
+	if _, page := get(t, base+"/"); !strings.Contains(page, "<b>inline</b> GET /fast") {
+		t.Fatalf("the page lacks the route table:\n%s", page)
+	}
+	if got := metric(scrape(t, base), "multiserve_route_promotions_total", "class", "auto"); got != 1 {
+		t.Fatalf("multiserve_route_promotions_total{class=auto} = %v, want 1", got)
+	}
 }
