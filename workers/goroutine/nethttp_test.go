@@ -118,3 +118,31 @@ func TestNetHTTPStalledClients(t *testing.T) {
 	}
 	t.Logf("a new client was served %v after %d stalled ones held every slot", time.Since(start).Round(time.Millisecond), len(held))
 }
+
+// TestNetHTTPUpgrade: once a handler hijacked the connection, the gate
+// passes bytes unparsed (they are no longer HTTP/1).
+func TestNetHTTPUpgrade(t *testing.T) {
+	in := workerstest.Start(t, "goroutine", workerstest.Options{Config: netHTTP})
+	c, err := net.Dial("tcp", in.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET /upgrade HTTP/1.1\r\nHost: t\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	raw := "\x00\x01 not HTTP at all\r\n\r\nGET"
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(raw))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != raw {
+		t.Fatalf("echo %q, %v; want %q", got, err, raw)
+	}
+}

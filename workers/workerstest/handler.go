@@ -20,6 +20,7 @@ import (
 //	/panic          panics
 //	/stream?n=N     N bytes in 32 KiB flushed writes (chunked)
 //	/pid            the process id
+//	/upgrade        hijacks the connection (101), then echoes raw bytes (501 where the ResponseWriter cannot hijack)
 //	anything else   404
 type TestHandler struct {
 	// SumProgress is how many body bytes /sum has read so far (a client can
@@ -60,6 +61,8 @@ func (h *TestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		stream(w, r)
 	case "/pid":
 		fmt.Fprint(w, os.Getpid())
+	case "/upgrade":
+		upgrade(w)
 	default:
 		http.NotFound(w, r)
 	}
@@ -124,4 +127,24 @@ func stream(w http.ResponseWriter, r *http.Request) {
 		}
 		n -= k
 	}
+}
+
+// upgrade takes the connection over (as a WebSocket server would) and
+// echoes whatever arrives until the client closes.
+func upgrade(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "cannot hijack", http.StatusNotImplemented)
+		return
+	}
+	c, brw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+	if brw.Flush() != nil {
+		return
+	}
+	io.Copy(c, brw)
 }
