@@ -58,7 +58,7 @@ func Blocking(h http.Handler) http.Handler { return route.Blocking(h) }
 func Register(name string, h http.Handler) { apps.Register(name, h) }
 
 // Main runs multiserve with the process's arguments and exits with the
-// status SPEC §4 gives.
+// status the README's "Exit codes" gives.
 func Main() { os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // Run is Main without the exit: it returns the exit status.

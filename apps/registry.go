@@ -1,5 +1,5 @@
 // Package apps holds the applications shipped in the multiserve binary
-// (hello, echo, sim, static:DIR; SPEC §7) and the registry through which a
+// (hello, echo, sim, static:DIR; see the README's Usage) and the registry through which a
 // user's own program adds its http.Handler under a name.
 //
 // Threading: Register is meant for init() or main() before the server

@@ -13,7 +13,8 @@ import (
 )
 
 // banner logs what a user needs to know at start: version, where it
-// listens, which class and what concurrency that gives (SPEC §6).
+// listens, which class and what concurrency that gives (the class's
+// Describe sentence).
 func (a *arbiter) banner(cfg *config.Config) {
 	a.log.Info(fmt.Sprintf("multiserve %s starting app %s (arbiter pid=%d)", version.Version, cfg.App, os.Getpid()),
 		"version", version.Version, "app", cfg.App, "pid", os.Getpid())

@@ -321,7 +321,7 @@ func TestArbiterKilled(t *testing.T) {
 	})
 }
 
-// Start-up failures: the exit code and message SPEC §4 gives, nothing left.
+// Start-up failures: the exit code (README, "Exit codes") and message, nothing left.
 func TestStartupFailures(t *testing.T) {
 	skipShort(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")

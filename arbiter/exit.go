@@ -6,7 +6,8 @@ import (
 	"github.com/multiserve/multiserve/internal/proc"
 )
 
-// exitError carries the process exit code SPEC §4 assigns to a failure.
+// exitError carries the process exit code the README's "Exit codes" assigns to a
+// failure.
 type exitError struct {
 	code int
 	err  error

@@ -24,22 +24,14 @@ import (
 // binding its own would get another ephemeral port for port 0, could not
 // bind a privileged port once it runs as user=, and the kernel admits a
 // socket to a SO_REUSEPORT group only from the uid that made the group
-// (the reservation, root's). That is why the evloop class no longer lets
-// gnet bind its own SO_REUSEPORT listeners in this mode (issue 4 asked
-// for that, for gnet's native accept path): it gets its socket here and
+// (the reservation, root's). That is why the evloop class does not let
+// gnet bind its own SO_REUSEPORT listeners in this mode (for gnet's
+// native accept path): it gets its socket here and
 // swaps it into gnet's listener slot as it does a shared socket in the
 // default mode, so gnet still accepts from it directly, at the same cost.
 //
-// A worker's graceful stop (TERM, max_requests, the arbiter gone), every
-// class: the worker runtime gates the worker's own socket (SYN-only
-// filter: a new client's SYN is retried about a second later and lands on
-// a sibling), lets the class accept what is queued until the queue stayed
-// empty for a round trip, then stops the class and closes the socket
-// (workers/ownsocket.go). Limit: what is still queued on it when a worker
-// dies without that (SIGKILL, a crash, the drain's one-second cap) is
-// reset, unless the kernel migrates it (Linux 5.14+, sysctl
-// net.ipv4.tcp_migrate_req=1, which this server recommends and does not
-// set).
+// How a worker leaves the group on a graceful stop, every class, is the
+// worker runtime's (workers/ownsocket.go).
 // docs/deploy.md says when to prefer this mode.
 
 // reservePorts turns the TCP listeners into port reservations.

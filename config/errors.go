@@ -67,7 +67,7 @@ func unknownName(kind, name, source string, candidates []string) *UsageError {
 }
 
 // oneLine folds parser messages that span lines (TOML and YAML errors do)
-// into one line, as SPEC §2 promises.
+// into one line: every usage error is one line (docs/settings.md).
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }

@@ -1,7 +1,7 @@
 // Package h1 is multiserve's HTTP/1.1 engine, shared by every worker class
 // that does not use net/http (sync, threaded, evloop, and goroutine with
 // http_engine = native), so every class has the same HTTP semantics
-// (SPEC §5).
+// (docs/http-behaviour.md).
 //
 // # Blocking API (sync, threaded, goroutine)
 //

@@ -364,7 +364,7 @@ func trimOWS(v []byte) []byte {
 }
 
 // checkFraming derives the body framing and connection options from the
-// fields and refuses every ambiguity (RFC 9112 6.1, 6.3; SPEC §5).
+// fields and refuses every ambiguity (RFC 9112 6.1, 6.3; docs/http-behaviour.md).
 func checkFraming(h *head, lim *limits) error {
 	var teSeen bool
 	for i := range h.fields {

@@ -88,7 +88,7 @@ func testConfig() *config.Config {
 
 const host = "Host: h\r\n"
 
-// TestParserRules is the SPEC §5 accept/reject table; every case runs with
+// TestParserRules is the accept/reject table of docs/http-behaviour.md; every case runs with
 // the bytes arriving at once, in 7-byte pieces and one byte at a time.
 func TestParserRules(t *testing.T) {
 	for _, tc := range []struct {

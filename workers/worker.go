@@ -30,7 +30,7 @@ type Worker interface {
 	// requests (answering them with Connection: close), close idle
 	// connections, return nil. Serve calls env.Ready once it is accepting,
 	// and env.Beat at least every second from the loop whose progress
-	// proves liveness (see SPEC §1's table).
+	// proves liveness (docs/http-behaviour.md, "Heartbeats, per class").
 	Serve(ctx context.Context, env *Env) error
 }
 

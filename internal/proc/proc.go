@@ -32,7 +32,7 @@ const (
 	// its fd number travels in EnvScoreboard, so the layout above is unchanged.
 )
 
-// Exit codes shared by the arbiter and workers (SPEC §4).
+// Exit codes shared by the arbiter and workers (the README's "Exit codes").
 const (
 	ExitOK        = 0 // clean stop
 	ExitRuntime   = 1 // runtime failure (cannot bind, ...)

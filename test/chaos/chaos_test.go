@@ -1,13 +1,13 @@
 //go:build chaos
 
-// Package chaos is the fault suite of issue 8: real multiserve processes of
+// Package chaos is the fault suite: real multiserve processes of
 // every worker class under load from a Go client on loopback, while the
 // test kills workers, reloads, scales, stops the arbiter, feeds hostile
 // clients and exhausts descriptors. Every loop is bounded in count and
 // time; every process group is SIGKILLed at cleanup.
 //
 //	make test-chaos                 # quick mode (CHAOS_QUICK=1)
-//	make test-chaos CHAOS_FULL=1    # the issue's full durations
+//	make test-chaos CHAOS_FULL=1    # the full durations
 //
 // The suite prints a per-class summary table at the end.
 package chaos

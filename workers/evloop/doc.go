@@ -102,20 +102,12 @@
 // # Listeners: why the fd swap
 //
 // gnet v2.9.7 binds its listeners from address strings and has no public
-// way to adopt an inherited listening fd. Measured options (the note
-// ../shared/notes/gnet-inherited-fd.md, 2 vCPUs, server on CPU 0, wrk -c64
-// on CPU 1): Go accept + Engine.Register (public API) reaches 0.68x native
-// gnet's rate with Connection: close and about 0.3-0.6x its requests per
-// server CPU-second once the arbiter is quiet; raw accept4 + FileConn is
-// worse still (0.35-0.55x); swapping the inherited socket into gnet's own
-// listener slot reaches the native rate (1.07x) and efficiency (about 1x).
-// Keep-alive traffic does not separate them (every variant runs the same
-// loop code once a connection is registered). This package re-measured it
-// with the multiserve binary against bench/baseline/gnetbare, hello, 3
-// rounds of `taskset -c 1 wrk -t1 -c64 -d5s -H 'Connection: close'` with
-// each server under `taskset -c 0` (machine shared with other load, load
-// average 5-8): evloop / bare gnet = 1.03, 0.95, 0.96 requests per server
-// CPU-second. So the swap is used in every mode (shared sockets and reuse_port):
+// way to adopt an inherited listening fd. Of the options (Go accept +
+// Engine.Register, raw accept4 + FileConn, swapping the inherited socket
+// into gnet's own listener slot), only the swap reaches bare gnet's rate
+// and efficiency with Connection: close (docs/evloop-measurements.md has
+// the figures), so the swap is used in every mode (shared sockets and
+// reuse_port):
 //
 //   - gnet.Rotate starts on one dummy listener per inherited socket, the
 //     i-th on 127.0.0.(i+1):0 (distinct addresses, because
@@ -145,32 +137,12 @@
 //
 // # reuse_port
 //
-// reuse_port = true: the arbiter gives the worker its own SO_REUSEPORT
-// listening socket for every TCP bind (unix, fd:// and systemd sockets stay
-// shared, as for every class), and it is swapped into gnet's slot exactly
-// like a shared socket: one listener per bind per worker, accepted by
-// gnet's ingress loop and handed round-robin to all the worker's loops;
-// gnet.WithReusePort stays false. Issue 4 had gnet bind its own
-// SO_REUSEPORT listener per loop in this mode (bare gnet's native path),
-// which cannot honour what the arbiter does: with port 0 each worker got a
-// different ephemeral port; with user= the worker runs unprivileged when
-// gnet binds, so a privileged port fails; and the kernel admits a socket
-// to a SO_REUSEPORT group only from the uid that made it (the arbiter's
-// reservation, root's). The arbiter's socket, swapped in, keeps gnet's own
-// accept loop on the hot path, so nothing is lost for it.
-//
-// What differs is the stop. Closing its own socket is how a worker leaves
-// the group (a socket left open keeps getting connections that nobody
-// accepts until the process exits, then they are reset), and closing it
-// resets what is still in its accept queue. The worker runtime handles
-// that for every class (workers/ownsocket.go): before ctx is cancelled it
-// attaches a socket filter that drops new SYNs (a client retransmits its
-// SYN after about a second, and by then the kernel hashes it to a
-// sibling) while gnet keeps accepting, until the accept queue has stayed
-// empty for 100 ms (handshakes under way complete into it: their final
-// ACK passes the filter). evloop then parks the slot and calls
-// Env.ListenersDone, on which the runtime closes the inherited fd, the
-// socket's last descriptor here (ownsocket.go).
+// The worker's own SO_REUSEPORT socket per TCP bind, made by the arbiter
+// (arbiter/reuseport.go says why the arbiter and not gnet), is swapped
+// into gnet's slot exactly like a shared socket, so gnet's own accept
+// loop stays on the hot path; gnet.WithReusePort stays false. Its stop is
+// the worker runtime's, as for every class (ownsocket.go here,
+// workers/ownsocket.go).
 //
 // # Heartbeat, timeouts, cap, stop
 //
@@ -192,114 +164,11 @@
 // once, let in-flight requests finish with Connection: close, then
 // Engine.Stop, all within graceful_timeout.
 //
-// # Measured (hello and sim, one worker, 2 vCPUs shared with other load)
+// # Measured
 //
-// Keep-alive hello as issue 4 sets it, with bench/evloopratio/run.sh:
-// servers under `taskset -c 0` (one loop), `taskset -c 1 wrk -t1 -c64`,
-// requests per server CPU-second from /proc utime+stime of every process
-// of the server's session (arbiter included), interleaved rounds of 3 s,
-// medians of the per-round ratios. The machine is shared with other
-// sessions' tests (load average 2.5-7 during these runs): per-round ratios
-// spread from 0.6x to 1.5x of the median, so only medians over many rounds
-// mean anything, and only against a baseline from the same run.
-//
-// Session 1 (before = f14b5ab, after = c698fa0 and dd2af4c, `BASE_REV=f14b5ab
-// bench/evloopratio/run.sh 12 3`, 3 runs): evloop / bare gnet 0.66-0.75 ->
-// 0.72-0.97, evloop / goroutine 1.03-1.34 -> 1.23-1.30.
-//
-// Session 2 (this package's per-loop reuse and h1's request chunks, HEAD
-// c381b66 and 280938d, against 46c6700 as evloop-base in the same rounds:
-// `BASE_REV=46c6700 CONFIGS="evloop evloop-reuse goroutine gnet"
-// bench/evloopratio/run.sh 15 3`, three runs of 12, 15 and 15 rounds;
-// evloop-reuse is MULTISERVE_EVLOOP_REUSE_REQUESTS=1). Medians per run, then
-// over the 42 rounds pooled:
-//
-//	                       evloop-base        evloop                    evloop-reuse
-//	/ bare gnet            0.72 0.70 0.71     0.68 0.78 0.71 -> 0.72    0.83 0.75 0.70 -> 0.73
-//	/ goroutine            1.28 1.19 1.27     1.21 1.26 1.20 -> 1.21    1.33 1.29 1.21 -> 1.28
-//	/ evloop-base          1                  1.05 1.11 0.98 -> 1.01    1.15 1.08 0.99 -> 1.06
-//	user us/request        5.38               5.16                      4.41   (gnet 1.25, goroutine 8.5)
-//	sys us/request         13.2               13.5                      13.5   (gnet 11.9, goroutine 14.3)
-//
-// So the default path's changes are within the noise (user time per
-// request 0.99x evloop-base's, pooled), and the recycled Request takes a
-// fifth off the user time (0.79x) for about 6% more requests per CPU-second.
-// A fourth run (15 rounds) after the Header map joined the recycling
-// (7554e9b, evloop-reuse now allocation-free): evloop-reuse / bare gnet
-// 0.77, / goroutine 1.48, / evloop-base 1.03, user 3.63 us per request
-// against evloop-base's 5.17 (0.70x); evloop / bare gnet 0.76, / goroutine
-// 1.38, / evloop-base 1.04 (user 4.54 us); sys per request 12.4-12.9 us
-// for all three evloop builds, 11.2 for bare gnet.
-//
-// Neither target is met: 0.9x bare gnet and 1.5x the goroutine class per
-// server CPU-second. The 1.5x would need evloop's whole cost at bare
-// gnet's (goroutine costs about 1.5-1.7x bare gnet here), which no engine
-// that builds a real *http.Request and runs middleware can have.
-//
-// Where the difference to bare gnet goes:
-//
-//   - System time is not the same, contrary to session 1's note: evloop's
-//     is 1-2 us per request above bare gnet's in most rounds, though it
-//     makes fewer syscalls per request (1.96 vs 2.5, perf stat
-//     raw_syscalls: a slower server finds more connections ready per
-//     epoll_wait). It has more context switches (0.13-0.19 vs 0.09-0.11
-//     per request: GC workers and M hand-offs) and the kernel runs with
-//     colder caches: every request touched fresh memory (the Request
-//     block, cycling through the 4 MB GC heap). A trial build that also
-//     recycled the Header map (0 allocations; unsafe for a handler that
-//     keeps r.Header, so not kept) reached 0.87x bare gnet against 0.68x
-//     for evloop in the same 10 rounds, sys 10.6 vs 12.6 us per request:
-//     fresh memory per request is the largest single cost left.
-//   - Allocation and GC: 2 allocations per request in session 2 (Request+URL
-//     block 448 B, Header map 48 B; 548 B with the chunked strings, 624 B
-//     before); 1 since session 3, which cuts the block from a 4 KB slab of
-//     9 (h1's newBlock); 0 with evloop_reuse_requests
-//     (BenchmarkInlineHello and BenchmarkInlineHelloReuse).
-//     GODEBUG=gctrace=1: one GC cycle per ~5000 requests (~0 live heap,
-//     4 MB goal), ~1 ms CPU each, 0.6 ms of it assist on the loop.
-//   - User time (perf record -g on the worker, evloop_reuse_requests, hello):
-//     26% of the worker's samples; gnet and the Go runtime (syscall
-//     entry/exit, sysmon: as in bare gnet) about 11%; the middleware the
-//     worker installs 4.8% (scoreboard 2%; proxyheaders 2.3%: netallow's
-//     ContainsString parses r.RemoteAddr every request, 1.1%, and scheme
-//     ranges over the secure-headers map, 1.2%, random start included);
-//     h1 and this package about 9%: Request build 3% (the Header map's
-//     allocation half of it), parse 2.4%, Response finish/commit 3.1%
-//     (range over the handler's header map 1.2%), apps.hello itself 1.5%,
-//     OnTraffic's own bookkeeping 1.5%. No item is above 3%.
-//
-// What session 2 changed (per request, inline): one Response per loop
-// (Recycle) instead of sync.Pool get/put; a per-loop parser free list
-// instead of h1's sync.Pool and limits recomputed; no finishRequest
-// wrapper (its graceful-stop close is Response.CloseWhen); the observer
-// (scoreboard) is told of a connection reading only when a head stays
-// incomplete past an event (two shared-memory atomics saved); the small
-// body reader is the loop's; h1's Request takes the head bytes and value
-// slots from append-only chunks; and the opt-in recycled Request. What is
-// left to try: make the Request recycling the default (a contract change:
-// see "Where handlers run"), cache proxyheaders' trust decision per
-// remote host and keep the secure headers in a slice (other packages),
-// and the scoreboard middleware's own cost (another session's work).
-//
-// Session 3 (64f8f34, `CONFIGS="evloop evloop-reuse goroutine gnet"
-// BASE_REV=3aae193 bench/evloopratio/run.sh 15 3`, at nice -10): evloop /
-// bare gnet 0.75, / goroutine 1.23; evloop-reuse 0.80 and 1.37; user
-// 4.44 / 3.61 us per request (gnet 1.16, goroutine 8.42), sys 12.2-16.0
-// for all. Bare gnet itself was 1.49-1.86x goroutine across the session's
-// runs, so 1.5x goroutine asks for 0.81-1.01x bare gnet. At 0.9x bare
-// gnet the whole HTTP layer (parse, Request, handler call, response head,
-// middleware) has about 1.5 us per request; the default path takes 1.7-1.8
-// us in process (BenchmarkInlineHello, no kernel, hot caches). Checked and
-// ruled out: GOMAXPROCS=2 (so sysmon never retakes a loop's P in
-// epoll_wait: 0.99x), the arbiter's CPU (0 ticks in 5 s), per-connection
-// state (in process, 1 and 256 connections cost the same per request; the
-// drop at c=256 is kernel and cache side). The syscalls per request are
-// bare gnet's: one read, one write (strace -c).
-//
-// sim?io=10ms with wrk -t2 -c1000, 3 rounds (session 1): evloop with
-// threads=1000 reached 1.4-3.4x the requests/s of plain net/http
-// (bench/peers/nethttp); inline (threads=0, one loop) 85 req/s, the loops
-// / 10 ms cap.
+// Requests per server CPU-second against bare gnet and the goroutine
+// class, where the difference goes, and what was tried and ruled out:
+// docs/evloop-measurements.md (rerun with bench/evloopratio/run.sh).
 //
 // # The auto class
 //

@@ -1,5 +1,5 @@
 // Package workerstest is the conformance suite every worker class runs, so
-// all classes show the same HTTP semantics (SPEC §5) and the same worker
+// all classes show the same HTTP semantics (docs/http-behaviour.md) and the same worker
 // contract (Ready, Beat, graceful stop). A class adds, in its own package:
 //
 //	func TestConformance(t *testing.T) {

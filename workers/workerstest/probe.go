@@ -9,15 +9,10 @@ import (
 	"testing"
 )
 
-// AllowEarlyClose is the h1probe flag for classes that close after every
-// response (sync): a pipelined case then passes with fewer responses when
-// the last one said Connection: close.
-const AllowEarlyClose = "--allow-early-close"
-
 // H1Probe runs ../shared/h1probe/h1probe.py (relative to the module root)
 // against addr and fails the test unless every case passes. strict judges
 // the RFC's "either" cases by gunicorn's stricter choice; extra flags are
-// passed on (e.g. AllowEarlyClose). It skips when python3 or the probe is
+// passed on to h1probe. It skips when python3 or the probe is
 // missing, and in -short mode.
 func H1Probe(t *testing.T, addr string, strict bool, extra ...string) {
 	t.Helper()

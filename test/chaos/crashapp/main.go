@@ -4,8 +4,8 @@
 // whose workers crash at boot while a marker file exists. The suite starts
 // it with the marker absent (start-up succeeds), creates the marker and
 // kills a worker: every respawn then dies before it gets ready, which is
-// the "worker that crashes at boot after a successful start" case of
-// SPEC §4 (back-off per slot, never a fork bomb).
+// the "worker that crashes at boot after a successful start" case: the
+// arbiter respawns it with back-off per slot, never a fork bomb.
 //
 // The check sits in main, before multiserve.Main, because the library's
 // handler registration cannot fail at load time.
