@@ -11,7 +11,9 @@
 # Usage: bench/automixed/run.sh [rounds=5] [seconds=5]
 # Env:   CONFIGS="auto evloop evloop-pool goroutine threaded" (subset/order);
 #        NICE=<n> as in bench/evloopratio/run.sh (default -10 as root);
-#        AUTO_FLAGS="--auto-threshold 5ms" adds flags to the auto server.
+#        AUTO_FLAGS="--auto-threshold 5ms" adds flags to the auto server;
+#        "<config>-gmp2" runs a config with GOMAXPROCS=2 (the arbiter gives
+#        a worker pinned to one CPU GOMAXPROCS=1).
 set -euo pipefail
 
 rounds=${1:-5}
@@ -42,6 +44,7 @@ LUA
 argv() { # config port
 	local base="$tmp/multiserve -b 127.0.0.1:$2 -w 1 --log-level warning --worker-connections 2000"
 	case $1 in
+	*-gmp2) echo "env GOMAXPROCS=2 $(argv "${1%-gmp2}" "$2")" ;;
 	auto) echo "$base -k auto ${AUTO_FLAGS:-} sim" ;;
 	evloop) echo "$base -k evloop sim" ;;
 	evloop-pool) echo "$base -k evloop --threads 1000 sim" ;;
