@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -33,7 +34,7 @@ func TestRunnerEndToEndNetHTTP(t *testing.T) {
 	o, err := parseFlags([]string{"--quick", "--classes", "none", "--peers", "nethttp",
 		"--workloads", "hello,io,slow-clients,idle", "--driver", "go", "--duration", "300ms",
 		"--concurrency", "2,8", "--slow", "5", "--idle", "20", "--out", out,
-		"--fail-if", "hello:nethttp:rps<1", "--fail-if", "idle:nethttp:kib_per_conn>100000"})
+		"--fail-if", "hello:nethttp:rps<1", "--fail-if", "idle:nethttp:kib_per_conn>100000", "--syscalls", "on"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +58,9 @@ func TestRunnerEndToEndNetHTTP(t *testing.T) {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q", want)
 		}
+	}
+	if _, err := exec.LookPath("strace"); err == nil && !regexp.MustCompile(`\| hello \| nethttp \(peer\) \| [1-9]`).MatchString(report) {
+		t.Error("report lacks nethttp's syscalls per request (strace is installed)")
 	}
 	if !regexp.MustCompile(`\| nethttp \(peer\)( †)? \| 8 \| [1-9]`).MatchString(report) {
 		t.Error("report lacks nethttp's row at 8 connections")

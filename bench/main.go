@@ -72,6 +72,8 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&openDur, "open-duration", -1, "open-loop (constant rate) run per workload; 0 disables (default = --duration)")
 	fs.StringVar(&conc, "concurrency", "", "closed-loop connection counts (default 16,64,256; quick 8,64)")
 	fs.IntVar(&o.repeat, "repeat", 0, "rounds of the whole matrix, interleaved; tables show medians with min–max, and the tie threshold comes from the spread (default 3; quick 1)")
+	var syscalls string
+	fs.StringVar(&syscalls, "syscalls", "", "on or off: count syscalls per request with strace in a separate phase after hello and conn-per-request (default on, off with --quick; needs strace and ptrace rights)")
 	fs.IntVar(&o.workers, "workers", 1, "worker processes for every configuration (same CPU budget)")
 	fs.IntVar(&o.threads, "threads", 16, "threaded class and gunicorn gthread pool size")
 	fs.StringVar(&o.app, "app", "", "your APP (the name your program registered) to bench at --path; with --pkg/--bin it may be left out when the program registers exactly one")
@@ -111,6 +113,15 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
 	}
 	o.peersAsked = o.peers
+	switch syscalls {
+	case "on":
+		o.syscalls = true
+	case "off":
+	case "":
+		o.syscalls = !o.quick
+	default:
+		return o, fmt.Errorf("bench: --syscalls %q: on or off", syscalls)
+	}
 	o.serverFlags = strings.Fields(serverFlags)
 	if err := ownHandlerFlags(&o, body); err != nil {
 		return o, err

@@ -39,6 +39,9 @@ func aggregate(rounds []*result) *result {
 	if len(ok) < len(rounds) {
 		out.Reason = fmt.Sprintf("%d of %d rounds did not measure (%s)", len(rounds)-len(ok), len(rounds), firstReason(rounds))
 	}
+	for _, r := range ok {
+		out.Syscalls = cmp.Or(out.Syscalls, r.Syscalls) // counted in one round only
+	}
 	if len(ok) == 1 {
 		return &out
 	}

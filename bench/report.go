@@ -37,6 +37,7 @@ func (b *bench) writeReport(checks []checkResult) (string, error) {
 		w.WriteString(strings.Join(summary, "\n") + "\n\n")
 	}
 	w.WriteString(sections.String())
+	b.writeSyscalls(&w)
 	b.writeChoose(&w)
 	b.writeMethod(&w)
 	if err := b.writeResults(); err != nil {

@@ -21,6 +21,18 @@ type resultsFile struct {
 	Units  map[string]string `json:"units"`
 	Run    runMeta           `json:"run"`
 	Rows   []row             `json:"rows"`
+	// Syscalls per request from the traced phase (hello, conn-per-request).
+	Syscalls []syscallRow `json:"syscalls,omitempty"`
+}
+
+type syscallRow struct {
+	Workload string             `json:"workload"`
+	Config   string             `json:"config"`
+	Peer     bool               `json:"peer"`
+	Requests int                `json:"requests"`
+	Total    float64            `json:"total"`
+	Groups   map[string]float64 `json:"groups"` // IO, polling, runtime, other
+	Calls    map[string]float64 `json:"calls"`  // syscall → calls per request
 }
 
 type runMeta struct {
@@ -166,9 +178,23 @@ func pointRow(base row, mode string, p point) row {
 	return r
 }
 
+func (b *bench) syscallRows() []syscallRow {
+	var out []syscallRow
+	for _, r := range b.results {
+		if s := r.Syscalls; s != nil {
+			g := map[string]float64{}
+			for _, name := range []string{groupIO, groupPoll, groupRuntime, groupOther} {
+				g[name] = s.group(name)
+			}
+			out = append(out, syscallRow{Workload: r.Workload, Config: r.Target, Peer: r.Peer, Requests: s.Requests, Total: s.total(), Groups: g, Calls: s.Calls})
+		}
+	}
+	return out
+}
+
 func (b *bench) resultsData() resultsFile {
 	o := b.opts
-	return resultsFile{Schema: resultsSchema, Units: resultsUnits, Rows: b.rows(), Run: runMeta{
+	return resultsFile{Schema: resultsSchema, Units: resultsUnits, Rows: b.rows(), Syscalls: b.syscallRows(), Run: runMeta{
 		Started: b.started.UTC(), TookS: time.Since(b.started).Round(time.Second).Seconds(), Command: o.commandLine,
 		Commit: b.info.Commit, Go: b.info.GoVersion, Kernel: b.info.Kernel, CPU: b.info.CPU, CPUs: b.info.CPUs,
 		CPUSplit: b.split.String(), LoadStart: b.loadStart, LoadEnd: b.loadEnd, Interrupted: b.interrupted, TieThreshold: b.tie,

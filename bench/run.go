@@ -53,6 +53,7 @@ type options struct {
 	logw          io.Writer   // progress lines
 	skipBuildInfo bool        // tests: no git/go version lookups
 	repeat        int         // rounds of the whole matrix; tables show medians and min–max
+	syscalls      bool        // count syscalls per request in a separate traced phase
 }
 
 // closedDriver drives a closed-loop load.
@@ -100,6 +101,7 @@ type result struct {
 	Idle     *idleResult   `json:"idle,omitempty"`
 	Spread   []spreadMode  `json:"spread,omitempty"` // shared socket, then reuse_port
 	Reload   *reloadResult `json:"reload,omitempty"`
+	Syscalls *syscallCount `json:"syscalls,omitempty"`
 }
 
 // bench is one run of the runner.
@@ -123,6 +125,7 @@ type bench struct {
 	interrupted bool
 	runStart    time.Time
 	tie         float64 // tie threshold, from the measured spread
+	round       int     // the round being measured, from 1
 	// 1-minute load averages: other processes compete for the same CPUs.
 	loadStart, loadEnd string
 }
@@ -371,6 +374,7 @@ func (b *bench) runAll(ctx context.Context) {
 	// than every round of one row.
 	rounds := map[string][]*result{}
 	for round := 1; round <= b.opts.repeat; round++ {
+		b.round = round
 		for _, wl := range b.workloads {
 			if round == 1 {
 				b.logf("bench: workload %s: %s", wl.name, wl.desc)
@@ -510,6 +514,7 @@ func (b *bench) runOne(ctx context.Context, wl *workload, t *target, r *result) 
 	switch wl.kind {
 	case kindClosed:
 		b.measureClosed(ctx, wl, t, srv, r)
+		b.syscallPhase(ctx, wl, t, srv, r)
 	case kindSlow:
 		b.measureSlow(ctx, wl, t, srv, r)
 	case kindIdle:
