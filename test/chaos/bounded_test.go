@@ -88,6 +88,7 @@ var variants = []variant{
 	{"sync", "sync", nil},
 	{"threaded", "threaded", []string{"--threads", "4"}},
 	{"evloop", "evloop", nil},
+	{"auto", "auto", nil},
 	{"goroutine", "goroutine", nil},
 	{"goroutine+net/http", "goroutine", []string{"--http-engine", "net/http"}},
 }
