@@ -2,7 +2,6 @@ package main
 
 import (
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -108,13 +107,7 @@ func freeAddr(t *testing.T) string {
 // umask as a TOML octal number, and TOML syntax errors with the line.
 func TestCLI(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, body string) string { return writeFile(t, dir, name, body) }
 	umask := write("umask.toml", "umask = 0o022\n")
 	broken := write("broken.toml", "workers = 2\nbind = [\n")
 	for _, tc := range []struct {

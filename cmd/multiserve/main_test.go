@@ -52,13 +52,7 @@ func run(t *testing.T, env []string, args ...string) (int, string) {
 
 func TestBadInput(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, body string) string { return writeFile(t, dir, name, body) }
 	unknownKey := write("unknown.toml", "wrokers = 3\n")
 	broken := write("broken.toml", "workers = = 3\n")
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
@@ -275,4 +269,14 @@ func TestConcurrencyModel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeFile writes body to dir/name and returns the path.
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
