@@ -30,6 +30,7 @@ import (
 	"github.com/multiserve/multiserve/control"
 	"github.com/multiserve/multiserve/internal/logfile"
 	"github.com/multiserve/multiserve/internal/proc"
+	"github.com/multiserve/multiserve/internal/proctitle"
 	"github.com/multiserve/multiserve/internal/version"
 	"github.com/multiserve/multiserve/proxyheaders"
 	"github.com/multiserve/multiserve/workers"
@@ -59,7 +60,10 @@ func Register(name string, h http.Handler) { apps.Register(name, h) }
 
 // Main runs multiserve with the process's arguments and exits with the
 // status the README's "Exit codes" gives.
-func Main() { os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr)) }
+func Main() {
+	proctitle.Prepare() // before anything reads os.Args: the arbiter rewrites its command line
+	os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 // Run is Main without the exit: it returns the exit status.
 func Run(args []string, stdout, stderr io.Writer) int {

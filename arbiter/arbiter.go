@@ -180,6 +180,7 @@ func (a *arbiter) start() error {
 	}
 	a.banner(cfg)
 	a.gen = gen
+	a.setTitle()
 	a.tick = time.NewTicker(tickInterval(cfg))
 	a.wake = time.NewTimer(time.Hour)
 	for range gen.size {

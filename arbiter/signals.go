@@ -156,6 +156,7 @@ func (a *arbiter) checkReload() {
 	}
 	old := a.gen
 	a.gen, a.pending = g, nil
+	a.setTitle()
 	a.vacant = nil
 	a.nextSlot = g.size
 	a.tick.Reset(tickInterval(g.cfg))

@@ -168,7 +168,11 @@ func (a *arbiter) spawn(g *generation, s *slot) error {
 	}
 	a.nextAge++
 	age := a.nextAge
+	// argv[0] is the worker's title, for ps. A worker reads its
+	// configuration from its environment; the arguments follow only for
+	// a program that reads its own flags before multiserve.Main.
 	cmd := exec.Command(a.exe, os.Args[1:]...)
+	cmd.Args[0] = workerTitle(g, age)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{hb.File(), statusW, a.parentR}
 	var own []*os.File // reuse_port: this worker's own sockets

@@ -84,6 +84,7 @@ func (a *arbiter) startUpgrade() {
 	}
 	a.upgrade = &upgradeState{pid: cmd.Process.Pid, started: time.Now()}
 	cmd.Process.Release() // reaped with wait4 in reapUpgrade
+	a.setTitle()
 	a.log.Info(fmt.Sprintf("upgrade: started new arbiter pid=%d (%s); send this one WINCH then TERM once it is ready",
 		a.upgrade.pid, a.exe), "new_pid", a.upgrade.pid)
 	a.notify(fmt.Sprintf("MAINPID=%d", a.upgrade.pid))
@@ -128,6 +129,7 @@ func (a *arbiter) reapUpgrade() {
 		"new_pid", a.upgrade.pid)
 	a.upgrade = nil
 	a.restorePidfile()
+	a.setTitle()
 	a.notify(fmt.Sprintf("MAINPID=%d", os.Getpid()))
 }
 

@@ -52,6 +52,7 @@ type Config struct {
 	CACerts               string            `mapstructure:"ca_certs" json:"ca_certs"`
 
 	// Server mechanics
+	ProcName      string `mapstructure:"proc_name" json:"proc_name"`
 	Pidfile       string `mapstructure:"pidfile" json:"pidfile"`
 	WorkerTmpDir  string `mapstructure:"worker_tmp_dir" json:"worker_tmp_dir"`
 	User          string `mapstructure:"user" json:"user"`

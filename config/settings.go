@@ -208,6 +208,9 @@ var table = []Setting{
 		Help: "CA bundle for verifying client certificates; needs certfile. When set, every client must present a certificate it signed."},
 
 	// Server mechanics
+	{Key: "proc_name", Flag: "name", Shorthand: "n", Section: SectionMechanics, Default: "",
+		Help: "Name in the process titles (ps): `multiserve: arbiter [NAME]`, `multiserve: worker 3 [CLASS] NAME (gen 2)`; empty = the APP.\n" +
+			"The arbiter's title can be at most as long as the command line it was started with."},
 	{Key: "pidfile", Flag: "pid", Shorthand: "p", Section: SectionMechanics, Default: "",
 		Help: "File the arbiter writes its pid to (none by default)."},
 	{Key: "worker_tmp_dir", Flag: "worker-tmp-dir", Section: SectionMechanics, Default: "",
