@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	stdsync "sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -124,4 +125,28 @@ func BeatInterval(timeout time.Duration) time.Duration {
 		return most
 	}
 	return max(d, least)
+}
+
+// BeatInBackground beats from a goroutine of its own, every
+// BeatInterval(timeout), until the returned stop is called: for a class
+// whose connections block (goroutine, a thread per connection), so no
+// serving loop can prove liveness, and only a wedged process stops it.
+func (e *Env) BeatInBackground() (stop func()) {
+	done := make(chan struct{})
+	var wg stdsync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(BeatInterval(e.Config.Timeout))
+		defer t.Stop()
+		for {
+			e.Beat()
+			select {
+			case <-t.C:
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }

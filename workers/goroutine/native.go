@@ -43,7 +43,7 @@ func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 	for _, ln := range lns {
 		go func() { errc <- acceptNative(stopCtx, ln, srv, conns, slots, env) }()
 	}
-	stopBeat := beatLoop(env.Beat)
+	stopBeat := env.BeatInBackground()
 	defer stopBeat()
 	env.Ready()
 

@@ -18,9 +18,6 @@ import (
 	"github.com/multiserve/multiserve/workers"
 )
 
-// beatEvery is the ticker's period: well inside any sensible timeout.
-const beatEvery = 250 * time.Millisecond
-
 // withRequestTimeout applies request_timeout on the net/http engine with
 // http.TimeoutHandler: the handler's context is cancelled and the client
 // gets a 503. Unlike the native engine, TimeoutHandler buffers the whole
@@ -89,7 +86,7 @@ func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 	for _, ln := range lns {
 		go func() { errc <- srv.Serve(ln) }()
 	}
-	stopBeat := beatLoop(env.Beat)
+	stopBeat := env.BeatInBackground()
 	defer stopBeat()
 	env.Ready()
 
@@ -219,28 +216,6 @@ func proxyListeners(lns []net.Listener, cfg *config.Config) error {
 		lns[i] = &proxyproto.Listener{Listener: ln, Policy: pol, Timeout: cfg.HeaderTimeout}
 	}
 	return nil
-}
-
-// beatLoop beats from a ticker goroutine until the returned func is called.
-func beatLoop(beat func()) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(beatEvery)
-		defer t.Stop()
-		beat()
-		for {
-			select {
-			case <-t.C:
-				beat()
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }
 
 // limitListener caps open connections (worker_connections): Accept waits

@@ -65,7 +65,7 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	for _, ln := range lns {
 		go func() { errc <- s.accept(ctx, ln) }()
 	}
-	stopBeat := beat(env)
+	stopBeat := env.BeatInBackground() // connection threads block: none can prove liveness
 	defer stopBeat()
 	env.Ready()
 
@@ -188,26 +188,4 @@ func (s *server) drain(grace time.Duration) {
 	}
 	s.mu.Unlock()
 	<-done
-}
-
-// beat calls env.Beat at the runtime's pace from a goroutine of its own:
-// connection threads block, so none of them can prove liveness.
-func beat(env *workers.Env) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(workers.BeatInterval(env.Config.Timeout))
-		defer t.Stop()
-		for {
-			env.Beat()
-			select {
-			case <-t.C:
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }
