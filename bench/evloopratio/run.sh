@@ -28,7 +28,8 @@
 #        close"): the connection-per-request case;
 #        RATIOS="a/b ..." prints the median ratio of each pair besides the
 #        built-in ones (connratio.sh sets both for the conn-per-request targets);
-#        "goroutine-base" runs the goroutine class from BASE_REV's build;
+#        "goroutine-base" runs the goroutine class from BASE_REV's build, and
+#        so does "<config>-base" for any multiserve config (sync-base...);
 #        NICE=<n> runs servers and wrk at nice n (default -10 as root, as the
 #        bench runner's --nice -10: it shields the measurement from other
 #        processes on a shared machine; NICE=0 turns it off);
@@ -98,6 +99,7 @@ argv() { # config port
 	goroutine) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k goroutine --log-level warning hello" ;;
 	auto) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k auto --evloop-loops 1 --log-level warning hello" ;;
 	gnet) echo "$tmp/gnetbare -addr 127.0.0.1:$2 -loops 1" ;;
+	*-base) argv "${1%-base}" "$2" | sed "s#$tmp/multiserve #$tmp/multiserve-base #" ;;
 	sync) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k sync --log-level warning hello" ;;
 	threaded) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k threaded --threads 4 --log-level warning hello" ;;
 	nethttp) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k goroutine --http-engine net/http --log-level warning hello" ;;
