@@ -162,7 +162,7 @@ var table = []Setting{
 			"`native` is the strict engine every class shares; `net/http` gives HTTP/2 over TLS. " +
 			"Plaintext requests reach net/http only through the native engine's parser, so every limit, framing rule and timeout holds; " +
 			"over TLS (HTTP/1.1 and HTTP/2) net/http frames requests itself: limit_request_* are checked after it parsed them, " +
-			"a Content-Length with Transfer-Encoding is served chunked, and a stalled body is bounded by nothing but the connection's write deadline and keepalive.",
+			"a Content-Length with Transfer-Encoding is served chunked, and an HTTP/2 stream whose body stalls is not timed out.",
 		Check: oneOf("native", "net/http")},
 
 	// Security and limits

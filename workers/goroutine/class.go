@@ -24,7 +24,7 @@ func describe(c *config.Config) string {
 		engine = " (net/http engine)"
 		if c.Certfile != "" {
 			// The gate (gate.go) sees plaintext only.
-			engine = " (net/http engine; over TLS net/http's own HTTP/1.1 framing, limits checked after parsing, no body-read timeout)"
+			engine = " (net/http engine; over TLS net/http's own HTTP/1.1 framing, limits checked after parsing, no body-read timeout for HTTP/2)"
 		}
 	}
 	return fmt.Sprintf("%s, a goroutine per connection%s, non-blocking IO under blocking-looking code: at most %s",

@@ -2,7 +2,9 @@ package goroutine
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -25,8 +27,9 @@ import (
 // (h1.Parser), which tracks the framing of each request: a request the
 // native engine refuses reaches net/http as a stand-in request that the
 // gate's handler answers with the native engine's status, and the
-// connection ends after it. TLS connections (where HTTP/2 is negotiated)
-// are not gated: see docs/edge-security.md.
+// connection ends after it. Under TLS (where HTTP/2 is negotiated) the
+// gate sees ciphertext: it keeps the write deadline, and tlsLimits checks
+// the limits after net/http parsed a request (docs/edge-security.md).
 
 // rejectToken marks the stand-in requests the gate makes; a client cannot
 // guess it, so it cannot make one.
@@ -274,7 +277,9 @@ func (l *gateListener) wrap(c net.Conn) *gateConn {
 
 // tlsLimits enforces the limit_request_* settings on requests that came
 // over TLS (HTTP/1.1 or HTTP/2), which the gate cannot see: after net/http
-// parsed them, within its MaxHeaderBytes.
+// parsed them, within its MaxHeaderBytes. An HTTP/1.1 body gets the
+// gate's rolling read deadline while the handler reads it (an HTTP/2
+// stream shares its connection: no per-stream deadline there).
 func tlsLimits(next http.Handler, line, fields, fieldSize int, body int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS != nil {
@@ -286,9 +291,46 @@ func tlsLimits(next http.Handler, line, fields, fieldSize int, body int64) http.
 			if body > 0 {
 				r.Body = http.MaxBytesReader(w, r.Body, body)
 			}
+			if g, _ := r.Context().Value(gateKey{}).(*gateConn); g != nil && r.ProtoMajor == 1 && r.Body != http.NoBody {
+				r.Body = &stallBody{ReadCloser: r.Body, g: g}
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// gateKey is the request context key of the connection's gate.
+type gateKey struct{}
+
+// gateContext is http.Server.ConnContext: it makes a connection's gate
+// (under TLS, the tls.Conn's) reachable from its requests.
+func gateContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if g, ok := c.(*gateConn); ok {
+		return context.WithValue(ctx, gateKey{}, g)
+	}
+	return ctx
+}
+
+// stallBody is an HTTP/1.1-over-TLS request body whose every read must
+// make progress within the stall limit; the deadline is lifted once the
+// body ended (net/http then reads in the background to see the client go).
+// A handler that stops reading early leaves the last deadline in place,
+// which also bounds net/http's discard of the unread rest.
+type stallBody struct {
+	io.ReadCloser
+	g *gateConn
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	_ = b.g.Conn.SetReadDeadline(time.Now().Add(b.g.stall))
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		_ = b.g.Conn.SetReadDeadline(time.Time{})
+	}
+	return n, err // after a timeout the deadline stays: net/http's discard of the rest fails too, and it closes
 }
 
 // overLimits returns the status the native engine would refuse r with, or 0.

@@ -57,6 +57,7 @@ func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(env.Log.Handler(), slog.LevelWarn),
 		ConnState:         conns.hook,
+		ConnContext:       gateContext,
 	}
 	lns, err := netListeners(env.Listeners, cfg.WorkerConnections)
 	if err != nil {

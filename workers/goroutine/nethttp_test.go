@@ -2,15 +2,19 @@ package goroutine_test
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/internal/tlsconf"
 	"github.com/multiserve/multiserve/workers/workerstest"
 )
 
@@ -144,5 +148,47 @@ func TestNetHTTPUpgrade(t *testing.T) {
 	got := make([]byte, len(raw))
 	if _, err := io.ReadFull(br, got); err != nil || string(got) != raw {
 		t.Fatalf("echo %q, %v; want %q", got, err, raw)
+	}
+}
+
+// TestNetHTTPOverTLS: under TLS, where the gate cannot parse, the limits
+// are checked after net/http parsed the request, and a client that stops
+// sending its HTTP/1.1 body is cut after header_timeout.
+func TestNetHTTPOverTLS(t *testing.T) {
+	files, err := tlsconf.WriteTestFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := workerstest.Start(t, "goroutine", workerstest.Options{Config: func(c *config.Config) {
+		netHTTP(c)
+		c.Certfile, c.Keyfile = files.Cert, files.Key
+		c.HeaderTimeout = time.Second
+	}})
+	pool := x509.NewCertPool()
+	ca, err := os.ReadFile(files.CA)
+	if err != nil || !pool.AppendCertsFromPEM(ca) {
+		t.Fatalf("CA: %v", err)
+	}
+	dial := func() *tls.Conn {
+		c, err := tls.Dial("tcp", in.Addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+		return c
+	}
+	c := dial()
+	io.WriteString(c, "GET /hello HTTP/1.1\r\nHost: t\r\n"+strings.Repeat("X-F: 1\r\n", in.Config.LimitRequestFields+1)+"\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("too many fields over TLS: %v %v", resp, err)
+	}
+	c = dial()
+	start := time.Now()
+	io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab")
+	_, _ = io.Copy(io.Discard, c) // the echo handler's error answer, if any, then the close
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("a stalled body over TLS held the connection %v", d)
 	}
 }
