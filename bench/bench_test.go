@@ -160,7 +160,7 @@ func TestReportComputesWinners(t *testing.T) {
 		"Overall in this run, **evloop** is the first choice: it collapses on none of the 3 workloads",
 		"Not eligible: sync collapses on hello, slow-clients",
 		"**This run had no workload where requests wait**",
-		"Not covered by this run: handlers that mostly wait on a database or another service (`io`)",
+		"Not covered by this run (not selected, or nothing measured): handlers that mostly wait on a database or another service (`io`)",
 		"threaded unavailable (see Configurations)",
 		"| workload | deciding metric | sync | goroutine | evloop | threaded |",
 		"| hello | req/CPU-s | 0.12 | 0.62 | **1.00** | – |",

@@ -38,10 +38,28 @@ func registeredApps(ctx context.Context, bin string) ([]string, error) {
 	return own, nil
 }
 
+// checkServerFlags runs the binary's --check-config with --server-flags,
+// so a bad flag fails at once instead of as every class's failed start.
+func (b *bench) checkServerFlags(ctx context.Context, bin string) error {
+	if len(b.opts.serverFlags) == 0 || bin == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	args := append(append([]string{"--check-config"}, b.opts.serverFlags...), "hello")
+	if out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("bench: --server-flags %q: %s", strings.Join(b.opts.serverFlags, " "), lastLines(string(out), 2))
+	}
+	return nil
+}
+
 // resolveApp checks --app against the program's apps, or picks the one it
 // registers, so a misspelled or missing --app fails before any run instead
 // of benching a built-in app at the user's path.
 func (b *bench) resolveApp(ctx context.Context, bin string) error {
+	if err := b.checkServerFlags(ctx, bin); err != nil {
+		return err
+	}
 	o := &b.opts
 	if len(o.paths) == 0 || bin == "" {
 		return nil

@@ -126,3 +126,22 @@ func main() {
 		t.Error("peers ran for a custom handler without --peers")
 	}
 }
+
+// TestServerFlagsChecked: --server-flags that the program rejects fail the
+// run before any server starts, with the program's own message.
+func TestServerFlagsChecked(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), "fake")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho \"multiserve: unknown flag: --kep-alive\" >&2\nexit 2\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseFlags([]string{"--bin", fake, "--classes", "goroutine", "--peers", "none", "--workloads", "hello",
+		"--server-flags", "--kep-alive 5", "--out", t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.logw, o.skipBuildInfo = testLog{t}, true
+	_, err = runBench(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), `--server-flags "--kep-alive 5": multiserve: unknown flag: --kep-alive`) {
+		t.Errorf("runBench error %v", err)
+	}
+}

@@ -32,7 +32,7 @@ func (b *bench) writeReport(checks []checkResult) (string, error) {
 		w.WriteString("## Summary\n\n")
 		b.writeMatrix(&w)
 		if rows := b.scoreRows(); len(b.classNames()) > 0 {
-			fmt.Fprintf(&w, "%s (The rule is under How to choose.)\n\n", decideOverall(rows, b.classNames(), b.tie).sentence(len(rows)))
+			fmt.Fprintf(&w, "%s (The rule is under How to choose.)\n\n", decideOverall(rows, b.classNames(), b.tie).sentence(rows))
 		}
 		w.WriteString(strings.Join(summary, "\n") + "\n\n")
 	}
@@ -911,14 +911,17 @@ func (b *bench) writeChoose(w *strings.Builder) {
 		return
 	}
 	rows := b.scoreRows()
-	fmt.Fprintf(w, "\n%s\n\n", decideOverall(rows, b.classNames(), b.tie).sentence(len(rows)))
+	fmt.Fprintf(w, "\n%s\n\n", decideOverall(rows, b.classNames(), b.tie).sentence(rows))
 	fmt.Fprintf(w, "The rule: %s\n\n", overallRule)
-	missing, noWaiting := uncovered(b.workloads)
+	missing, noWaiting := uncovered(b.workloads, func(name string) bool {
+		i := slices.IndexFunc(rows, func(r scoreRow) bool { return r.workload == name })
+		return i >= 0 && len(rows[i].scores) > 0
+	})
 	if noWaiting {
 		w.WriteString("**This run had no workload where requests wait** (io, io-1000, mixed): it cannot tell which class collapses when a handler waits on a database or another service.\n\n")
 	}
 	if len(missing) > 0 {
-		fmt.Fprintf(w, "Not covered by this run: %s.\n\n", strings.Join(missing, "; "))
+		fmt.Fprintf(w, "Not covered by this run (not selected, or nothing measured): %s.\n\n", strings.Join(missing, "; "))
 	}
 }
 

@@ -103,8 +103,15 @@ func decideOverall(rows []scoreRow, classes []string, tie float64) overall {
 	return o
 }
 
-// sentence renders the overall recommendation for the report.
-func (o overall) sentence(n int) string {
+// sentence renders the overall recommendation for the report, over the
+// rows that have numbers.
+func (o overall) sentence(rows []scoreRow) string {
+	n := 0
+	for _, r := range rows {
+		if len(r.scores) > 0 || len(r.failed) > 0 {
+			n++
+		}
+	}
 	var s strings.Builder
 	switch {
 	case len(o.first) == 1:
@@ -135,12 +142,16 @@ func (o overall) sentence(n int) string {
 	return s.String()
 }
 
-// uncovered names the built-in situations a run did not measure, so a
-// verdict from a partial run is not read as a verdict on everything.
-func uncovered(ran []*workload) (missing []string, noWaiting bool) {
-	noWaiting = !slices.ContainsFunc(ran, func(w *workload) bool { return w.waits })
+// uncovered names the built-in situations a run did not measure (not
+// selected, or nothing measured: a time budget, failures), so a verdict
+// from a partial run is not read as a verdict on everything.
+func uncovered(ran []*workload, measured func(name string) bool) (missing []string, noWaiting bool) {
+	covered := func(w *workload) bool {
+		return measured(w.name) && slices.ContainsFunc(ran, func(r *workload) bool { return r.name == w.name })
+	}
+	noWaiting = !slices.ContainsFunc(allWorkloads(), func(w *workload) bool { return w.waits && covered(w) })
 	for _, w := range allWorkloads() {
-		if w.question == "" || slices.ContainsFunc(ran, func(r *workload) bool { return r.name == w.name }) {
+		if w.question == "" || covered(w) {
 			continue
 		}
 		missing = append(missing, fmt.Sprintf("%s (`%s`)", lowerFirst(w.question), w.name))

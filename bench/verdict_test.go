@@ -105,7 +105,7 @@ func TestDecideOverall(t *testing.T) {
 			if !slices.Equal(collapsed, c.collapsed) {
 				t.Errorf("collapsed %v, want %v", collapsed, c.collapsed)
 			}
-			s := o.sentence(len(c.rows))
+			s := o.sentence(c.rows)
 			if len(c.first) > 1 && !strings.Contains(s, " tie for first choice") {
 				t.Errorf("a tie not called a tie: %s", s)
 			}
@@ -121,7 +121,7 @@ func TestChoosingDocAgrees(t *testing.T) {
 	rows, classes := parseMatrix(t, doc)
 	o := decideOverall(rows, classes, defaultTie)
 	if len(o.first) != 1 {
-		t.Fatalf("the page's matrix gives no single first choice: %s", o.sentence(len(rows)))
+		t.Fatalf("the page's matrix gives no single first choice: %s", o.sentence(rows))
 	}
 	want := "**Not sure, or a bit of everything → `" + o.first[0] + "`.**"
 	if !strings.Contains(doc, want) {
@@ -159,4 +159,21 @@ func parseMatrix(t *testing.T, doc string) ([]scoreRow, []string) {
 		rows = append(rows, row)
 	}
 	return rows, classes
+}
+
+// TestUncovered: a workload that ran but measured nothing (a time budget)
+// is not covered, and without a measured waiting workload the run says so.
+func TestUncovered(t *testing.T) {
+	ws, err := selectWorkloads("hello,io,idle", allWorkloads())
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing, noWaiting := uncovered(ws, func(name string) bool { return name != "io" })
+	if !noWaiting || !strings.Contains(strings.Join(missing, "; "), "mostly wait on a database or another service (`io`)") ||
+		strings.Contains(strings.Join(missing, "; "), "(`hello`)") || !strings.Contains(strings.Join(missing, "; "), "CPU-heavy") {
+		t.Errorf("missing %v, no waiting %v", missing, noWaiting)
+	}
+	if _, noWaiting := uncovered(ws, func(string) bool { return true }); noWaiting {
+		t.Error("io measured, yet no waiting workload")
+	}
 }
