@@ -3,7 +3,7 @@
 // charts. See bench/README.md.
 //
 //	go run ./bench --quick                    # < 2 minutes, a few workloads
-//	go run ./bench                            # the full matrix, 3 rounds, about 35 minutes
+//	go run ./bench                            # the full matrix, 3 rounds, about 45 minutes
 //	go run ./bench --pkg ./cmd/myserver --path /api/x  # your own handler (bench/README.md)
 package main
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# evloopratio measures issue 4's keep-alive hello targets: evloop (one worker,
+# evloopratio measures keep-alive hello per server CPU-second: evloop (one worker,
 # one loop) vs the goroutine class (one worker) vs bare gnet (one loop), in
 # requests per server CPU-second. Each server runs under `taskset -c 0` in its
 # own session; wrk -t1 -c64 runs under `taskset -c 1`. Server CPU is the
