@@ -92,6 +92,12 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "multiserve: %v\n", err)
 		return proc.ExitUsage
 	}
+	if dir := loaded.Config.Chdir; dir != "" {
+		if err := os.Chdir(dir); err != nil {
+			fmt.Fprintf(stderr, "multiserve: chdir: %v\n", err)
+			return proc.ExitUsage
+		}
+	}
 	switch {
 	case loaded.ShowHelp:
 		fmt.Fprint(stdout, loaded.Usage)

@@ -253,6 +253,7 @@ func (a *arbiter) workerEnv(g *generation, spec proc.Spec) []string {
 			env = append(env, kv)
 		}
 	}
+	env = append(env, g.cfg.RawEnv...) // after the inherited ones: exec keeps the last of a key
 	env = append(env, spec.Env()...)
 	if os.Getenv("GOMAXPROCS") == "" {
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(gomaxprocs(g.cfg.WorkerClass, g.size)))

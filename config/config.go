@@ -52,20 +52,23 @@ type Config struct {
 	CACerts               string            `mapstructure:"ca_certs" json:"ca_certs"`
 
 	// Server mechanics
-	ProcName      string `mapstructure:"proc_name" json:"proc_name"`
-	Pidfile       string `mapstructure:"pidfile" json:"pidfile"`
-	WorkerTmpDir  string `mapstructure:"worker_tmp_dir" json:"worker_tmp_dir"`
-	User          string `mapstructure:"user" json:"user"`
-	Group         string `mapstructure:"group" json:"group"`
-	Umask         string `mapstructure:"umask" json:"umask"`
-	StatsBind     string `mapstructure:"stats_bind" json:"stats_bind"`
-	ControlSocket string `mapstructure:"control_socket" json:"control_socket"`
-	ConfigFile    string `mapstructure:"config" json:"config"`
+	ProcName      string   `mapstructure:"proc_name" json:"proc_name"`
+	Pidfile       string   `mapstructure:"pidfile" json:"pidfile"`
+	WorkerTmpDir  string   `mapstructure:"worker_tmp_dir" json:"worker_tmp_dir"`
+	RawEnv        []string `mapstructure:"raw_env" json:"raw_env"`
+	Chdir         string   `mapstructure:"chdir" json:"chdir"`
+	User          string   `mapstructure:"user" json:"user"`
+	Group         string   `mapstructure:"group" json:"group"`
+	Umask         string   `mapstructure:"umask" json:"umask"`
+	StatsBind     string   `mapstructure:"stats_bind" json:"stats_bind"`
+	ControlSocket string   `mapstructure:"control_socket" json:"control_socket"`
+	ConfigFile    string   `mapstructure:"config" json:"config"`
 
 	// Logging
 	Accesslog       string `mapstructure:"accesslog" json:"accesslog"`
 	AccessLogFormat string `mapstructure:"access_log_format" json:"access_log_format"`
 	Errorlog        string `mapstructure:"errorlog" json:"errorlog"`
+	CaptureOutput   bool   `mapstructure:"capture_output" json:"capture_output"`
 	Loglevel        string `mapstructure:"loglevel" json:"loglevel"`
 
 	// App is the application to serve: hello, echo, sim, static:DIR or a

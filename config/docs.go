@@ -38,6 +38,7 @@ func Markdown() string {
 			}
 		}
 	}
+	b.WriteString(notHere)
 	return b.String()
 }
 
@@ -93,3 +94,20 @@ func classesNote(classes []string) string {
 	}
 	return "only " + code(strings.Join(classes, "`, `"), "")
 }
+
+// notHere names the gunicorn settings people look for that multiserve has
+// no counterpart for, and what to use instead.
+const notHere = `
+## gunicorn settings multiserve does without
+
+- ` + "`--preload`" + `: workers are re-executions of the binary, not forks of a loaded
+  arbiter, so there is nothing to preload; the arbiter checks the app name at start
+  (and ` + "`--check-config`" + ` does too), and each worker builds its handler when it boots.
+- ` + "`--daemon`" + `: run multiserve under systemd (` + "`Type=notify`" + `), a container runtime or
+  another supervisor; it logs to stderr or ` + "`errorlog`" + ` and writes ` + "`pidfile`" + ` if asked.
+- ` + "`--reload`" + ` (restart on code change): rebuild the binary in place and send HUP: the
+  new workers are executed from the binary's path, so they run the new code (the arbiter
+  stays); USR2 replaces the arbiter too (then WINCH and TERM to the old one).
+- ` + "`--worker-tmp-dir`" + `, ` + "`--user`" + `, ` + "`--group`" + `, ` + "`--umask`" + `, ` + "`--chdir`" + `, ` + "`-e`" + `/` + "`raw_env`" + `,
+  ` + "`--capture-output`" + ` and ` + "`WEB_CONCURRENCY`" + ` behave as in gunicorn (see above).
+`

@@ -68,6 +68,9 @@ func resolve(fs *pflag.FlagSet) (*Config, map[string]string, error) {
 	v := viper.New()
 	for _, s := range Settings() {
 		v.SetDefault(s.Key, s.Default)
+		if alt := os.Getenv(s.AltEnv); s.AltEnv != "" && alt != "" {
+			v.SetDefault(s.Key, alt)
+		}
 		if err := v.BindEnv(s.Key, envName(s.Key)); err != nil {
 			return nil, nil, fmt.Errorf("config: bind env %s: %w", s.Key, err)
 		}
@@ -162,6 +165,8 @@ func (src sourcer) kind(s Setting) string {
 		return "env"
 	case src.file != "" && src.v.InConfig(s.Key):
 		return "file"
+	case s.AltEnv != "" && os.Getenv(s.AltEnv) != "":
+		return "env"
 	}
 	return "default"
 }
@@ -175,6 +180,9 @@ func (src sourcer) detail(s Setting) string {
 		}
 		return "--" + s.Flag
 	case "env":
+		if os.Getenv(envName(s.Key)) == "" && s.AltEnv != "" {
+			return s.AltEnv
+		}
 		return envName(s.Key)
 	case "file":
 		return src.file
@@ -268,7 +276,7 @@ func newFlagSet() *pflag.FlagSet {
 		case string:
 			fs.StringP(s.Flag, s.Shorthand, d, short)
 		case []string:
-			if s.Key == "bind" { // repeatable; an address is never split on commas
+			if s.Key == "bind" || s.Key == "raw_env" { // repeatable; a value is never split on commas
 				fs.StringArrayP(s.Flag, s.Shorthand, d, short)
 			} else {
 				fs.StringSliceP(s.Flag, s.Shorthand, d, short)

@@ -22,6 +22,9 @@ type Setting struct {
 	// is converted to the setting's type: case-folding, or a config file's
 	// number written where the setting is a string.
 	Normalize func(raw any) any
+	// AltEnv is a variable other tools set that gives the default when
+	// neither flag, MULTISERVE_* variable nor file does (WEB_CONCURRENCY).
+	AltEnv string
 }
 
 // Section names, in the order --help and the docs show them.
@@ -86,8 +89,10 @@ var table = []Setting{
 
 	// Worker processes
 	{Key: "workers", Flag: "workers", Shorthand: "w", Section: SectionWorkers, Default: 1,
-		Help:  "Number of worker processes.\nA good start is one or two per CPU core; the arbiter itself serves nothing.",
-		Check: atLeast(1)},
+		Help: "Number of worker processes.\nA good start is one or two per CPU core; the arbiter itself serves nothing. " +
+			"When no flag, MULTISERVE_WORKERS or config file sets it, `WEB_CONCURRENCY` (as gunicorn and Heroku use it) is the default.",
+		Check:  atLeast(1),
+		AltEnv: "WEB_CONCURRENCY"},
 	// Default, Help and Check come from the class catalog (catalog.go).
 	{Key: "worker_class", Flag: "worker-class", Shorthand: "k", Section: SectionWorkers, Default: ""},
 	{Key: "threads", Flag: "threads", Section: SectionWorkers, Default: 1,
@@ -217,6 +222,13 @@ var table = []Setting{
 		Help: "Directory for the workers' heartbeat files (empty = /dev/shm if present, else the OS temp dir).\n" +
 			"A disk-backed directory makes every heartbeat a disk write; keep it on tmpfs.",
 		Check: checkDir},
+	{Key: "raw_env", Flag: "env", Shorthand: "e", Section: SectionMechanics, Default: []string{},
+		Help:  "`KEY=VALUE` set in the workers' environment; repeat the flag for more (gunicorn's raw_env).",
+		Check: checkRawEnv},
+	{Key: "chdir", Flag: "chdir", Section: SectionMechanics, Default: "",
+		Help: "Directory to change to before the application is checked and the workers start (empty = stay).\n" +
+			"Relative log, pid and socket paths are then relative to it; the config file is read before the change.",
+		Check: checkDir},
 	{Key: "user", Flag: "user", Shorthand: "u", Section: SectionMechanics, Default: "",
 		Help:  "User (name or uid) the workers run as; the arbiter binds first, so privileged ports work.",
 		Check: checkUser},
@@ -243,6 +255,8 @@ var table = []Setting{
 	{Key: "errorlog", Flag: "error-logfile", Section: SectionLogging, Default: "-",
 		Help:  "Error log file; `-` is stderr.",
 		Check: nonEmpty},
+	{Key: "capture_output", Flag: "capture-output", Section: SectionLogging, Default: false,
+		Help: "Send what the workers write to stdout and stderr (panics, fmt.Println) to the error log file, too."},
 	{Key: "loglevel", Flag: "log-level", Section: SectionLogging, Default: "info",
 		Help:      "Error log level: debug, info, warning, error or critical.",
 		Check:     oneOf("debug", "info", "warning", "error", "critical"),

@@ -284,3 +284,12 @@ func ParseUmask(s string) (int, error) {
 	}
 	return int(n), nil
 }
+
+func checkRawEnv(v any) error {
+	for _, kv := range v.([]string) {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return &UsageError{Value: kv, Reason: "want KEY=VALUE"}
+		}
+	}
+	return nil
+}
