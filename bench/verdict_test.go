@@ -113,15 +113,18 @@ func TestDecideOverall(t *testing.T) {
 	}
 }
 
-// TestChoosingDocAgrees checks that docs/choosing-a-worker-class.md
-// recommends, for "not sure", the class that overallRule picks from the
-// matrix the page quotes.
+// TestChoosingDocAgrees checks that docs/choosing-a-worker-class.md prints
+// the overall sentence the rule generates from the matrix the page quotes,
+// and recommends, for "not sure", the class the rule picks.
 func TestChoosingDocAgrees(t *testing.T) {
 	doc := readFile(t, "../docs/choosing-a-worker-class.md")
 	rows, classes := parseMatrix(t, doc)
 	o := decideOverall(rows, classes, defaultTie)
 	if len(o.first) != 1 {
 		t.Fatalf("the page's matrix gives no single first choice: %s", o.sentence(rows))
+	}
+	if sentence := o.sentence(rows); !strings.Contains(doc, "\n"+sentence+"\n") {
+		t.Errorf("docs/choosing-a-worker-class.md lacks, under its table, the rule's sentence for it:\n%s", sentence)
 	}
 	want := "**Not sure, or a bit of everything → `" + o.first[0] + "`.**"
 	if !strings.Contains(doc, want) {
