@@ -23,6 +23,7 @@ type Config struct {
 	MaxRequestsJitter   int           `mapstructure:"max_requests_jitter" json:"max_requests_jitter"`
 	Timeout             time.Duration `mapstructure:"timeout" json:"timeout"`
 	GracefulTimeout     time.Duration `mapstructure:"graceful_timeout" json:"graceful_timeout"`
+	RetireIdleTimeout   time.Duration `mapstructure:"retire_idle_timeout" json:"retire_idle_timeout"`
 	Keepalive           time.Duration `mapstructure:"keepalive" json:"keepalive"`
 	HeaderTimeout       time.Duration `mapstructure:"header_timeout" json:"header_timeout"`
 	RequestTimeout      time.Duration `mapstructure:"request_timeout" json:"request_timeout"`
@@ -74,4 +75,15 @@ type Config struct {
 	// App is the application to serve: hello, echo, sim, static:DIR or a
 	// name a user's program registered. Given as the positional argument.
 	App string `mapstructure:"app" json:"app"`
+}
+
+// RetireIdle is how long, once a worker was told to retire, an idle
+// kept-alive connection may still wait for its next request before the
+// worker closes it: retire_idle_timeout, capped by graceful_timeout (the
+// worker is gone by then anyway).
+func (c *Config) RetireIdle() time.Duration {
+	if c.GracefulTimeout > 0 {
+		return min(c.RetireIdleTimeout, c.GracefulTimeout)
+	}
+	return c.RetireIdleTimeout
 }

@@ -116,6 +116,12 @@ var table = []Setting{
 	{Key: "graceful_timeout", Flag: "graceful-timeout", Section: SectionWorkers, Default: 30 * time.Second,
 		Help:  "How long in-flight requests get to finish on TERM, HUP or a max_requests recycle.",
 		Check: nonNegative},
+	{Key: "retire_idle_timeout", Flag: "retire-idle-timeout", Section: SectionWorkers, Default: 2 * time.Second,
+		Help: "When a worker retires, how long an idle kept-alive connection may still wait for its next request (capped by graceful_timeout).\n" +
+			"A worker retires on TERM, HUP, TTOU, WINCH, `ctl worker remove`, max_requests and after a USR2 upgrade. " +
+			"It stops accepting at once; a request that arrives on a kept-alive connection meanwhile is answered with `Connection: close`. " +
+			"A connection idle this long from the moment the worker was told to go is then closed. See docs/deploy.md.",
+		Check: nonNegative},
 	{Key: "keepalive", Flag: "keep-alive", Section: SectionWorkers, Default: 65 * time.Second,
 		Help: "Idle time a kept-alive connection may wait for its next request.\n" +
 			"Longer than a load balancer's usual 60 s idle timeout, which avoids the classic 502s. `sync` never keeps connections alive.",

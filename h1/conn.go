@@ -61,11 +61,15 @@ type Conn struct {
 	watch     clientWatch
 	mu        sync.Mutex // idle, with interrupt
 	idle      bool
-	idleFresh bool // idle before its first request
-	stopping  atomic.Bool
-	hijacked  atomic.Bool  // the handler owns nc now
-	obs       atomic.Int32 // obsWaiting, obsReading or obsClosed, for srv.Observer
-	closeOnce sync.Once
+	idleFresh bool      // idle before its first request
+	idleUntil time.Time // idle: the read deadline of the wait (zero: none)
+	// clientClose: the last request asked for the connection to close
+	// (Connection: close, HTTP/1.0), so its client sends nothing more.
+	clientClose bool
+	stopping    atomic.Bool
+	hijacked    atomic.Bool  // the handler owns nc now
+	obs         atomic.Int32 // obsWaiting, obsReading or obsClosed, for srv.Observer
+	closeOnce   sync.Once
 }
 
 // NewConn wraps an accepted connection. nc may do blocking reads/writes; it
@@ -114,12 +118,18 @@ func (c *Conn) releaseParser() {
 // Close closes the connection. It is safe to call from another goroutine
 // while Serve runs (Serve then returns StateClosed promptly).
 func (c *Conn) Close() error {
+	return c.close(func(nc net.Conn) error { return nc.Close() })
+}
+
+// close ends the connection once, closing nc with how (unless a handler
+// hijacked it).
+func (c *Conn) close(how func(net.Conn) error) error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.observeClosed()
 		c.cancel()
 		if !c.hijacked.Load() {
-			err = c.nc.Close()
+			err = how(c.nc)
 		}
 	})
 	return err
@@ -256,24 +266,41 @@ func (c *Conn) HeadStart() time.Time {
 	return c.headStart
 }
 
-// interrupt runs when the worker's ctx is done: an idle connection stops
-// waiting at once; a busy one finishes its request with Connection: close.
+// interrupt runs when the worker's ctx is done (it retires): a busy
+// connection finishes its request with Connection: close; an idle one
+// keeps waiting for its next request, which is answered with Connection:
+// close, for at most retireWait from now (docs/deploy.md, "Retiring a
+// worker"). Closing it at once would fail a request its client may have
+// sent already.
 func (c *Conn) interrupt() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stopping.Store(true)
-	switch {
-	case c.idle && c.idleFresh:
-		_ = c.nc.SetReadDeadline(time.Now().Add(firstRequestGrace))
-	case c.idle:
-		_ = c.nc.SetReadDeadline(time.Now())
+	if c.idle {
+		until := time.Now().Add(c.retireWait(c.idleFresh))
+		if c.idleUntil.IsZero() || until.Before(c.idleUntil) {
+			c.idleUntil = until
+			_ = c.nc.SetReadDeadline(until)
+		}
 	}
 }
 
 // firstRequestGrace: during a graceful stop, a connection accepted before
-// the stop still gets its first request read for this long (its client has
-// most likely sent it already), instead of an EOF it could not retry.
+// the stop still gets its first request read for at least this long (its
+// client has most likely sent it already), instead of an EOF it could not
+// retry.
 const firstRequestGrace = time.Second
+
+// retireWait is how long a connection of a retiring worker may still wait
+// for its next request: retire_idle_timeout (Config.RetireIdle), and at
+// least firstRequestGrace before its first request.
+func (c *Conn) retireWait(fresh bool) time.Duration {
+	d := c.srv.config().RetireIdle()
+	if fresh {
+		d = max(d, firstRequestGrace)
+	}
+	return d
+}
 
 // fillHead reads more of a request head. Waiting for a new request uses the
 // keepalive idle time (header_timeout for the first request, or when
@@ -292,16 +319,18 @@ func (c *Conn) fillHead(fresh bool) bool {
 		}
 		c.mu.Lock()
 		if c.stopping.Load() {
-			if c.served > 0 {
-				c.mu.Unlock()
-				return false
-			}
-			wait = min(wait, firstRequestGrace)
+			wait = minWait(wait, c.retireWait(c.served == 0))
 		}
 		c.idle, c.idleFresh = true, c.served == 0
-		_ = c.nc.SetReadDeadline(deadline(wait))
+		c.idleUntil = deadline(wait)
+		_ = c.nc.SetReadDeadline(c.idleUntil)
 		c.mu.Unlock()
 		n := c.readIdle()
+		if n == 0 && c.stopping.Load() {
+			// The wait timed out: a request that arrived with the
+			// deadline is still served rather than dropped unread.
+			n = c.readWaiting()
+		}
 		c.mu.Lock()
 		c.idle = false
 		c.mu.Unlock()
@@ -376,6 +405,14 @@ func (c *Conn) fillBody() error {
 	return nil
 }
 
+// minWait is the shorter of two waits where 0 means no limit.
+func minWait(a, b time.Duration) time.Duration {
+	if a <= 0 {
+		return b
+	}
+	return min(a, b)
+}
+
 func deadline(d time.Duration) time.Time {
 	if d <= 0 {
 		return time.Time{}
@@ -430,7 +467,8 @@ func (c *Conn) serveRequest() bool {
 		c.bw = writerPool.Get().(*bufio.Writer)
 		c.bw.Reset(&c.cw)
 	}
-	keep := c.p.KeepAlive() && c.srv.keepAliveAllowed()
+	c.clientClose = !c.p.KeepAlive()
+	keep := !c.clientClose && c.srv.keepAliveAllowed()
 	w := NewResponse(req, c.bw, keep, c.p.ExpectContinue())
 	defer w.Release()
 	w.stopping = &c.stopping
@@ -466,8 +504,11 @@ func (c *Conn) serveRequest() bool {
 	if body != nil {
 		body.c = nil // a handler that kept the body can no longer read the connection
 	}
-	keep = w.Finish()
-	return ok && keep && !c.stopping.Load()
+	// A response committed keep-alive just before the stop began keeps
+	// its connection: its client may already be sending the next request,
+	// which fillHead waits for (retireWait) and answers with Connection:
+	// close.
+	return ok && w.Finish()
 }
 
 // aLongTimeAgo is a deadline that makes a pending Read return at once.
@@ -617,7 +658,11 @@ func (c *Conn) flush() bool {
 
 func (c *Conn) shutdown() State {
 	c.flush()
-	_ = c.Close()
+	if c.clientClose && c.r == c.w && (c.p == nil || !c.p.Pending()) {
+		_ = c.Close() // its client sends nothing more: no need to linger
+	} else {
+		_ = c.CloseLingering()
+	}
 	c.releaseBuffers()
 	c.releaseParser()
 	c.done = true

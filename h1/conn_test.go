@@ -488,7 +488,9 @@ func TestStopServesFirstRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	srv := &h1.Server{Handler: http.NotFoundHandler()}
+	cfg := config.Default()
+	cfg.RetireIdleTimeout = 300 * time.Millisecond
+	srv := &h1.Server{Handler: http.NotFoundHandler(), Config: cfg}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	serve := func() (*rawConn, chan h1.State) {
@@ -504,17 +506,33 @@ func TestStopServesFirstRequest(t *testing.T) {
 	kept, keptState := serve()
 	kept.send(get)
 	kept.read("GET")
+	idle, idleState := serve()
+	idle.send(get)
+	idle.read("GET")
 	fresh, freshState := serve()
 	cancel()
-	<-keptState // closed by the stop
+	// A request on a kept-alive connection while the worker retires is
+	// answered, with Connection: close.
+	kept.send(get)
+	resp, _, _ := kept.read("GET")
+	if resp.StatusCode != 404 || !resp.Close {
+		t.Fatalf("request on a kept-alive connection after stop: %d close %v", resp.StatusCode, resp.Close)
+	}
+	<-keptState
+	// One that stays idle is closed after retire_idle_timeout, with a FIN.
+	<-idleState
+	if _, err := idle.br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection after retire_idle_timeout: %v, want EOF", err)
+	}
 	fresh.send(get)
-	resp, _, _ := fresh.read("GET")
+	resp, _, _ = fresh.read("GET")
 	if resp.StatusCode != 404 || !resp.Close {
 		t.Fatalf("first request after stop: %d close %v", resp.StatusCode, resp.Close)
 	}
 	if st := <-freshState; st != h1.StateClosed {
 		t.Fatalf("state %v", st)
 	}
+	h1.WaitLingering()
 }
 
 // TestPanicAfterCommitTruncates: a handler that panics mid-stream must not

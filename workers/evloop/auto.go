@@ -19,7 +19,7 @@ func init() {
 		Name:    "auto",
 		Summary: "evloop's event loops; each route inline or on a pool, by measured handler time",
 		New:     func() workers.Worker { return &Worker{auto: true} },
-		Settings: []string{"worker_connections", "keepalive", "evloop_loops", "evloop_reuse_requests", "evloop_conn_buffer",
+		Settings: []string{"worker_connections", "keepalive", "retire_idle_timeout", "evloop_loops", "evloop_reuse_requests", "evloop_conn_buffer",
 			"auto_threshold", "auto_samples", "auto_cooldown", "auto_pool"},
 		Check:    (&Worker{auto: true}).CheckConfig,
 		Describe: describeAuto,

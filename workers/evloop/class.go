@@ -12,7 +12,7 @@ func init() {
 		Name:     "evloop",
 		Summary:  "epoll event loop (gnet v2), non-blocking IO",
 		New:      func() workers.Worker { return &Worker{} },
-		Settings: []string{"threads", "worker_connections", "keepalive", "evloop_loops", "evloop_reuse_requests", "evloop_conn_buffer"},
+		Settings: []string{"threads", "worker_connections", "keepalive", "retire_idle_timeout", "evloop_loops", "evloop_reuse_requests", "evloop_conn_buffer"},
 		Defaults: defaults,
 		Check:    (&Worker{}).CheckConfig,
 		Describe: describe,

@@ -420,7 +420,10 @@ func (hc *hconn) runInline(req *http.Request, rt *route.Route, keep bool) gnet.A
 	if rt != nil {
 		hc.s.leaveInline(ls, rt, start)
 	}
-	if !keepAfter || hc.s.draining.Load() {
+	// A response committed keep-alive just before the stop began keeps
+	// its connection: its client may already be sending the next request,
+	// which is answered with Connection: close (see expired).
+	if !keepAfter {
 		return gnet.Close
 	}
 	return gnet.None
@@ -478,7 +481,7 @@ func (hc *hconn) afterOffload(keepAfter bool) {
 		hc.cancel()
 		hc.cancel = nil
 	}
-	if !keepAfter || hc.s.draining.Load() || hc.bodyFailed {
+	if !keepAfter || hc.bodyFailed {
 		_ = hc.ls.el.Close(hc.c)
 		return
 	}

@@ -87,11 +87,14 @@ func (s *server) stopAccepting() {
 	s.env.DoneListening()
 }
 
-// stop is the graceful stop: stop accepting, close idle connections, let
-// in-flight requests finish (their responses carry Connection: close),
-// then stop gnet, all within graceful_timeout.
+// stop is the graceful stop: stop accepting, let in-flight requests finish
+// and answer those that arrive on idle connections within
+// retire_idle_timeout (their responses carry Connection: close), close
+// the connections that stayed idle (see expired), then stop gnet, all
+// within graceful_timeout.
 func (s *server) stop(done <-chan error) error {
 	deadline := time.Now().Add(s.cfg.GracefulTimeout)
+	s.retireAt.Store(time.Now().UnixNano())
 	s.draining.Store(true)
 	s.stopAccepting()
 	s.settleAccepted(deadline)

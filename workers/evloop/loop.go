@@ -121,7 +121,7 @@ func (s *server) expired(hc *hconn, now int64) bool {
 	case phBusy:
 		return hc.bodyStalled(now)
 	case phIdle:
-		if s.draining.Load() && (hc.served > 0 || age > time.Second) {
+		if s.draining.Load() && s.retireIdleOver(hc, now) {
 			return true
 		}
 		if hc.served == 0 {
@@ -132,6 +132,24 @@ func (s *server) expired(hc *hconn, now int64) bool {
 		return hc.body == nil && s.cfg.HeaderTimeout > 0 && age > s.cfg.HeaderTimeout
 	}
 	return false
+}
+
+// firstRequestGrace is how long, at least, during a graceful stop, a
+// connection that has not sent its first request yet may still send it:
+// its client most likely sent it already.
+const firstRequestGrace = time.Second
+
+// retireIdleOver reports whether, during a graceful stop, the idle hc has
+// waited long enough for its next request: retire_idle_timeout since it
+// went idle or since the stop began, whichever is later (so a connection
+// is never closed at the instant the worker was told to go), and at least
+// firstRequestGrace before its first request.
+func (s *server) retireIdleOver(hc *hconn, now int64) bool {
+	wait := s.cfg.RetireIdle()
+	if hc.served == 0 {
+		wait = max(wait, firstRequestGrace)
+	}
+	return time.Duration(now-max(hc.since, s.retireAt.Load())) > wait
 }
 
 // inlineServer is the engine configuration of handlers run on the loop:

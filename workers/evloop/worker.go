@@ -92,6 +92,7 @@ type server struct {
 
 	conns    atomic.Int64 // open connections, all loops
 	draining atomic.Bool
+	retireAt atomic.Int64  // unix ns when the graceful stop began (expired)
 	drained  chan struct{} // signalled when conns drops to 0 while draining
 	now      atomic.Int64  // coarse clock (unix ns), advanced by OnTick
 	missed   atomic.Int64  // ticks without a beat because a loop was stuck

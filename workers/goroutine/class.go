@@ -12,7 +12,7 @@ func init() {
 		Name:     "goroutine",
 		Summary:  "goroutine per connection (Go netpoller)",
 		New:      func() workers.Worker { return &Worker{} },
-		Settings: []string{"worker_connections", "keepalive", "http_engine"},
+		Settings: []string{"worker_connections", "keepalive", "retire_idle_timeout", "http_engine"},
 		Check:    (&Worker{}).CheckConfig,
 		Describe: describe,
 	})

@@ -16,9 +16,11 @@ import (
 // goroutine per connection reading through Go's netpoller: the same parser
 // and semantics as every other class. worker_connections caps open
 // connections (a semaphore taken before Accept), the ticker beats.
-// Graceful stop: stop accepting, idle keep-alive connections close at once,
-// busy ones finish their request with Connection: close; connections still
-// open after graceful_timeout are closed.
+// Graceful stop (the engine's, see h1.Conn): stop accepting, busy
+// connections finish their request with Connection: close, idle kept-alive
+// ones answer a request that arrives within retire_idle_timeout the same
+// way and are closed after it; connections still open after
+// graceful_timeout are closed.
 func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 	cfg := env.Config
 	// The cap is enforced here, not by netListeners' wrapping listener: the
@@ -72,6 +74,7 @@ func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 		conns.closeAll()
 		conns.wg.Wait()
 	}
+	h1.WaitLingering()
 	return serveErr
 }
 

@@ -31,9 +31,9 @@ func withRequestTimeout(h http.Handler, d time.Duration) http.Handler {
 
 // closeWhileDraining makes every HTTP/1 response carry Connection: close
 // once the worker drains (Env.Draining), so net/http closes the connection
-// after it. SetKeepAlivesEnabled(false) is kept for the TERM: it also
-// closes the idle connections at once, which can cross a request a client
-// is sending on one, while the arbiter still lets the workers serve.
+// after it. SetKeepAlivesEnabled(false) comes only at the end of drain:
+// it also closes the idle connections at once, which can cross a request
+// a client is sending on one.
 func closeWhileDraining(h http.Handler, draining *atomic.Bool) http.Handler {
 	if draining == nil {
 		return h
@@ -98,7 +98,7 @@ func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 		srv.Close()
 		return fmt.Errorf("goroutine: serve: %w", err)
 	}
-	drain(srv, lns, errc, conns, cfg.GracefulTimeout, env)
+	drain(srv, lns, errc, conns, cfg, env)
 	return nil
 }
 
@@ -106,11 +106,13 @@ func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 // connection it finds still waiting for its first request is dropped
 // without an answer once that request arrives (net/http checks
 // shuttingDown after reading it), so a client that connected just before
-// a reload would see EOF. Instead: stop accepting, turn keep-alive off (idle
-// connections close now, busy ones after their response) and wait for every
+// a reload would see EOF. Instead: stop accepting; let idle kept-alive
+// connections wait retire_idle_timeout for their next request (answered
+// with Connection: close, Env.Draining being set), then turn keep-alive
+// off, which closes those still idle (SetKeepAlivesEnabled(false) closes
+// idle connections at once, so it must not come first); wait for every
 // connection to close, up to graceful_timeout.
-func drain(srv *http.Server, lns []net.Listener, errc <-chan error, conns *connCounter, grace time.Duration, env *workers.Env) {
-	srv.SetKeepAlivesEnabled(false)
+func drain(srv *http.Server, lns []net.Listener, errc <-chan error, conns *connCounter, cfg *config.Config, env *workers.Env) {
 	for _, ln := range lns {
 		ln.Close()
 	}
@@ -118,8 +120,12 @@ func drain(srv *http.Server, lns []net.Listener, errc <-chan error, conns *connC
 		<-errc // Serve returns once its Accept fails: no new connections
 	}
 	env.DoneListening()
-	dctx, cancel := context.WithTimeout(context.Background(), grace)
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.GracefulTimeout)
 	defer cancel()
+	idle, cancelIdle := context.WithTimeout(dctx, cfg.RetireIdle())
+	conns.waitZero(idle)
+	cancelIdle()
+	srv.SetKeepAlivesEnabled(false)
 	if !conns.waitZero(dctx) {
 		env.Log.Warn("graceful_timeout expired, closing connections", "open", conns.open())
 	}

@@ -79,7 +79,9 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 		l.acceptors = append(l.acceptors, a)
 	}
 	l.srv.DisableKeepAlive = true // the class's contract: one request per connection
-	return l.run(ctx)
+	err = l.run(ctx)
+	h1.WaitLingering()
+	return err
 }
 
 // newAcceptor makes ln's Acceptor, with the kernel timeouts of the first

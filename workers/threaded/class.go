@@ -12,7 +12,7 @@ func init() {
 		Name:     "threaded",
 		Summary:  "fixed pool of OS threads, blocking IO per thread; idle keep-alive connections parked in a poller",
 		New:      func() workers.Worker { return &Worker{} },
-		Settings: []string{"threads", "worker_connections", "keepalive"},
+		Settings: []string{"threads", "worker_connections", "keepalive", "retire_idle_timeout"},
 		Check:    (&Worker{}).CheckConfig,
 		Describe: describe,
 	})

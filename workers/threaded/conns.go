@@ -120,13 +120,11 @@ func (p *poller) park(c *conn, l *idleList, from time.Time) bool {
 	defer p.mu.Unlock()
 	expires := l.deadline(from)
 	if p.stopping {
-		if l != &p.partial || p.noPark {
-			// A mid-head conn may wait for the rest of its head until
-			// the queue closes (once nothing is parked); then it closes.
+		if p.noPark {
+			// The queue closes once nothing is parked: then it closes.
 			return false
 		}
-		// Stopping: a request under way gets the first request's grace.
-		expires = minTime(expires, p.graceEnd)
+		expires = minTime(expires, p.retireEnd(l))
 	}
 	c.parked = true
 	l.push(c, expires)

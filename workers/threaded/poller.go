@@ -53,7 +53,7 @@ type poller struct {
 	kept     idleList      // parked between requests: keepalive
 	partial  idleList      // parked mid-head: header_timeout from its first byte
 	stopping bool          // no more parking between requests; threads close instead
-	graceEnd time.Time     // stopping: when fresh and partial conns are closed
+	retireAt time.Time     // stopping: when the stop began (retireEnd)
 	noPark   bool          // the queue is closing: a parked conn could never be queued again
 }
 
@@ -271,22 +271,39 @@ func (p *poller) sweep(now time.Time) {
 	}
 	p.mu.Unlock()
 	for _, c := range expired {
-		_ = c.hc.Close()
+		if requestWaiting(c.fd) && !p.queueClosed {
+			// Its request arrived with the deadline: serve it (with
+			// Connection: close when stopping) rather than drop it.
+			p.enqueue(c)
+			continue
+		}
+		_ = c.hc.CloseLingering()
 	}
 }
 
-// firstRequestGrace is how long, during a graceful stop, a connection that
-// was accepted but has not sent its first request yet may still send it.
-// Its client most likely sent it already (it is in flight), and closing it
-// would fail a request the client cannot tell was never seen. The engine
-// gives a fresh connection on a thread the same grace.
+// firstRequestGrace is how long, at least, during a graceful stop, a
+// connection that was accepted but has not sent its first request yet may
+// still send it. Its client most likely sent it already (it is in
+// flight), and closing it would fail a request the client cannot tell was
+// never seen. The engine gives a fresh connection on a thread the same
+// grace.
 const firstRequestGrace = time.Second
 
+// retireEnd is when, during a graceful stop, a connection parked on l is
+// closed at the latest: a kept-alive one after retire_idle_timeout (a
+// request arriving meanwhile is served with Connection: close), a fresh or
+// mid-head one after at least firstRequestGrace.
+func (p *poller) retireEnd(l *idleList) time.Time {
+	if l == &p.kept {
+		return p.retireAt.Add(p.env.Config.RetireIdle())
+	}
+	return p.retireAt.Add(max(p.env.Config.RetireIdle(), firstRequestGrace))
+}
+
 // stop begins the graceful stop: no more accepting; parked connections
-// whose next request already arrived go to the threads, idle kept-alive
-// ones are closed, fresh ones get firstRequestGrace to send their first
-// request (and so do those parked mid-head). The queue closes (and the threads finish) once nothing is
-// parked any more: see drained.
+// whose next request already arrived go to the threads, the others may
+// wait until retireEnd for their next request. The queue closes (and the
+// threads finish) once nothing is parked any more: see drained.
 func (p *poller) stop() {
 	if p.stopped {
 		return
@@ -296,30 +313,25 @@ func (p *poller) stop() {
 	// Out of the epoll set: no thread accepts on them again, so the
 	// runtime may close an own reuse_port socket while requests finish.
 	p.env.DoneListening()
-	grace := time.Now().Add(firstRequestGrace)
-	var ready, idle []*conn
+	var ready []*conn
 	p.mu.Lock()
-	p.stopping, p.graceEnd = true, grace
+	p.stopping, p.retireAt = true, time.Now()
 	for c := p.kept.head; c != nil; {
 		next := c.next
-		p.kept.remove(c)
 		if requestWaiting(c.fd) {
+			p.kept.remove(c)
 			c.parked = false
 			ready = append(ready, c)
-		} else {
-			idle = append(idle, p.dropLocked(c))
 		}
 		c = next
 	}
-	for _, l := range []*idleList{&p.fresh, &p.partial} {
+	for _, l := range p.lists() {
+		end := p.retireEnd(l)
 		for c := l.head; c != nil; c = c.next {
-			c.expires = minTime(c.expires, grace) // the list stays in expiry order
+			c.expires = minTime(c.expires, end) // the list stays in expiry order
 		}
 	}
 	p.mu.Unlock()
-	for _, c := range idle {
-		_ = c.hc.Close()
-	}
 	for _, c := range ready {
 		p.enqueue(c)
 	}

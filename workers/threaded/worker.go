@@ -114,6 +114,7 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 		p.abandon()
 		<-p.threadsDone
 	}
+	h1.WaitLingering()
 	return err
 }
 
