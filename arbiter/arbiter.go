@@ -242,6 +242,7 @@ func (a *arbiter) maintain() {
 	} else {
 		a.checkBooted()
 		a.checkReload()
+		a.retireReplaced()
 		if t, ok := a.respawn(now); ok {
 			next = t
 		}
@@ -270,7 +271,7 @@ func (a *arbiter) checkBooted() {
 func (a *arbiter) generationReady(g *generation) bool {
 	n := 0
 	for _, w := range a.workers {
-		if w.gen == g && !w.retiring {
+		if w.inPool(g) {
 			if !w.ready {
 				return false
 			}

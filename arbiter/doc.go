@@ -11,7 +11,7 @@
 //	  ├─ re-exec self, MULTISERVE_ROLE=worker ──▶ worker (workers.Main)
 //	  │     fd 3  heartbeat file (unlinked; the worker sets its mtime to a
 //	  │           CLOCK_MONOTONIC stamp, the arbiter fstat()s it)
-//	  │     fd 4  status pipe, worker → arbiter: "ready", "error <text>"
+//	  │     fd 4  status pipe, worker → arbiter: "ready", "error <text>", "retire <reason>"
 //	  │     fd 5  parent pipe: EOF tells the worker the arbiter is gone
 //	  │     fd 6… the listening sockets, in --bind order
 //	  │     fd …  then the scoreboard memfd (shared memory, one slot per

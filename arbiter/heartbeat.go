@@ -119,3 +119,27 @@ func (a *arbiter) retire(w *worker, sig syscall.Signal) {
 	}
 	a.signal(w, sig)
 }
+
+// replace handles a worker's request to be retired (max_requests): it is
+// taken out of the pool count, so maintain starts its replacement at
+// once, and serves on until retireReplaced retires it.
+func (a *arbiter) replace(w *worker, why string) {
+	if w.retiring || w.replacing || a.stop != nil {
+		return
+	}
+	w.replacing = true
+	a.log.Info(fmt.Sprintf("worker pid=%d: %s; retiring it once its replacement is ready", w.pid, why),
+		"pid", w.pid, "age", w.age)
+}
+
+// retireReplaced retires (TERM) the workers waiting for a replacement once
+// the current generation is at full strength and ready without them. An
+// old generation's ones go with their generation.
+func (a *arbiter) retireReplaced() {
+	ready := a.generationReady(a.gen)
+	for _, w := range a.workers {
+		if w.replacing && !w.retiring && (ready || w.gen != a.gen && w.gen != a.pending) {
+			a.retire(w, syscall.SIGTERM)
+		}
+	}
+}

@@ -176,7 +176,7 @@ func (a *arbiter) observeExit(w *worker) {
 		delete(a.obs.slots, w.pid)
 		a.obs.board.Retire(idx, w.gen.cfg.WorkerClass)
 	}
-	if a.stop != nil || w.retiring || !a.booted || w.gen != a.gen {
+	if a.stop != nil || w.retiring && !w.replacing || !a.booted || w.gen != a.gen {
 		return
 	}
 	a.obs.restarts[restartReason(w)]++
@@ -186,6 +186,8 @@ func restartReason(w *worker) string {
 	switch {
 	case !w.abortAt.IsZero():
 		return stats.ReasonTimeout
+	case w.replacing && w.ws.code == 0:
+		return stats.ReasonMaxRequests
 	case w.killed && !w.ready:
 		return stats.ReasonBootTimeout
 	case w.ws.code == 0 && w.ready:

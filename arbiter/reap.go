@@ -76,6 +76,8 @@ func (a *arbiter) handleEvent(ev event) {
 			a.log.Debug("worker ready", "pid", w.pid, "age", w.age)
 			a.tellDraining(w)
 		}
+	case strings.HasPrefix(ev.line, proc.StatusRetire+" "):
+		a.replace(w, strings.TrimPrefix(ev.line, proc.StatusRetire+" "))
 	case strings.HasPrefix(ev.line, "error "):
 		// Reported with the worker's exit line (and in Run's error at
 		// start-up), so here only at debug level.
@@ -102,8 +104,8 @@ func (a *arbiter) finish(w *worker) {
 		attrs = append(attrs, "error", w.errText)
 	}
 	switch {
-	case a.stop != nil || w.retiring:
-		a.log.Info(msg, attrs...)
+	case a.stop != nil || w.retiring || w.replacing:
+		a.log.Info(msg, attrs...) // a replacing one's successor is started
 	case !a.booted && w.gen == a.gen:
 		a.log.Error(msg, attrs...)
 		a.bootFailed(w)

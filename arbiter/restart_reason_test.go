@@ -20,6 +20,7 @@ func TestRestartReason(t *testing.T) {
 		{"silent, SIGABRTed", worker{ready: true, abortAt: time.Now(), ws: exitStatus{code: -1, signal: syscall.SIGABRT}}, stats.ReasonTimeout},
 		{"killed before ready", worker{killed: true, ws: exitStatus{code: -1, signal: syscall.SIGKILL}}, stats.ReasonBootTimeout},
 		{"clean exit after serving", worker{ready: true, ws: exitStatus{code: 0}}, stats.ReasonMaxRequests},
+		{"retired for max_requests", worker{ready: true, replacing: true, retiring: true, ws: exitStatus{code: 0}}, stats.ReasonMaxRequests},
 		{"SIGKILL from outside", worker{ready: true, ws: exitStatus{code: -1, signal: syscall.SIGKILL}}, stats.ReasonKilled},
 		{"SIGKILL by the arbiter", worker{ready: true, killed: true, ws: exitStatus{code: -1, signal: syscall.SIGKILL}}, stats.ReasonCrash},
 		{"panic exit", worker{ready: true, ws: exitStatus{code: 2}}, stats.ReasonCrash},

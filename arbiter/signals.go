@@ -204,7 +204,7 @@ func (a *arbiter) scale(delta int) {
 	}
 	var oldest *worker
 	for _, w := range a.workers {
-		if w.gen == a.gen && !w.retiring && (oldest == nil || w.age < oldest.age) {
+		if w.inPool(a.gen) && (oldest == nil || w.age < oldest.age) {
 			oldest = w
 		}
 	}

@@ -54,13 +54,21 @@ type worker struct {
 	readyAt  time.Time
 	errText  string // the worker's own "error ..." line
 	retiring bool   // TERMed/QUITed by the arbiter: its exit is expected
-	termAt   time.Time
-	abortAt  time.Time // SIGABRT sent for silence
-	killed   bool      // SIGKILL sent
-	exited   bool
-	ws       exitStatus
-	exitedAt time.Time
-	eof      bool // status pipe closed
+	// replacing: it asked to retire (max_requests) and serves on until a
+	// replacement is ready (retireReplaced); not counted in the pool.
+	replacing bool
+	termAt    time.Time
+	abortAt   time.Time // SIGABRT sent for silence
+	killed    bool      // SIGKILL sent
+	exited    bool
+	ws        exitStatus
+	exitedAt  time.Time
+	eof       bool // status pipe closed
+}
+
+// inPool: w counts toward generation g's size (not leaving it).
+func (w *worker) inPool(g *generation) bool {
+	return w.gen == g && !w.retiring && !w.replacing
 }
 
 // slot is a worker's place in the pool; crash back-off is kept per slot so
@@ -93,7 +101,7 @@ func backoff(n int) time.Duration {
 func (a *arbiter) respawn(now time.Time) (time.Time, bool) {
 	missing := a.gen.size
 	for _, w := range a.workers {
-		if w.gen == a.gen && !w.retiring {
+		if w.inPool(a.gen) {
 			missing--
 		}
 	}

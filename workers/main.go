@@ -251,6 +251,20 @@ func (rt *runtime) stop(reason string) {
 	})
 }
 
+// askRetire asks the arbiter to retire this worker once a replacement is
+// serving ("retire" status line, see proc.StatusRetire); the worker serves
+// on until the arbiter's TERM. If the arbiter cannot be told, it stops
+// now.
+func (rt *runtime) askRetire(reason string) {
+	rt.log.Info(reason + ": asking the arbiter to replace this worker")
+	rt.statusMu.Lock()
+	_, err := rt.status.WriteString(proc.StatusRetire + " " + reason + "\n")
+	rt.statusMu.Unlock()
+	if err != nil {
+		rt.stop(reason + " (status pipe: " + err.Error() + ")")
+	}
+}
+
 // handleSignals turns signals into stops and log reopening. The returned
 // pointer receives the middleware reopeners once they exist.
 func (rt *runtime) handleSignals() *atomic.Pointer[[]func() error] {

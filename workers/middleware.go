@@ -47,10 +47,11 @@ func wrapMiddleware(h http.Handler, cfg *config.Config) (http.Handler, []func() 
 	return h, reopeners, nil
 }
 
-// maxRequests counts finished requests and starts a graceful stop after
-// max_requests plus this worker's random jitter, so the workers of one
-// generation do not all recycle at the same moment. The request that
-// reaches the limit is answered first; Serve then drains the rest.
+// maxRequests counts finished requests and asks the arbiter to retire this
+// worker after max_requests plus this worker's random jitter, so the
+// workers of one generation do not all recycle at the same moment. The
+// worker keeps serving until the arbiter, once a replacement is ready,
+// retires it like any other (TERM), so capacity never dips.
 func (rt *runtime) maxRequests(h http.Handler) http.Handler {
 	if rt.cfg.MaxRequests <= 0 {
 		return h
@@ -65,7 +66,7 @@ func (rt *runtime) maxRequests(h http.Handler) http.Handler {
 		// that into a 500) still counts.
 		defer func() {
 			if n.Add(1) == limit {
-				rt.stop(fmt.Sprintf("max_requests reached (%d), recycling", limit))
+				rt.askRetire(fmt.Sprintf("max_requests reached (%d), recycling", limit))
 			}
 		}()
 		h.ServeHTTP(w, r)

@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/multiserve/multiserve/config"
 )
@@ -18,20 +21,57 @@ func testRuntime(cfg *config.Config) (*runtime, context.Context) {
 	return &runtime{cfg: cfg, cancel: cancel, log: slog.New(slog.NewTextHandler(io.Discard, nil))}, ctx
 }
 
-func TestMaxRequestsStopsAfterLimitPlusJitter(t *testing.T) {
+// max_requests (+ jitter) asks the arbiter to retire the worker, on the
+// status pipe, once, and does not stop it: it serves on until the
+// arbiter's TERM (after its replacement is ready).
+func TestMaxRequestsAsksToRetireAfterLimitPlusJitter(t *testing.T) {
 	for _, tc := range []struct{ max, jitter int }{{3, 0}, {3, 4}} {
 		cfg := config.Default()
 		cfg.MaxRequests, cfg.MaxRequestsJitter = tc.max, tc.jitter
 		rt, ctx := testRuntime(cfg)
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt.status = w
 		h := rt.maxRequests(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-		n := 0
-		for ctx.Err() == nil && n < 100 {
+		asked := 0
+		var line []byte
+		for n := 1; n <= 20; n++ {
 			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
-			n++
+			// The line is written before ServeHTTP returns.
+			r.SetReadDeadline(time.Now().Add(time.Millisecond))
+			buf := make([]byte, 256)
+			if k, _ := r.Read(buf); k > 0 {
+				line = buf[:k]
+				if asked != 0 {
+					t.Fatalf("asked to retire twice: at %d and %d", asked, n)
+				}
+				asked = n
+			}
 		}
-		if n < tc.max || n > tc.max+tc.jitter {
-			t.Errorf("max_requests=%d jitter=%d: stopped after %d requests", tc.max, tc.jitter, n)
+		if asked < tc.max || asked > tc.max+tc.jitter || !strings.HasPrefix(string(line), "retire max_requests reached") {
+			t.Errorf("max_requests=%d jitter=%d: asked to retire after %d requests with %q", tc.max, tc.jitter, asked, line)
 		}
+		if ctx.Err() != nil {
+			t.Errorf("max_requests stopped the worker itself")
+		}
+		r.Close()
+		w.Close()
+	}
+}
+
+// Without a status pipe to tell the arbiter, max_requests stops the worker.
+func TestMaxRequestsStopsWithoutArbiter(t *testing.T) {
+	cfg := config.Default()
+	cfg.MaxRequests = 2
+	rt, ctx := testRuntime(cfg)
+	h := rt.maxRequests(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for range 2 {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	}
+	if ctx.Err() == nil {
+		t.Fatal("not stopped")
 	}
 }
 

@@ -25,7 +25,7 @@ const (
 // Inherited fd layout of a worker (os/exec ExtraFiles[i] arrives as fd 3+i).
 const (
 	FDHeartbeat     = 3 // unlinked temp file the worker touches; the arbiter fstat()s it
-	FDStatus        = 4 // write end of a pipe: worker → arbiter status lines ("ready", "error ...")
+	FDStatus        = 4 // write end of a pipe: worker → arbiter status lines ("ready", "error ...", StatusRetire)
 	FDParent        = 5 // read end of a pipe whose write end only the arbiter holds: EOF = arbiter gone
 	FDFirstListener = 6 // listening sockets, EnvListenFDs of them
 	// After the listeners, the scoreboard memfd when the worker has a slot;
@@ -40,6 +40,12 @@ const (
 	ExitBootError = 3 // a worker could not boot (gunicorn WORKER_BOOT_ERROR)
 	ExitAppError  = 4 // the application could not load (gunicorn APP_LOAD_ERROR)
 )
+
+// StatusRetire starts the status line ("retire <reason>") with which a
+// worker asks to be retired (max_requests): the arbiter starts a
+// replacement and, once it is ready, retires the worker with TERM, so the
+// pool never serves with fewer workers. The worker serves on meanwhile.
+const StatusRetire = "retire"
 
 // SignalDrain tells a worker that the arbiter began a graceful stop
 // (shutdown_delay, then the accept-queue phase): from then on every
