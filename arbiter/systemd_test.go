@@ -123,12 +123,7 @@ func TestSdNotify(t *testing.T) {
 	sd.expect(t, &wd, m.pid(), fmt.Sprintf("MAINPID=%d", newPid))
 	sd.expect(t, &wd, newPid, fmt.Sprintf("MAINPID=%d\nREADY=1", newPid))
 
-	m.signal(syscall.SIGWINCH)
-	eventually(t, "old workers gone", func() bool {
-		kids := m.children()
-		delete(kids, newPid)
-		return len(kids) == 0
-	})
+	m.winchOld(newPid)
 	m.signal(syscall.SIGTERM)
 	sd.expect(t, &wd, m.pid(), "STOPPING=1")
 	if code := m.wait(); code != 0 {

@@ -22,6 +22,18 @@ func (m *master) upgradedPid() int {
 	return pid
 }
 
+// winchOld sends WINCH to the old arbiter after a USR2 and waits until its
+// workers are gone (newPid, the new arbiter, is its child too).
+func (m *master) winchOld(newPid int) {
+	m.t.Helper()
+	m.signal(syscall.SIGWINCH)
+	eventually(m.t, "old workers gone", func() bool {
+		kids := m.children()
+		delete(kids, newPid)
+		return len(kids) == 0
+	})
+}
+
 func readPid(path string) int {
 	b, _ := os.ReadFile(path)
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
@@ -50,12 +62,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		t.Errorf("pidfile%s has %d, want the old arbiter %d", arbiter.OldPidSuffix, got, m.pid())
 	}
 
-	m.signal(syscall.SIGWINCH)
-	eventually(t, "old workers gone", func() bool {
-		kids := m.children()
-		delete(kids, newPid) // the new arbiter is the old one's child
-		return len(kids) == 0
-	})
+	m.winchOld(newPid)
 	m.signal(syscall.SIGTERM)
 	if code := m.wait(); code != 0 {
 		t.Errorf("old arbiter exit code %d, want 0", code)
