@@ -16,7 +16,8 @@ import (
 // POST with a body), one server per class: HUP ×4, a TTIN/TTOU storm,
 // `ctl worker add/remove`, max_requests=200 with jitter all along, a USR2
 // upgrade (WINCH, then TERM to the old arbiter), and TERM with
-// shutdown_delay to the new one; evloop also with a handler pool. No request may be lost, no connection
+// shutdown_delay to the new one; evloop also with a handler pool, and the
+// auto class. No request may be lost, no connection
 // reset (docs/deploy.md, "Retiring a worker").
 func TestRetireUnderKeepAliveLoad(t *testing.T) {
 	skipShort(t)
@@ -96,13 +97,16 @@ func TestRetireUnderKeepAliveLoad(t *testing.T) {
 	})
 }
 
-// forRetireClasses is forClasses plus evloop with a handler pool.
+// forRetireClasses is forClasses plus evloop with a handler pool and the
+// auto class.
 func forRetireClasses(t *testing.T, f func(t *testing.T, class string)) {
 	forClasses(t, f)
-	t.Run("evloop_pool", func(t *testing.T) {
-		t.Parallel()
-		f(t, "evloop/pool")
-	})
+	for _, class := range []string{"evloop/pool", "auto"} {
+		t.Run(strings.ReplaceAll(class, "/", "_"), func(t *testing.T) {
+			t.Parallel()
+			f(t, class)
+		})
+	}
 }
 
 // retireRun is TestRetireUnderKeepAliveLoad's state: the server, the load
