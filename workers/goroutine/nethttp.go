@@ -1,6 +1,7 @@
 package goroutine
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -29,30 +30,77 @@ func withRequestTimeout(h http.Handler, d time.Duration) http.Handler {
 	return http.TimeoutHandler(h, d, "request timeout\n")
 }
 
-// closeWhileDraining makes every HTTP/1 response carry Connection: close
-// once the worker drains (Env.Draining), so net/http closes the connection
-// after it. SetKeepAlivesEnabled(false) comes only at the end of drain:
-// it also closes the idle connections at once, which can cross a request
-// a client is sending on one.
+// closeWhileDraining makes every HTTP/1 response committed once the worker
+// drains (Env.Draining, or its own stop) carry Connection: close, so
+// net/http closes the connection after it; a response committed before
+// keeps its connection. SetKeepAlivesEnabled(false) comes only at the end
+// of drain: it also closes the idle connections at once, which can cross
+// a request a client is sending on one.
 func closeWhileDraining(h http.Handler, draining *atomic.Bool) http.Handler {
-	if draining == nil {
-		return h
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 1 && draining.Load() {
-			w.Header().Set("Connection", "close")
+		if r.ProtoMajor != 1 {
+			h.ServeHTTP(w, r)
+			return
 		}
-		h.ServeHTTP(w, r)
+		cw := &closingWriter{ResponseWriter: w, draining: draining}
+		h.ServeHTTP(cw, r)
+		cw.commit() // a handler that wrote nothing: net/http sends the head now
 	})
 }
+
+// closingWriter adds Connection: close to a response whose head is
+// committed while the worker drains.
+type closingWriter struct {
+	http.ResponseWriter
+	draining  *atomic.Bool
+	committed bool
+}
+
+func (w *closingWriter) commit() {
+	if !w.committed {
+		w.committed = true
+		if w.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+	}
+}
+
+func (w *closingWriter) WriteHeader(code int) {
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		w.commit()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *closingWriter) Write(b []byte) (int, error) {
+	w.commit()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *closingWriter) Flush() {
+	w.commit()
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *closingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.committed = true
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach net/http's writer.
+func (w *closingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // serveNetHTTP serves every inherited listener with one http.Server.
 func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 	cfg := env.Config
 	conns := newConnCounter(env.Observer())
+	draining := env.Draining
+	if draining == nil {
+		draining = new(atomic.Bool) // set by drain alone
+	}
 	app := tlsLimits(env.Handler, cfg.LimitRequestLine, cfg.LimitRequestFields, cfg.LimitRequestFieldSize, cfg.LimitRequestBody)
 	srv := &http.Server{
-		Handler:           gateHandler(closeWhileDraining(withRequestTimeout(app, cfg.RequestTimeout), env.Draining)),
+		Handler:           gateHandler(closeWhileDraining(withRequestTimeout(app, cfg.RequestTimeout), draining)),
 		IdleTimeout:       cfg.Keepalive,
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(env.Log.Handler(), slog.LevelWarn),
@@ -98,6 +146,7 @@ func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 		srv.Close()
 		return fmt.Errorf("goroutine: serve: %w", err)
 	}
+	draining.Store(true)
 	drain(srv, lns, errc, conns, cfg, env)
 	return nil
 }
