@@ -63,9 +63,9 @@ type Conn struct {
 	idle      bool
 	idleFresh bool      // idle before its first request
 	idleUntil time.Time // idle: the read deadline of the wait (zero: none)
-	// clientClose: the last request asked for the connection to close
-	// (Connection: close, HTTP/1.0), so its client sends nothing more.
-	clientClose bool
+	// idleEnded: the wait for a next request ended without one (idle
+	// timeout, retirement), so the client may be sending one right now.
+	idleEnded bool
 	stopping    atomic.Bool
 	hijacked    atomic.Bool  // the handler owns nc now
 	obs         atomic.Int32 // obsWaiting, obsReading or obsClosed, for srv.Observer
@@ -335,6 +335,7 @@ func (c *Conn) fillHead(fresh bool) bool {
 		c.idle = false
 		c.mu.Unlock()
 		if n == 0 {
+			c.idleEnded = true
 			return false
 		}
 		c.observeReading(true)
@@ -467,8 +468,7 @@ func (c *Conn) serveRequest() bool {
 		c.bw = writerPool.Get().(*bufio.Writer)
 		c.bw.Reset(&c.cw)
 	}
-	c.clientClose = !c.p.KeepAlive()
-	keep := !c.clientClose && c.srv.keepAliveAllowed()
+	keep := c.p.KeepAlive() && c.srv.keepAliveAllowed()
 	w := NewResponse(req, c.bw, keep, c.p.ExpectContinue())
 	defer w.Release()
 	w.stopping = &c.stopping
@@ -658,10 +658,14 @@ func (c *Conn) flush() bool {
 
 func (c *Conn) shutdown() State {
 	c.flush()
-	if c.clientClose && c.r == c.w && (c.p == nil || !c.p.Pending()) {
-		_ = c.Close() // its client sends nothing more: no need to linger
-	} else {
+	// After a response that said Connection: close, a client that waits
+	// for each response sends nothing more: only input already under way
+	// (unread bytes, a body) or an idle wait that ended calls for
+	// lingering.
+	if c.idleEnded || c.r < c.w || c.p != nil && c.p.Pending() {
 		_ = c.CloseLingering()
+	} else {
+		_ = c.Close()
 	}
 	c.releaseBuffers()
 	c.releaseParser()

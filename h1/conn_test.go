@@ -511,6 +511,7 @@ func TestStopServesFirstRequest(t *testing.T) {
 	idle.read("GET")
 	fresh, freshState := serve()
 	cancel()
+	time.Sleep(100 * time.Millisecond) // the stop reaches the connections asynchronously
 	// A request on a kept-alive connection while the worker retires is
 	// answered, with Connection: close.
 	kept.send(get)

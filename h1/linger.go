@@ -11,8 +11,8 @@ import (
 // while input it has not read is waiting makes the kernel answer with a
 // reset, and a reset can destroy a response its client has not read yet.
 // So a connection the server ends while its client may still be sending
-// (the client wanted it kept alive, or a body or pipelined request is left
-// unread) is closed in three steps: shut the write side (the client reads
+// (its wait for a next request ended, or a body or pipelined request is
+// left unread) is closed in three steps: shut the write side (the client reads
 // the end of the responses, then EOF), read and discard whatever still
 // arrives until the client's own EOF or lingerTime, then close.
 const (
