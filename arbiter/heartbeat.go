@@ -130,6 +130,14 @@ func (a *arbiter) replace(w *worker, why string) {
 	w.replacing = true
 	a.log.Info(fmt.Sprintf("worker pid=%d: %s; retiring it once its replacement is ready", w.pid, why),
 		"pid", w.pid, "age", w.age)
+	if w.gen == a.pending {
+		// respawn keeps only the current generation at size: a booting
+		// one gets its successor here, or the reload would never
+		// complete.
+		if err := a.spawn(w.gen, w.slot); err != nil {
+			a.abortReload(err.Error())
+		}
+	}
 }
 
 // retireReplaced retires (TERM) the workers waiting for a replacement once

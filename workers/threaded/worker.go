@@ -129,18 +129,32 @@ func (p *poller) thread(ctx context.Context) {
 	for c := range p.queue {
 		p.busy.Add(1)
 		c.nc.SetThread(tid)
-		if p.serve(ctx, c) != h1.StateIdle || !p.parkIdle(c) {
-			p.forget(c)
-		}
+		p.handle(ctx, c)
 		p.threadIdle()
 	}
+}
+
+// handle serves c until it goes idle and is parked, or closes.
+func (p *poller) handle(ctx context.Context, c *conn) {
+	st := p.serve(ctx, c, true)
+	if st == h1.StateIdle && p.parkIdle(c) {
+		return
+	}
+	if st == h1.StateIdle && ctx.Err() != nil {
+		// The stop is closing the queue (nothing else is parked): the
+		// connection waits for its next request on this thread instead,
+		// for retire_idle_timeout as the engine does, rather than being
+		// closed under a client that may be sending it.
+		p.serve(ctx, c, false)
+	}
+	p.forget(c)
 }
 
 // serve runs the engine on c until it closes or goes idle. The engine
 // recovers handler panics; this keeps an engine bug from killing the
 // worker.
-func (p *poller) serve(ctx context.Context, c *conn) h1.State {
-	return p.env.ServeConn(ctx, c.hc, true, c.nc.RemoteAddr())
+func (p *poller) serve(ctx context.Context, c *conn, park bool) h1.State {
+	return p.env.ServeConn(ctx, c.hc, park, c.nc.RemoteAddr())
 }
 
 var (
