@@ -66,10 +66,10 @@ type Conn struct {
 	// idleEnded: the wait for a next request ended without one (idle
 	// timeout, retirement), so the client may be sending one right now.
 	idleEnded bool
-	stopping    atomic.Bool
-	hijacked    atomic.Bool  // the handler owns nc now
-	obs         atomic.Int32 // obsWaiting, obsReading or obsClosed, for srv.Observer
-	closeOnce   sync.Once
+	stopping  atomic.Bool
+	hijacked  atomic.Bool  // the handler owns nc now
+	obs       atomic.Int32 // obsWaiting, obsReading or obsClosed, for srv.Observer
+	closeOnce sync.Once
 }
 
 // NewConn wraps an accepted connection. nc may do blocking reads/writes; it
