@@ -164,8 +164,8 @@ var table = []Setting{
 		Check: atLeast(1)},
 	{Key: "evloop_conn_buffer", Flag: "evloop-conn-buffer", Section: SectionWorkers, Default: 1 << 20,
 		Help: "Bytes an evloop (or auto) connection may hold unsent or unread, each direction, before the loop stops taking more.\n" +
-			"Above it a connection's pipelined requests wait and its socket is not read; a handler's writes wait for the client " +
-			"(an inline handler holds its loop meanwhile: use threads > 0 for large responses to slow clients). " +
+			"Above it a connection's pipelined requests wait and its socket is not read, and a handler off the loop waits in its writes; " +
+			"an inline handler, which must not stall its loop, may leave 16 times it unsent before its response is cut (use threads > 0 for larger responses to slow clients). " +
 			"Input beyond what a waiting connection may buffer closes it; output that makes no progress within header_timeout cuts it.",
 		Check: atLeast(64 << 10)},
 	{Key: "http_engine", Flag: "http-engine", Section: SectionWorkers, Default: "native",

@@ -3,7 +3,6 @@ package evloop
 import (
 	"context"
 	"errors"
-	"net"
 	"reflect"
 	"time"
 
@@ -224,37 +223,17 @@ func (hc *hconn) bodyStalled(now int64) bool {
 	return time.Duration(now-hc.lastRead) > hc.s.stallLimit()
 }
 
-// errOutputStalled is a write's error once the client read nothing of the
-// queued output for the stall limit.
+// errOutputStalled is an off-loop handler's write error once the client
+// read nothing of the queued output for the stall limit.
 var errOutputStalled = errors.New("evloop: client stopped reading the response")
 
-// awaitOutput runs on the loop when an inline handler's writes leave more
-// than the bound queued: it writes the queue out as the socket takes it,
-// holding the loop (as any inline handler that waits does), until the
-// queue is below the bound, the connection closed, or no byte left for the
-// stall limit. Moving bytes counts as the loop answering its heartbeat
-// probe: it is not stuck, and other loops go on.
-func (hc *hconn) awaitOutput() error {
-	bound, limit := hc.s.connBuffer(), hc.s.stallLimit()
-	last, since := hc.c.OutboundBuffered(), time.Now()
-	for !hc.closed && last > bound {
-		fds := []unix.PollFd{{Fd: int32(hc.c.Fd()), Events: unix.POLLOUT}}
-		_, _ = unix.Poll(fds, 100) // EINTR and timeouts just go round
-		if err := hc.c.Flush(); err != nil {
-			return err
-		}
-		out := hc.c.OutboundBuffered()
-		switch {
-		case out < last:
-			last, since = out, time.Now()
-			hc.ls.seen.Store(hc.ls.sent.Load())
-		case time.Since(since) > limit:
-			hc.outBroken = true
-			return errOutputStalled
-		}
-	}
-	if hc.closed {
-		return net.ErrClosed
-	}
-	return nil
-}
+// inlineCap is how many times evloop_conn_buffer an inline handler's
+// response may leave unsent before it is cut. An inline handler runs on
+// the loop, so it cannot wait for a slow client without stalling every
+// connection of the loop (a client reading 10 KiB/s would hold it for
+// hours); it writes into gnet's outbound buffer instead, which this caps.
+const inlineCap = 16
+
+// errOutputCap is an inline handler's write error once its connection has
+// inlineCap times evloop_conn_buffer unsent.
+var errOutputCap = errors.New("evloop: response too large for what the client reads (inline handlers: use threads > 0 for large responses)")

@@ -73,7 +73,7 @@ type hconn struct {
 	// Bounds (bounds.go).
 	paused    bool  // reading is switched off in the loop's epoll set
 	outWait   bool  // no new request until the output drained
-	outBroken bool  // an inline handler's output stalled: the connection is cut
+	outBroken bool  // an inline response passed the cap: the connection is cut
 	lastRead  int64 // coarse time of the last inbound event
 	outSeen   int   // outbound bytes queued at the last sweep
 	outSince  int64 // coarse time the queued output last shrank
@@ -597,9 +597,10 @@ type loopSink struct {
 	buf []byte
 }
 
-// Write batches p; every flushAt bytes the batch goes to gnet, and while
-// more than evloop_conn_buffer waits unsent the handler's write waits for
-// the client (awaitOutput) instead of queueing a whole large response.
+// Write batches p; every flushAt bytes the batch goes to gnet. The loop
+// never waits for the client: a response that leaves more than inlineCap
+// times evloop_conn_buffer unsent fails here and the connection closes
+// after it (bounds.go).
 func (k *loopSink) Write(p []byte) (int, error) {
 	k.buf = append(k.buf, p...)
 	if len(k.buf) < flushAt {
@@ -608,10 +609,9 @@ func (k *loopSink) Write(p []byte) (int, error) {
 	if err := k.Flush(); err != nil {
 		return 0, err
 	}
-	if k.hc.c.OutboundBuffered() > k.hc.s.connBuffer() {
-		if err := k.hc.awaitOutput(); err != nil {
-			return 0, err
-		}
+	if k.hc.c.OutboundBuffered() > inlineCap*k.hc.s.connBuffer() {
+		k.hc.outBroken = true
+		return 0, errOutputCap
 	}
 	return len(p), nil
 }
@@ -625,7 +625,7 @@ func (k *loopSink) Flush() error {
 		return net.ErrClosed
 	}
 	if k.hc.outBroken {
-		return errOutputStalled
+		return errOutputCap
 	}
 	_, err := k.hc.c.Write(k.buf)
 	return err

@@ -80,11 +80,12 @@
 //   - output: no new (pipelined) request is started while more than the
 //     bound is queued unsent; the connection is re-checked every 5 ms until
 //     it drained below half (gnet reports no drain event). A handler off
-//     the loop waits in its writes while more than the bound is queued; an
-//     inline handler's writes wait too, writing the queue out as the socket
-//     takes it, which holds its loop meanwhile (threads > 0 for large
-//     responses to slow clients). The heartbeat counts a loop that moves
-//     bytes as alive.
+//     the loop waits in its writes while more than the bound is queued. An
+//     inline handler cannot wait without stalling its whole loop (a client
+//     reading 10 KiB/s would hold it for hours), so its writes go on into
+//     gnet's outbound buffer up to 16 times the bound (16 MiB); past that
+//     the write fails and the connection closes after the response: use
+//     threads > 0 for responses larger than that to slow clients.
 //   - input: while a connection cannot take input (its body pipe is full,
 //     its handler runs and what arrives is pipelined, or its output waits),
 //     its socket is not read once 64 KiB wait (TCP then pushes back on the
