@@ -202,7 +202,7 @@ var table = []Setting{
 	{Key: "proxy_protocol", Flag: "proxy-protocol", Section: SectionSecurity, Default: false,
 		Help: "Expect a PROXY protocol v1/v2 header on every accepted connection.\n" +
 			"Its source address becomes the request's remote address; a connection without a valid header, " +
-			"or from a peer not in proxy_allow_ips, is closed unanswered. Not supported by the evloop class yet."},
+			"or from a peer not in proxy_allow_ips, is closed unanswered."},
 	{Key: "proxy_allow_ips", Flag: "proxy-allow-ips", Section: SectionSecurity, Default: []string{"127.0.0.1", "::1"},
 		Help:  "Peers allowed to send a PROXY header: IPs, CIDRs or `*` (unix-socket peers always are).",
 		Check: checkIPList},
@@ -256,7 +256,8 @@ var table = []Setting{
 		Help: "Access log file; `-` is stdout (off when empty)."},
 	{Key: "access_log_format", Flag: "access-logformat", Section: SectionLogging, Default: defaultAccessLogFormat,
 		Help: "Access log line in gunicorn's atoms: %(h)s remote address, %(t)s time, %(r)s request line, " +
-			"%(s)s status, %(b)s body bytes, %(f)s referer, %(a)s user agent, %(D)s microseconds, ...",
+			"%(s)s status, %(b)s body bytes, %(f)s referer, %(a)s user agent, %(D)s microseconds, ...; " +
+			"or `json` for one JSON object per request.",
 		Check: nonEmpty},
 	{Key: "errorlog", Flag: "error-logfile", Section: SectionLogging, Default: "-",
 		Help:  "Error log file; `-` is stderr.",

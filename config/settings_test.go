@@ -141,3 +141,30 @@ func TestDefaultIsAFreshCopy(t *testing.T) {
 		t.Fatal("Default() shares the table's slice")
 	}
 }
+
+// TestHelpStatesNoClassLimit: which classes a setting applies to is
+// generated from the class descriptors (the docs' "worker classes:" line);
+// a help text that states a class limit itself ("not supported by evloop")
+// goes stale when the class changes, so none may.
+func TestHelpStatesNoClassLimit(t *testing.T) {
+	limit := regexp.MustCompile(`(?i)\b(not supported|unsupported|not available|only with|only for|ignored|no effect)\b`)
+	names := classes().Names()
+	if len(names) == 0 {
+		t.Fatal("no worker class linked into the test")
+	}
+	for _, s := range Settings() {
+		if s.Key == "worker_class" {
+			continue
+		}
+		for _, sentence := range regexp.MustCompile(`[.;]\s`).Split(s.Help, -1) {
+			if !limit.MatchString(sentence) {
+				continue
+			}
+			for _, n := range names {
+				if regexp.MustCompile(`\b` + n + `\b`).MatchString(sentence) {
+					t.Errorf("%s's help states a limit of class %s: %q; declare it in the class's descriptor (Settings, Check)", s.Key, n, sentence)
+				}
+			}
+		}
+	}
+}
