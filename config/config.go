@@ -1,6 +1,14 @@
 // Package config owns multiserve's settings: one table declares each setting
 // once, and flags, MULTISERVE_* environment variables, config-file keys,
 // validation, --print-config and docs/settings.md are all derived from it.
+//
+// config knows no worker class by name. The worker classes import config,
+// so config cannot import their registry; instead the registry installs a
+// Catalog here from its init (SetCatalog), and the worker_class setting
+// (default, help, accepted names), the class-specific defaults and checks
+// and the docs' per-setting class lists are asked of it. Any program that
+// links a class links the registry, so the catalog is there before Load
+// runs.
 package config
 
 import "time"

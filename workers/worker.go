@@ -1,12 +1,16 @@
 // Package workers is the contract between the arbiter and the worker classes:
 // the Worker interface, the registry of classes keyed by --worker-class name
-// (the database/sql driver pattern), the Env a class is handed, and Main, the
-// runtime of a worker process.
+// (the database/sql driver pattern) with each class's descriptor (Class),
+// the Env a class is handed, what every class shares (Env.Engine,
+// Env.ServeConn, Backoff, BeatInterval) and Main, the runtime of a worker
+// process (it maps the scoreboard slot and meters every request).
 //
 // Dependencies point one way: workers/<class> packages import this package and
-// register themselves from init(); the arbiter imports this package only to
-// Lookup a class by name; only cmd/multiserve (and the library entry point)
-// blank-import the concrete classes.
+// register themselves from init(); the arbiter, config (through the catalog
+// this package installs, see config.Catalog) and the banner ask the registry
+// what a class is, and never name one; only cmd/multiserve (and the library
+// entry point, or a program of your own: examples/customclass) blank-import
+// the concrete classes.
 package workers
 
 import (
