@@ -94,7 +94,7 @@ func resolve(fs *pflag.FlagSet) (*Config, map[string]string, error) {
 		}
 	}
 	cfg := &Config{}
-	sources := make(map[string]string, len(Settings()))
+	sources := make(map[string]string, len(table))
 	var errs []error
 	for _, s := range Settings() {
 		sources[s.Key] = src.kind(s)
@@ -191,7 +191,7 @@ func (src sourcer) detail(s Setting) string {
 }
 
 func defaultSources() map[string]string {
-	m := make(map[string]string, len(Settings()))
+	m := make(map[string]string, len(table))
 	for _, s := range Settings() {
 		m[s.Key] = "default"
 	}
@@ -238,7 +238,7 @@ func parseError(err error) error {
 }
 
 func keys() []string {
-	out := make([]string, len(Settings()))
+	out := make([]string, len(table))
 	for i, s := range Settings() {
 		out[i] = s.Key
 	}
