@@ -92,12 +92,6 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "multiserve: %v\n", err)
 		return proc.ExitUsage
 	}
-	if dir := loaded.Config.Chdir; dir != "" {
-		if err := os.Chdir(dir); err != nil {
-			fmt.Fprintf(stderr, "multiserve: chdir: %v\n", err)
-			return proc.ExitUsage
-		}
-	}
 	switch {
 	case loaded.ShowHelp:
 		fmt.Fprint(stdout, loaded.Usage)
@@ -153,6 +147,12 @@ func checkConfig(loaded *config.Loaded, stdout, stderr io.Writer) int {
 // configuration fails there with the message and exit status
 // --check-config gives, instead of after workers booted.
 func preflight(cfg *config.Config) (int, error) {
+	if cfg.Chdir != "" {
+		// Before anything relative is opened or checked, as at a start.
+		if err := os.Chdir(cfg.Chdir); err != nil {
+			return proc.ExitUsage, fmt.Errorf("chdir: %w", err)
+		}
+	}
 	if err := arbiter.Check(cfg); err != nil {
 		return arbiter.ExitCode(err), err
 	}
@@ -164,6 +164,11 @@ func preflight(cfg *config.Config) (int, error) {
 
 func serve(args []string, loaded *config.Loaded, stderr io.Writer) int {
 	cfg := loaded.Config
+	launch, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintf(stderr, "multiserve: %v\n", err)
+		return proc.ExitRuntime
+	}
 	if code, err := preflight(cfg); err != nil {
 		fmt.Fprintf(stderr, "multiserve: %v\n", err)
 		return code
@@ -179,15 +184,10 @@ func serve(args []string, loaded *config.Loaded, stderr io.Writer) int {
 		log.Warn(w)
 	}
 	err = arbiter.Run(context.Background(), arbiter.Options{
-		Config: cfg,
-		Reload: func() (*config.Config, error) {
-			l, err := config.Load(args)
-			if err != nil {
-				return nil, err
-			}
-			return l.Config, nil
-		},
+		Config:     cfg,
+		Reload:     func() (*config.Config, error) { return reload(launch, args) },
 		Log:        log,
+		StartDir:   launch,
 		ReopenLogs: errlog.Reopen,
 		Ready: func(addrs []net.Addr) {
 			names := make([]string, len(addrs))
@@ -201,6 +201,27 @@ func serve(args []string, loaded *config.Loaded, stderr io.Writer) int {
 		log.Error(err.Error())
 	}
 	return arbiter.ExitCode(err)
+}
+
+// reload re-reads the configuration as the start did: the config file and
+// a relative chdir are relative to the directory multiserve was started
+// in (launch), not to the chdir the arbiter moved to since.
+func reload(launch string, args []string) (*config.Config, error) {
+	cur, err := os.Getwd()
+	if err != nil {
+		return nil, fmt.Errorf("reload: %w", err)
+	}
+	if err := os.Chdir(launch); err != nil {
+		return nil, fmt.Errorf("reload: back to the start directory: %w", err)
+	}
+	l, err := config.Load(args)
+	if cerr := os.Chdir(cur); cerr != nil {
+		return nil, fmt.Errorf("reload: %w", cerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return l.Config, nil
 }
 
 // LoadApp builds the handler a worker serves: the named app. workers.Main

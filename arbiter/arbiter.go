@@ -25,6 +25,10 @@ type Options struct {
 	// ReopenLogs, if set, is called on USR1 before the signal is forwarded
 	// to the workers (the arbiter's own error log file).
 	ReopenLogs func() error
+	// StartDir is the directory the process was started in, before chdir
+	// moved it: USR2 starts the new binary there, with the same arguments.
+	// "" is the current directory.
+	StartDir string
 	// Executable is the binary re-executed as a worker; default
 	// os.Executable(). Tests pass os.Args[0].
 	Executable string
@@ -90,8 +94,9 @@ type arbiter struct {
 	tick   *time.Ticker
 	wake   *time.Timer // respawn back-off and stop deadlines
 
-	obs  observe  // scoreboard, stats endpoint, control socket (observe.go)
-	logs logFiles // the workers' log files (logs.go)
+	obs     observe  // scoreboard, stats endpoint, control socket (observe.go)
+	logs    logFiles // the workers' log files (logs.go)
+	capture *capture // capture_output's pipe readers (capture.go); nil until used
 }
 
 func newArbiter(opt Options) (*arbiter, error) {

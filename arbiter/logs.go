@@ -163,6 +163,11 @@ func (a *arbiter) reopenLogs() {
 	for _, err := range a.logs.reopen(inUse) {
 		a.log.Error("reopen log file, keeping the old one", "err", err)
 	}
+	if a.capture != nil {
+		for _, err := range a.capture.reopen(inUse) {
+			a.log.Error("reopen log file for worker output, keeping the old one", "err", err)
+		}
+	}
 	for _, w := range a.workers {
 		a.sendLogs(w)
 		a.signal(w, syscall.SIGUSR1)

@@ -104,6 +104,7 @@ func readConfig(path string) (*config.Config, error) {
 //
 //	/          the worker's pid
 //	/sleep?d=  sends headers at once, sleeps d, then the pid
+//	/print?n=&tag= writes n tagged lines each to stdout and stderr, then the pid
 //	/hang      never answers; with the stallbeat class it also stops the heartbeat
 func testApp(cfg *config.Config) (http.Handler, error) {
 	if cfg.App == "failload" {
@@ -133,6 +134,16 @@ func testApp(cfg *config.Config) (http.Handler, error) {
 		case <-time.After(d):
 		case <-r.Context().Done():
 			return
+		}
+		fmt.Fprint(w, os.Getpid())
+	})
+	mux.HandleFunc("/print", func(w http.ResponseWriter, r *http.Request) {
+		// n lines to stdout and n to stderr, each tagged.
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		tag := r.URL.Query().Get("tag")
+		for i := range n {
+			fmt.Fprintf(os.Stdout, "stdout %s %d\n", tag, i)
+			fmt.Fprintf(os.Stderr, "stderr %s %d\n", tag, i)
 		}
 		fmt.Fprint(w, os.Getpid())
 	})

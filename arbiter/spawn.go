@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -182,6 +183,7 @@ func (a *arbiter) spawn(g *generation, s *slot) error {
 	cmd := exec.Command(a.exe, os.Args[1:]...)
 	cmd.Args[0] = workerTitle(g, age)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Dir = g.cfg.Chdir // absolute; "" is the arbiter's own directory
 	cmd.ExtraFiles = []*os.File{hb.File(), statusW, a.parentR}
 	var own []*os.File // reuse_port: this worker's own sockets
 	defer func() {
@@ -220,7 +222,9 @@ func (a *arbiter) spawn(g *generation, s *slot) error {
 	if g.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: g.cred}
 	}
+	out := a.captureOutput(cmd, g)
 	err = cmd.Start()
+	out.started(cmd, err)
 	statusW.Close()
 	if wl.peer != nil {
 		wl.peer.Close()
@@ -263,10 +267,19 @@ func (a *arbiter) workerEnv(g *generation, spec proc.Spec) []string {
 	}
 	env = append(env, g.cfg.RawEnv...) // after the inherited ones: exec keeps the last of a key
 	env = append(env, spec.Env()...)
-	if os.Getenv("GOMAXPROCS") == "" {
+	if !setsGOMAXPROCS(g.cfg.RawEnv) && os.Getenv("GOMAXPROCS") == "" {
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(gomaxprocs(g.cfg.WorkerClass, g.size)))
 	}
 	return env
+}
+
+func setsGOMAXPROCS(env []string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "GOMAXPROCS=") {
+			return true
+		}
+	}
+	return false
 }
 
 // gomaxprocs is a worker's Go scheduler width: a single-thread class runs

@@ -70,6 +70,7 @@ func (a *arbiter) startUpgrade() {
 	}
 	cmd := exec.Command(a.exe, os.Args[1:]...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Dir = a.opt.StartDir // its relative arguments are relative to it, not to chdir
 	var fds []inheritedFD
 	for i, ln := range a.lns {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, ln.file)

@@ -38,7 +38,7 @@ func Markdown() string {
 			}
 		}
 	}
-	b.WriteString(notHere)
+	b.WriteString(gunicornMarkdown())
 	return b.String()
 }
 
@@ -52,7 +52,11 @@ func writeSetting(b *strings.Builder, s Setting) {
 	default:
 		b.WriteString("- flag: none (config file or environment only)\n")
 	}
-	fmt.Fprintf(b, "- environment: `%s`\n", envName(s.Key))
+	env := "`" + envName(s.Key) + "`"
+	if s.AltEnv != "" {
+		env += ", then `" + s.AltEnv + "` (below the config file)"
+	}
+	fmt.Fprintf(b, "- environment: %s\n", env)
 	fmt.Fprintf(b, "- default: %s\n", docDefault(s))
 	fmt.Fprintf(b, "- worker classes: %s\n\n", classesNote(classesUsing(s.Key)))
 	short, rest, _ := strings.Cut(s.Help, "\n")
@@ -94,20 +98,3 @@ func classesNote(classes []string) string {
 	}
 	return "only " + code(strings.Join(classes, "`, `"), "")
 }
-
-// notHere names the gunicorn settings people look for that multiserve has
-// no counterpart for, and what to use instead.
-const notHere = `
-## gunicorn settings multiserve does without
-
-- ` + "`--preload`" + `: workers are re-executions of the binary, not forks of a loaded
-  arbiter, so there is nothing to preload; the arbiter checks the app name at start
-  (and ` + "`--check-config`" + ` does too), and each worker builds its handler when it boots.
-- ` + "`--daemon`" + `: run multiserve under systemd (` + "`Type=notify`" + `), a container runtime or
-  another supervisor; it logs to stderr or ` + "`errorlog`" + ` and writes ` + "`pidfile`" + ` if asked.
-- ` + "`--reload`" + ` (restart on code change): rebuild the binary in place and send HUP: the
-  new workers are executed from the binary's path, so they run the new code (the arbiter
-  stays); USR2 replaces the arbiter too (then WINCH and TERM to the old one).
-- ` + "`--worker-tmp-dir`" + `, ` + "`--user`" + `, ` + "`--group`" + `, ` + "`--umask`" + `, ` + "`--chdir`" + `, ` + "`-e`" + `/` + "`raw_env`" + `,
-  ` + "`--capture-output`" + ` and ` + "`WEB_CONCURRENCY`" + ` behave as in gunicorn (see above).
-`

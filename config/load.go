@@ -108,6 +108,13 @@ func resolve(fs *pflag.FlagSet) (*Config, map[string]string, error) {
 	if len(errs) > 0 {
 		return nil, nil, errors.Join(errs...)
 	}
+	if cfg.Chdir != "" {
+		// Absolute once, here: workers and a later HUP must not resolve it
+		// again from a directory the arbiter has since changed to.
+		if abs, err := filepath.Abs(cfg.Chdir); err == nil {
+			cfg.Chdir = abs
+		}
+	}
 	if cfg.WorkerTmpDir == "" {
 		cfg.WorkerTmpDir = defaultTmpDir()
 	}
@@ -218,6 +225,10 @@ func readFile(v *viper.Viper, path string) error {
 			continue
 		}
 		seen[top] = true
+		if u := leftOutError(top, path); u != nil {
+			errs = append(errs, u)
+			continue
+		}
 		errs = append(errs, unknownName("setting", top, path, keys()))
 	}
 	if v.InConfig("config") {
@@ -276,7 +287,7 @@ func newFlagSet() *pflag.FlagSet {
 		case string:
 			fs.StringP(s.Flag, s.Shorthand, d, short)
 		case []string:
-			if s.Key == "bind" || s.Key == "raw_env" { // repeatable; a value is never split on commas
+			if s.Repeat {
 				fs.StringArrayP(s.Flag, s.Shorthand, d, short)
 			} else {
 				fs.StringSliceP(s.Flag, s.Shorthand, d, short)
@@ -319,6 +330,9 @@ func flagError(err error) error {
 	var needs *pflag.ValueRequiredError
 	switch {
 	case errors.As(err, &notExist):
+		if u := leftOutError(specifiedFlag(notExist), ""); u != nil {
+			return u
+		}
 		if shorts := notExist.GetSpecifiedShortnames(); shorts != "" {
 			return &UsageError{Setting: "-" + notExist.GetSpecifiedName()[:1], unknown: "flag",
 				Reason: "short flags are " + shorthands()}
@@ -338,6 +352,14 @@ func flagError(err error) error {
 		return usagef("flag --%s needs a value", needs.GetFlag().Name)
 	}
 	return usagef("%v", err)
+}
+
+// specifiedFlag is the unknown flag as typed: "--name" or "-x".
+func specifiedFlag(e *pflag.NotExistError) string {
+	if e.GetSpecifiedShortnames() != "" {
+		return "-" + e.GetSpecifiedName()[:1]
+	}
+	return "--" + e.GetSpecifiedName()
 }
 
 func settingOfFlag(name string) (Setting, bool) {

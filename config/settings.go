@@ -25,6 +25,9 @@ type Setting struct {
 	// AltEnv is a variable other tools set that gives the default when
 	// neither flag, MULTISERVE_* variable nor file does (WEB_CONCURRENCY).
 	AltEnv string
+	// Repeat: a []string flag takes one value per use and never splits it
+	// on commas (an address or KEY=VALUE may contain one).
+	Repeat bool
 }
 
 // Section names, in the order --help and the docs show them.
@@ -75,7 +78,7 @@ var table = []Setting{
 			"(`MULTISERVE_CONFIG` carries the resolved config to workers). A config file cannot name another one."},
 
 	// Server socket
-	{Key: "bind", Flag: "bind", Shorthand: "b", Section: SectionSocket, Default: []string{"127.0.0.1:8000"},
+	{Key: "bind", Flag: "bind", Shorthand: "b", Section: SectionSocket, Default: []string{"127.0.0.1:8000"}, Repeat: true,
 		Help: "Address to listen on; repeat the flag for several.\n" +
 			"`HOST:PORT`, `[IPv6]:PORT`, `unix:PATH` (a stale socket file is removed) or `fd://N` (an inherited fd). " +
 			"In `MULTISERVE_BIND`, separate several with commas.",
@@ -228,12 +231,16 @@ var table = []Setting{
 		Help: "Directory for the workers' heartbeat files (empty = /dev/shm if present, else the OS temp dir).\n" +
 			"A disk-backed directory makes every heartbeat a disk write; keep it on tmpfs.",
 		Check: checkDir},
-	{Key: "raw_env", Flag: "env", Shorthand: "e", Section: SectionMechanics, Default: []string{},
-		Help:  "`KEY=VALUE` set in the workers' environment; repeat the flag for more (gunicorn's raw_env).",
+	{Key: "raw_env", Flag: "env", Shorthand: "e", Section: SectionMechanics, Default: []string{}, Repeat: true,
+		Help: "`KEY=VALUE` set in the workers' environment; repeat the flag for several (gunicorn's raw_env).\n" +
+			"Applied on top of the environment multiserve was started with, for the workers only; a HUP applies a changed list to the new workers. " +
+			"`MULTISERVE_*` names are multiserve's own and refused. In `MULTISERVE_RAW_ENV`, separate several with commas (a value then cannot contain one; use the flag or the config file's list).",
 		Check: checkRawEnv},
 	{Key: "chdir", Flag: "chdir", Section: SectionMechanics, Default: "",
-		Help: "Directory to change to before the application is checked and the workers start (empty = stay).\n" +
-			"Relative log, pid and socket paths are then relative to it; the config file is read before the change.",
+		Help: "Directory the arbiter changes to before it checks or opens anything (empty = stay); the workers start in it.\n" +
+			"Relative paths in every other setting (log files, pid file, `unix:` binds, `static:DIR`, certificates) are then relative to it; " +
+			"the config file (`-c`) and a relative chdir itself are relative to the directory multiserve was started in, also when HUP or USR2 read them again. " +
+			"After a HUP that changes it, the new workers start in the new directory; the arbiter's own relative paths keep the directory it started with.",
 		Check: checkDir},
 	{Key: "user", Flag: "user", Shorthand: "u", Section: SectionMechanics, Default: "",
 		Help:  "User (name or uid) the workers run as; the arbiter binds first, so privileged ports work.",
@@ -263,7 +270,10 @@ var table = []Setting{
 		Help:  "Error log file; `-` is stderr.",
 		Check: nonEmpty},
 	{Key: "capture_output", Flag: "capture-output", Section: SectionLogging, Default: false,
-		Help: "Send what the workers write to stdout and stderr (panics, fmt.Println) to the error log file, too."},
+		Help: "Send what workers write to stdout and stderr (an app's prints, a panic's trace) to the error log.\n" +
+			"The arbiter reads each worker's output pipe and writes it line by line, prefixed with the worker's pid, to the error log of the worker's generation, and to the new file after USR1. " +
+			"A worker never waits for it: lines the error log cannot take fast enough are dropped (counted in a line that says how many), lines longer than 4 KiB are split. " +
+			"With `errorlog = \"-\"` the lines go to the arbiter's stderr, stdout included. Off, workers write to the arbiter's stdout and stderr directly."},
 	{Key: "loglevel", Flag: "log-level", Section: SectionLogging, Default: "info",
 		Help:      "Error log level: debug, info, warning, error or critical.",
 		Check:     oneOf("debug", "info", "warning", "error", "critical"),

@@ -225,6 +225,30 @@ func isTokenChar(r rune) bool {
 	return r < 0x7f && r > ' ' && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r)
 }
 
+// checkRawEnv: every entry is KEY=VALUE with a name a shell could export,
+// and none of multiserve's own MULTISERVE_* names, which carry the
+// arbiter-worker protocol and the settings.
+func checkRawEnv(v any) error {
+	for _, kv := range v.([]string) {
+		key, _, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok || key == "":
+			return &UsageError{Value: kv, Reason: "each entry must be KEY=VALUE"}
+		case strings.ContainsFunc(key, func(r rune) bool { return r != '_' && !isAlnum(r) }) || (key[0] >= '0' && key[0] <= '9'):
+			return &UsageError{Value: kv, Reason: "a variable name is letters, digits and _, not starting with a digit"}
+		case strings.HasPrefix(strings.ToUpper(key), envPrefix):
+			return &UsageError{Value: kv, Reason: envPrefix + "* variables are multiserve's own; set the setting instead"}
+		case strings.ContainsRune(kv, 0):
+			return &UsageError{Value: kv, Reason: "contains a NUL byte"}
+		}
+	}
+	return nil
+}
+
+func isAlnum(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+}
+
 func checkDir(v any) error {
 	s := v.(string)
 	if s == "" {
@@ -283,13 +307,4 @@ func ParseUmask(s string) (int, error) {
 		return 0, errors.New("must be an octal number from 0000 to 0777, such as 0022")
 	}
 	return int(n), nil
-}
-
-func checkRawEnv(v any) error {
-	for _, kv := range v.([]string) {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return &UsageError{Value: kv, Reason: "want KEY=VALUE"}
-		}
-	}
-	return nil
 }

@@ -50,9 +50,6 @@ func (rt *runtime) openLogs() error {
 		}
 		accessLog.Store(acc)
 	}
-	if err := rt.capture(fds.Error); err != nil {
-		return err
-	}
 	if fds.Socket >= 0 {
 		go rt.followLogs(fds.Socket)
 	}
@@ -90,11 +87,6 @@ func (rt *runtime) followLogs(fd int) {
 		if err != nil {
 			return
 		}
-		if errf != nil {
-			if err := rt.capture(int(errf.Fd())); err != nil {
-				rt.log.Error("reopen", "err", err)
-			}
-		}
 		rt.swapLog(rt.logf, errf)
 		rt.swapLog(AccessLog(), accf)
 	}
@@ -111,18 +103,4 @@ func (rt *runtime) swapLog(dst *logfile.File, f *os.File) {
 	if err := dst.Replace(f); err != nil {
 		rt.log.Error("switch to reopened log file", "err", err)
 	}
-}
-
-// capture points stdout and stderr at the error log file (fd) when
-// capture_output is on, so a panic's trace or a stray Println lands there.
-func (rt *runtime) capture(fd int) error {
-	if !rt.cfg.CaptureOutput || fd < 0 {
-		return nil
-	}
-	for _, std := range []int{1, 2} {
-		if err := unix.Dup2(fd, std); err != nil {
-			return fmt.Errorf("capture_output: dup2 onto fd %d: %w", std, err)
-		}
-	}
-	return nil
 }
