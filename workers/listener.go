@@ -37,3 +37,20 @@ func (l *Listener) NetListener() (net.Listener, error) {
 	}
 	return ln, nil
 }
+
+// NetListeners returns NetListener for every listener, in order; on an
+// error it closes those it made.
+func NetListeners(ls []*Listener) ([]net.Listener, error) {
+	out := make([]net.Listener, 0, len(ls))
+	for _, l := range ls {
+		ln, err := l.NetListener()
+		if err != nil {
+			for _, o := range out {
+				o.Close()
+			}
+			return nil, err
+		}
+		out = append(out, ln)
+	}
+	return out, nil
+}

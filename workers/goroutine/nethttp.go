@@ -239,23 +239,13 @@ func (c *connCounter) waitZero(ctx context.Context) bool {
 }
 
 func netListeners(ls []*workers.Listener, maxConns int) ([]net.Listener, error) {
-	var out []net.Listener
-	var sem chan struct{}
-	if maxConns > 0 {
-		sem = make(chan struct{}, maxConns) // shared: the cap is per worker
+	out, err := workers.NetListeners(ls)
+	if err != nil || maxConns <= 0 {
+		return out, err
 	}
-	for _, l := range ls {
-		ln, err := l.NetListener()
-		if err != nil {
-			for _, o := range out {
-				o.Close()
-			}
-			return nil, err
-		}
-		if sem != nil {
-			ln = &limitListener{Listener: ln, sem: sem, done: make(chan struct{})}
-		}
-		out = append(out, ln)
+	sem := make(chan struct{}, maxConns) // shared: the cap is per worker
+	for i, ln := range out {
+		out[i] = &limitListener{Listener: ln, sem: sem, done: make(chan struct{})}
 	}
 	return out, nil
 }

@@ -55,9 +55,12 @@ type Worker struct{}
 // answers the requests in flight with Connection: close) and closes those
 // still open after graceful_timeout.
 func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
-	lns, err := listen(env.Listeners)
+	lns, err := workers.NetListeners(env.Listeners)
 	if err != nil {
 		return err
+	}
+	if len(lns) == 0 {
+		return errors.New("perconn: no listeners")
 	}
 	s := &server{env: env, srv: env.Engine(), open: map[*h1.Conn]struct{}{},
 		slots: make(chan struct{}, max(env.Config.WorkerConnections, 1))}
@@ -85,25 +88,6 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	env.DoneListening() // the listeners were dups: an own reuse_port socket may leave its group now
 	s.drain(env.Config.GracefulTimeout)
 	return serveErr
-}
-
-// listen returns a net.Listener on a dup of every inherited socket.
-func listen(ls []*workers.Listener) ([]net.Listener, error) {
-	var out []net.Listener
-	for _, l := range ls {
-		ln, err := l.NetListener()
-		if err != nil {
-			for _, o := range out {
-				o.Close()
-			}
-			return nil, err
-		}
-		out = append(out, ln)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("perconn: no listeners")
-	}
-	return out, nil
 }
 
 type server struct {
