@@ -32,10 +32,13 @@
 // non-pipelined request also has the client watched by a background
 // one-byte read: EOF or a reset cancels the context at once.
 //
-// When ctx is done, an idle kept-alive connection closes at once, a busy
-// one finishes its request with Connection: close, and a connection that
-// has not sent its first request yet gets up to a second to send it (it
-// was accepted before the stop; an EOF there is not retryable). Close may
+// When ctx is done (the worker retires, docs/deploy.md), a busy connection
+// finishes its request with Connection: close; an idle kept-alive one
+// waits retire_idle_timeout more for its next request, answered the same
+// way, and one that has not sent its first request yet gets at least a
+// second (it was accepted before the stop; an EOF there is not
+// retryable). A connection ended while its client may still be sending is
+// closed the lingering way (linger.go). Close may
 // be called from any goroutine.
 //
 // The handler gets a real *http.Request: streaming Body, Host (the Host

@@ -30,9 +30,11 @@ import (
 // A Worker is built by its Class's New, run once, and then the process exits.
 type Worker interface {
 	// Serve blocks until ctx is cancelled or a fatal error occurs.
-	// Cancellation means a graceful stop: stop accepting, finish in-flight
-	// requests (answering them with Connection: close), close idle
-	// connections, return nil. Serve calls env.Ready once it is accepting,
+	// Cancellation means a graceful stop (the worker retires,
+	// docs/deploy.md): stop accepting, finish in-flight requests
+	// (answering them with Connection: close), answer a request arriving
+	// on an idle kept-alive connection within Config.RetireIdle the same
+	// way, then close the connections still idle, return nil. Serve calls env.Ready once it is accepting,
 	// and env.Beat at least every second from the loop whose progress
 	// proves liveness (docs/http-behaviour.md, "Heartbeats, per class").
 	Serve(ctx context.Context, env *Env) error

@@ -161,8 +161,9 @@
 // Graceful stop (ctx cancelled): stop accepting by parking every listener
 // slot (dup3 of an idle loopback listener onto it: the shared socket stays
 // open for the arbiter and siblings; an own reuse_port socket, already
-// drained, is closed by the runtime, see above), close idle connections at
-// once, let in-flight requests finish with Connection: close, then
+// drained, is closed by the runtime, see above), let in-flight requests
+// finish with Connection: close, give idle connections retire_idle_timeout
+// for a last request (answered the same way) before closing them, then
 // Engine.Stop, all within graceful_timeout.
 //
 // # Measured

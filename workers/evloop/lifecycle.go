@@ -99,7 +99,7 @@ func (s *server) stop(done <-chan error) error {
 	s.stopAccepting()
 	s.settleAccepted(deadline)
 	for _, ls := range s.loopList() {
-		s.postSweep(ls) // close idle connections now, not at the next tick
+		s.postSweep(ls) // apply the stop to idle connections now, not at the next tick
 	}
 	if s.conns.Load() > 0 {
 		t := time.NewTimer(time.Until(deadline))
