@@ -249,6 +249,7 @@ func useAccessLog() {
 		if err != nil {
 			return nil, err
 		}
+		workers.OnRejected(l.Rejected) // requests the engine refuses never reach h
 		return accesslog.Wrap(h, l), nil
 	}, func() error {
 		if f := workers.AccessLog(); f != nil {

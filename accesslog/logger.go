@@ -30,9 +30,10 @@ const JSONFormat = "json"
 // Logger formats and writes access log lines. Safe for concurrent use if
 // its writer is.
 type Logger struct {
-	w     io.Writer
-	items []item // nil in JSON mode
-	json  bool
+	w       io.Writer
+	items   []item // nil in JSON mode
+	json    bool
+	rejects rejectLimit // Rejected's rate limit
 }
 
 // New compiles format (DefaultFormat when empty; JSONFormat for JSON

@@ -172,10 +172,11 @@ func (c *Conn) Serve(ctx context.Context, park bool) State {
 		if c.p == nil {
 			c.acquireParser() // released while idle
 		}
+		start := c.r
 		ev, n, _, err := c.p.Next(c.buf[c.r:c.w], 0)
 		c.r += n
 		if err != nil {
-			c.reject(err)
+			c.reject(err, c.buf[start:c.w])
 			return c.shutdown()
 		}
 		if ev == BodyEnd {
@@ -451,7 +452,7 @@ func (c *Conn) read() int {
 func (c *Conn) serveRequest() bool {
 	req, err := c.p.Request(c.ctx, c.remote)
 	if err != nil {
-		c.reject(err)
+		c.reject(err, nil)
 		return false
 	}
 	if t, ok := c.nc.(*tlsConn); ok {
@@ -493,12 +494,9 @@ func (c *Conn) serveRequest() bool {
 		w.SetClose()
 	}
 	if c.bodyErr != nil {
-		var e *Error
-		status := http.StatusBadRequest
-		if errors.As(c.bodyErr, &e) {
-			status = e.Status
-		}
+		status := StatusOf(c.bodyErr)
 		w.writeError(status)
+		c.srv.NoteRejected(c.remote, status, []byte(req.Method+" "+req.RequestURI+" "+req.Proto))
 		ok = false
 	}
 	if body != nil {
@@ -632,12 +630,8 @@ func (c *Conn) finishBody(w *Response, b *bodyReader) bool {
 }
 
 // reject answers a request the parser refused, then the connection closes.
-func (c *Conn) reject(err error) {
-	status := http.StatusBadRequest
-	var e *Error
-	if errors.As(err, &e) {
-		status = e.Status
-	}
+func (c *Conn) reject(err error, head []byte) {
+	status := StatusOf(err)
 	if c.bw == nil {
 		c.bw = writerPool.Get().(*bufio.Writer)
 		c.bw.Reset(&c.cw)
@@ -646,6 +640,7 @@ func (c *Conn) reject(err error) {
 	_, _ = c.bw.Write(appendErrorResponse(tmp[:0], status))
 	c.flush()
 	c.srv.log().Debug("h1: request rejected", "remote", c.remote, "err", err)
+	c.srv.NoteRejected(c.remote, status, head)
 }
 
 // flush sends pending responses; false if the connection failed.

@@ -30,6 +30,12 @@ type Server struct {
 	// Observer, if set, is told about connections opening, closing and
 	// reading request heads (the worker's scoreboard slot).
 	Observer ConnObserver
+	// Rejected, if set, hears every request the engine refuses with an
+	// error status (400, 413, 414, 431, ...): the peer, the status and the
+	// bytes of the request the client sent, as far as they are known, for
+	// the access log. It is called on the connection's goroutine or loop
+	// and must not block.
+	Rejected func(remote string, status int, head []byte)
 	// Draining, if set, is the worker's drain flag: once true (the arbiter
 	// began a graceful stop), every response committed from then on
 	// carries Connection: close and its connection closes after it, while

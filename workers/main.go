@@ -149,6 +149,7 @@ func (rt *runtime) run(load func(*config.Config) (http.Handler, error)) int {
 		Listeners: rt.listeners, Handler: h, App: app, Config: rt.cfg, Log: rt.log,
 		Age: rt.spec.Age, Beat: rt.beater.Beat, Ready: rt.markReady,
 		Draining: &rt.draining, ListenersDone: rt.own.close, Slot: rt.slot,
+		Rejected: rejectedHook(),
 	}
 	rt.log.Debug("worker starting")
 	err = rt.serve(ctx, cls.New(), env)

@@ -72,3 +72,20 @@ func (rt *runtime) maxRequests(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// rejected is what OnRejected installed; nil: rejected requests leave no
+// line.
+var rejected atomic.Pointer[func(remote string, status int, head []byte)]
+
+// OnRejected installs f to hear every request the engine of this worker
+// refuses with an error status (Env.Rejected); the access log middleware
+// calls it while it is set up, before the class serves.
+func OnRejected(f func(remote string, status int, head []byte)) { rejected.Store(&f) }
+
+// rejectedHook is what OnRejected installed, or nil.
+func rejectedHook() func(remote string, status int, head []byte) {
+	if f := rejected.Load(); f != nil {
+		return *f
+	}
+	return nil
+}

@@ -77,6 +77,10 @@ type Env struct {
 	// group, instead of when Serve returns (after the requests in flight).
 	// Optional; safe to call more than once. May be nil (tests).
 	ListenersDone func()
+	// Rejected, if set, hears the requests the engine refuses with an
+	// error status (h1.Server.Rejected): the access log records them.
+	// May be nil.
+	Rejected func(remote string, status int, head []byte)
 	// Slot is the worker's scoreboard slot (the zero Slot, which ignores
 	// writes, without one). The runtime meters requests into it; a class
 	// reports connections through Observer and may publish more (SetRoutes).
@@ -98,7 +102,8 @@ func (e *Env) Observer() h1.ConnObserver {
 // options on the result (DisableKeepAlive, WatchClient, a wrapped Handler)
 // before it serves the first connection.
 func (e *Env) Engine() *h1.Server {
-	return &h1.Server{Handler: e.Handler, Config: e.Config, Log: e.Log, Observer: e.Observer(), Draining: e.Draining}
+	return &h1.Server{Handler: e.Handler, Config: e.Config, Log: e.Log, Observer: e.Observer(), Draining: e.Draining,
+		Rejected: e.Rejected}
 }
 
 // DoneListening calls ListenersDone when it is set: what a class calls once

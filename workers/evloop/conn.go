@@ -240,7 +240,7 @@ func (hc *hconn) process() gnet.Action {
 		}
 		ev, n, err := hc.nextHead(buf)
 		if err != nil {
-			return hc.fail(err)
+			return hc.fail(err, buf)
 		}
 		if ev != h1.Head {
 			hc.discard(n) // NeedMore: keep the partial head buffered
@@ -326,7 +326,7 @@ func (hc *hconn) dispatch(n int) gnet.Action {
 	req, cancel, err := hc.newRequest(offload)
 	hc.discard(n)
 	if err != nil {
-		return hc.fail(err)
+		return hc.fail(err, nil)
 	}
 	rt, req, detached := s.placeRoute(req, offload)
 	if detached != nil {
@@ -384,7 +384,7 @@ func (hc *hconn) runPending() (act gnet.Action, wait bool) {
 	buf := hc.peek(int(req.ContentLength))
 	ev, n, data, err := hc.p.Next(buf, 0)
 	if err != nil || ev != h1.Body {
-		return hc.fail(err), true
+		return hc.fail(err, nil), true
 	}
 	hc.pend = nil
 	body := &hc.ls.body
@@ -438,13 +438,10 @@ type inlineBody struct{ bytes.Reader }
 func (*inlineBody) Close() error { return nil }
 
 // fail answers a request the parser refused and closes the connection.
-func (hc *hconn) fail(err error) gnet.Action {
-	status := http.StatusBadRequest
-	var he *h1.Error
-	if errors.As(err, &he) {
-		status = he.Status
-	}
+func (hc *hconn) fail(err error, head []byte) gnet.Action {
+	status := h1.StatusOf(err)
 	hc.ls.sink.buf = h1.AppendErrorResponse(hc.ls.sink.buf, status)
+	hc.s.h1.NoteRejected(hc.remote, status, head)
 	return gnet.Close
 }
 

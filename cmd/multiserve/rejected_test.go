@@ -1,0 +1,52 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/multiserve/multiserve/internal/testserver"
+)
+
+// TestRejectedRequestsLogged: requests the engine refuses (400 malformed,
+// 414 line too long, 431 too many headers, 413 body over the limit) leave
+// an access log line with the peer, the status and the request line as
+// sent, escaped, on every class that serves through the h1 engine.
+func TestRejectedRequestsLogged(t *testing.T) {
+	bad := []struct {
+		raw, want string
+	}{
+		{"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n", `"GET /a\x01b HTTP/1.1" 400`},
+		{"GET /" + strings.Repeat("x", 300) + " HTTP/1.1\r\nHost: x\r\n\r\n", `" 414 `},
+		{"GET /h HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", `"GET /h HTTP/1.1" 431`},
+		{"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", `"POST /p HTTP/1.1" 413`},
+	}
+	for _, class := range []string{"sync", "threaded", "evloop", "goroutine"} {
+		t.Run(class, func(t *testing.T) {
+			acc := filepath.Join(t.TempDir(), "access.log")
+			s := testserver.Start(t, bin, "-b", "127.0.0.1:0", "-w", "1", "-k", class, "--access-logfile", acc,
+				"--limit-request-line", "200", "--limit-request-fields", "2", "--limit-request-body", "10", "echo")
+			for _, b := range bad {
+				rawExchange(t, s.Addr, b.raw)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				log := readFile(acc)
+				missing := ""
+				for _, b := range bad {
+					if !strings.Contains(log, b.want) {
+						missing = b.want
+					}
+				}
+				if missing == "" && strings.Count(log, "127.0.0.1 ") == len(bad) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("access log lacks %q (want %d lines from 127.0.0.1):\n%s", missing, len(bad), log)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
