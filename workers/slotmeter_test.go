@@ -13,7 +13,10 @@ import (
 	"testing"
 
 	"github.com/multiserve/multiserve/config"
+	"golang.org/x/sys/unix"
+
 	"github.com/multiserve/multiserve/h1"
+	"github.com/multiserve/multiserve/internal/proc"
 	"github.com/multiserve/multiserve/scoreboard"
 )
 
@@ -246,5 +249,31 @@ func TestSlotMeterOverH1(t *testing.T) {
 	got := s.Counters()
 	if got.Requests != 3 || got.Status[1] != 1 || got.Status[3] != 1 || got.Status[4] != 1 || got.Bytes != 9 {
 		t.Fatalf("counters: %+v", got)
+	}
+}
+
+// TestAttachSlot: the runtime maps the slot its spec names and marks it
+// started with this pid; a spec without a scoreboard gives the zero Slot.
+func TestAttachSlot(t *testing.T) {
+	if s, err := attachSlot(proc.Spec{}); err != nil || !s.IsZero() {
+		t.Fatalf("no scoreboard: %v, zero %v", err, s.IsZero())
+	}
+	b := newBoard(t, 4)
+	idx, _ := b.Assign(0)
+	fd, err := unix.Dup(int(b.File().Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := attachSlot(proc.Spec{ScoreboardFD: fd, ScoreboardSlot: idx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.Begin("GET", "/x", "peer", 0)
+	s.End(st, 200, 1)
+	if in := b.Slot(idx).Info(); in.PID != os.Getpid() || in.Requests != 1 || in.State != scoreboard.StateIdle {
+		t.Fatalf("slot as the arbiter reads it: %+v", in)
+	}
+	if _, err := attachSlot(proc.Spec{ScoreboardFD: fd, ScoreboardSlot: 99}); err == nil {
+		t.Fatal("a slot beyond the board was mapped")
 	}
 }
