@@ -2,8 +2,16 @@
 // OS thread per worker process handles one request at a time with blocking
 // system calls:
 //
-//	loop: beat → poll(listeners, timeout) → accept → read request (blocking,
-//	      header_timeout) → handle → write response (blocking) → close
+//	loop: beat → accept → read request (blocking, header_timeout) → handle
+//	      → write response (blocking) → close; once accept finds the
+//	      queues empty: poll(listeners, timeout)
+//
+// Per request that is accept4, read, write and close, plus an accept4 that
+// finds the queue empty and a poll when it is: what the listener or the
+// loop already knows is not asked again per connection (TCP_NODELAY and
+// the kernel timeouts come from the listening socket, the local address
+// from its name, the thread id from the loop; see fdconn.Acceptor).
+// cmd/multiserve's TestSyncSyscallsPerRequest holds that budget.
 //
 // There is no keep-alive (every response carries Connection: close) and no
 // other goroutine serves connections, so a worker's concurrency is exactly
