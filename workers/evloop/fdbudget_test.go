@@ -28,3 +28,28 @@ func TestLowFDBudgetUsesRegister(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// TestFDBudgetCountsAcceptBurst: worker_connections alone fits the
+// descriptors, but not with a full accept queue on top, which gnet's
+// acceptor takes at once before a connection can be refused: the worker
+// serves through Engine.Register.
+func TestFDBudgetCountsAcceptBurst(t *testing.T) {
+	budget, ok := fdBudget()
+	if !ok || budget < 200 {
+		t.Skip("no RLIMIT_NOFILE, /proc/self/fd, or too few descriptors")
+	}
+	cfg := testConfig()
+	cfg.WorkerConnections = budget - 100
+	cfg.Backlog = 150
+	if acceptBurst(cfg.Backlog) < 101 {
+		t.Skip("net.core.somaxconn caps the accept queue below the test's margin")
+	}
+	hs := startServer(t, cfg, pathHandler)
+	if m := hs.s.mode(); m != "register-fallback" {
+		t.Fatalf("mode %s: worker_connections %d + accept burst %d exceed the fd budget %d",
+			m, cfg.WorkerConnections, acceptBurst(cfg.Backlog), budget)
+	}
+	if !strings.Contains(hs.logText(), "accept_burst=") {
+		t.Errorf("the warning does not name the accept burst:\n%s", hs.logText())
+	}
+}
