@@ -114,9 +114,10 @@ const (
 	wMethod    = 48 // 2 words (16 bytes)
 	wClient    = 50 // 6 words (48 bytes)
 	wPath      = 56 // 8 words (64 bytes)
-	wRouteSeq  = 64 // seqlock of the route table
-	wRouteLen  = 65 // its length in bytes
-	wRoutes    = 66 // the route table's encoding, to the end of the slot
+	wRejected  = 64 // len(RejectedStatuses) words: requests the engine refused, by status
+	wRouteSeq  = 69 // seqlock of the route table
+	wRouteLen  = 70 // its length in bytes
+	wRoutes    = 71 // the route table's encoding, to the end of the slot
 	nWords     = SlotSize / 8
 
 	methodLen = 16
@@ -304,6 +305,31 @@ type Counters struct {
 	QBuckets   [nBuckets]uint64
 	Promoted   uint64 // route placement changes (auto class)
 	Demoted    uint64
+	Rejected   [len(RejectedStatuses)]uint64 // refused requests, by RejectedStatuses
+}
+
+// RejectedStatuses are the statuses the engine refuses a request with that
+// the scoreboard counts, and why; any other status counts as the first.
+var RejectedStatuses = [5]struct {
+	Status int
+	Reason string
+}{
+	{400, "malformed request"}, {408, "request timeout"}, {413, "body too large"},
+	{414, "request line too long"}, {431, "header fields too large"},
+}
+
+// Rejected counts a request the engine refused with status.
+func (s Slot) Rejected(status int) {
+	if s.w == nil {
+		return
+	}
+	i := 0
+	for j, r := range RejectedStatuses {
+		if r.Status == status {
+			i = j
+		}
+	}
+	atomic.AddUint64(&s.w[wRejected+i], 1)
 }
 
 // Add adds o to c.
@@ -318,6 +344,9 @@ func (c *Counters) Add(o Counters) {
 	c.QCount += o.QCount
 	c.Promoted += o.Promoted
 	c.Demoted += o.Demoted
+	for i := range c.Rejected {
+		c.Rejected[i] += o.Rejected[i]
+	}
 	for i := range c.LatBuckets {
 		c.LatBuckets[i] += o.LatBuckets[i]
 		c.QBuckets[i] += o.QBuckets[i]
@@ -338,6 +367,9 @@ func (s Slot) Counters() Counters {
 	c.QSumNs = s.load(wQSum)
 	c.QCount = s.load(wQCount)
 	c.Promoted, c.Demoted = s.load(wPromoted), s.load(wDemoted)
+	for i := range c.Rejected {
+		c.Rejected[i] = s.load(wRejected + i)
+	}
 	for i := range c.LatBuckets {
 		c.LatBuckets[i] = s.load(wLatBucket + i)
 		c.QBuckets[i] = s.load(wQBucket + i)

@@ -2,6 +2,7 @@ package stats
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -19,6 +20,7 @@ var (
 	descBytes       = prometheus.NewDesc("multiserve_response_bytes_total", "Response body bytes, by worker class.", []string{"class"}, nil)
 	descLatency     = prometheus.NewDesc("multiserve_request_duration_seconds", "Time in the handler, by worker class.", []string{"class"}, nil)
 	descQueue       = prometheus.NewDesc("multiserve_request_queue_seconds", "Time from X-Request-Start (set by a proxy) to the handler, by worker class.", []string{"class"}, nil)
+	descRejected    = prometheus.NewDesc("multiserve_rejected_requests_total", "Requests the engine refused before the application saw them, by worker class, status and reason.", []string{"class", "code", "reason"}, nil)
 	descPromoted    = prometheus.NewDesc("multiserve_route_promotions_total", "Routes moved from the pool to inline on the event loop, by worker class (classes that place requests by route).", []string{"class"}, nil)
 	descDemoted     = prometheus.NewDesc("multiserve_route_demotions_total", "Routes moved from inline on the event loop to the pool, by worker class (classes that place requests by route).", []string{"class"}, nil)
 	descRestarts    = prometheus.NewDesc("multiserve_worker_restarts_total", "Workers the arbiter had to replace, by reason.", []string{"reason"}, nil)
@@ -40,7 +42,7 @@ type collector struct {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descWorkers, descTarget, descSaturation, descInFlight, descConns, descRequests,
-		descResponses, descBytes, descLatency, descQueue, descPromoted, descDemoted, descRestarts, descAcceptQueue, descBacklog, descRSS, descThreads, descUp} {
+		descResponses, descBytes, descLatency, descQueue, descPromoted, descDemoted, descRejected, descRestarts, descAcceptQueue, descBacklog, descRSS, descThreads, descUp} {
 		ch <- d
 	}
 }
@@ -87,6 +89,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- histogram(descQueue, t.QSumNs, t.QBuckets[:], class)
 		counter(descPromoted, t.Promoted, class) // 0 for classes that do not place by route
 		counter(descDemoted, t.Demoted, class)
+		for i, r := range scoreboard.RejectedStatuses {
+			counter(descRejected, t.Rejected[i], class, strconv.Itoa(r.Status), r.Reason)
+		}
 	}
 	for _, l := range st.Listeners {
 		if l.Measured {

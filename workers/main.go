@@ -149,7 +149,7 @@ func (rt *runtime) run(load func(*config.Config) (http.Handler, error)) int {
 		Listeners: rt.listeners, Handler: h, App: app, Config: rt.cfg, Log: rt.log,
 		Age: rt.spec.Age, Beat: rt.beater.Beat, Ready: rt.markReady,
 		Draining: &rt.draining, ListenersDone: rt.own.close, Slot: rt.slot,
-		Rejected: rejectedHook(),
+		Rejected: rt.rejected(rejectedHook()),
 	}
 	rt.log.Debug("worker starting")
 	err = rt.serve(ctx, cls.New(), env)
@@ -327,6 +327,17 @@ func (rt *runtime) watchParent() {
 		if os.Getppid() != rt.spec.ArbiterPID {
 			rt.stop(fmt.Sprintf("arbiter gone (parent pid is %d, not %d)", os.Getppid(), rt.spec.ArbiterPID))
 			return
+		}
+	}
+}
+
+// rejected counts a refused request in the worker's scoreboard slot (for
+// /metrics) and passes it on to log (the access log's, may be nil).
+func (rt *runtime) rejected(log func(remote string, status int, head []byte)) func(string, int, []byte) {
+	return func(remote string, status int, head []byte) {
+		rt.slot.Rejected(status)
+		if log != nil {
+			log(remote, status, head)
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,7 +14,8 @@ import (
 // TestRejectedRequestsLogged: requests the engine refuses (400 malformed,
 // 414 line too long, 431 too many headers, 413 body over the limit) leave
 // an access log line with the peer, the status and the request line as
-// sent, escaped, on every class that serves through the h1 engine.
+// sent, escaped, on every class that serves through the h1 engine, and
+// are counted in /metrics by status and reason.
 func TestRejectedRequestsLogged(t *testing.T) {
 	bad := []struct {
 		raw, want string
@@ -25,7 +28,8 @@ func TestRejectedRequestsLogged(t *testing.T) {
 	for _, class := range []string{"sync", "threaded", "evloop", "goroutine"} {
 		t.Run(class, func(t *testing.T) {
 			acc := filepath.Join(t.TempDir(), "access.log")
-			s := testserver.Start(t, bin, "-b", "127.0.0.1:0", "-w", "1", "-k", class, "--access-logfile", acc,
+			stats := freeAddr(t)
+			s := testserver.Start(t, bin, "-b", "127.0.0.1:0", "-w", "1", "-k", class, "--access-logfile", acc, "--stats-bind", stats,
 				"--limit-request-line", "200", "--limit-request-fields", "2", "--limit-request-body", "10", "echo")
 			for _, b := range bad {
 				rawExchange(t, s.Addr, b.raw)
@@ -47,6 +51,33 @@ func TestRejectedRequestsLogged(t *testing.T) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
+			metrics := ""
+			for range 100 {
+				if resp, err := http.Get("http://" + stats + "/metrics"); err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if metrics = string(b); strings.Contains(metrics, "multiserve_rejected_requests_total") {
+						break
+					}
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			for _, w := range []string{`code="400",reason="malformed request"} 1`, `code="413",reason="body too large"} 1`,
+				`code="414",reason="request line too long"} 1`, `code="431",reason="header fields too large"} 1`} {
+				if !strings.Contains(metrics, `multiserve_rejected_requests_total{class="`+class+`",`+w) {
+					t.Errorf("/metrics lacks %s:\n%s", w, grepLines(metrics, "rejected"))
+				}
+			}
 		})
 	}
+}
+
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
