@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"time"
 
 	"github.com/multiserve/multiserve/config"
@@ -175,6 +176,7 @@ func (a *arbiter) start() error {
 	if err := a.reservePorts(cfg); err != nil {
 		return err
 	}
+	gen.lns = slices.Clone(a.lns) // a.lns changes with reloads (rebind.go)
 	a.chownSockets(gen.cred)
 	a.startObserve(cfg)
 	if a.parentR, a.parentW, err = os.Pipe(); err != nil {
@@ -248,6 +250,7 @@ func (a *arbiter) maintain() {
 		a.checkBooted()
 		a.checkReload()
 		a.retireReplaced()
+		a.pruneListeners()
 		if t, ok := a.respawn(now); ok {
 			next = t
 		}

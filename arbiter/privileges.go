@@ -83,10 +83,14 @@ func applyUmask(cfg *config.Config) error {
 
 // chownSockets gives the workers' user the unix socket paths.
 func (a *arbiter) chownSockets(cred *syscall.Credential) {
+	a.chownSocketsOf(a.lns, cred)
+}
+
+func (a *arbiter) chownSocketsOf(lns []*listener, cred *syscall.Credential) {
 	if cred == nil {
 		return
 	}
-	for _, ln := range a.lns {
+	for _, ln := range lns {
 		if ln.unlink == "" {
 			continue
 		}

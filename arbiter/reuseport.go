@@ -40,17 +40,26 @@ func (a *arbiter) reservePorts(cfg *config.Config) error {
 		return nil
 	}
 	for _, ln := range a.lns {
-		if ln.network != "tcp" || ln.adopted {
-			continue
-		}
-		name := ln.workerName()
-		ln.file.Close()
-		fd, err := reusePortSocket(name)
-		if err != nil {
+		if err := reservePort(ln); err != nil {
 			return err
 		}
-		ln.file, ln.perWorker = os.NewFile(uintptr(fd), name), true
 	}
+	return nil
+}
+
+// reservePort turns one TCP listener into a port reservation; unix and
+// adopted sockets stay shared.
+func reservePort(ln *listener) error {
+	if ln.network != "tcp" || ln.adopted {
+		return nil
+	}
+	name := ln.workerName()
+	ln.file.Close()
+	fd, err := reusePortSocket(name)
+	if err != nil {
+		return err
+	}
+	ln.file, ln.perWorker = os.NewFile(uintptr(fd), name), true
 	return nil
 }
 

@@ -3,7 +3,6 @@ package arbiter
 import (
 	"fmt"
 	"os"
-	"slices"
 	"syscall"
 	"time"
 
@@ -126,13 +125,12 @@ func (a *arbiter) reload() {
 			a.log.Error("reload: invalid configuration, nothing changed", "err", err)
 			return
 		}
-		if !slices.Equal(nc.Bind, cfg.Bind) {
-			a.log.Warn("reload: bind changes need a restart; keeping the current sockets", "bind", cfg.Bind)
-			nc.Bind = cfg.Bind
-		}
 		cfg = nc
 	}
 	g, err := a.newGeneration(cfg)
+	if err == nil {
+		g.lns, err = a.listenersFor(cfg, g.cred)
+	}
 	if err != nil {
 		a.log.Error("reload: nothing changed", "err", err)
 		return

@@ -26,6 +26,7 @@ type generation struct {
 	json []byte              // cfg as handed to workers
 	size int                 // target worker count (TTIN/TTOU change it)
 	cred *syscall.Credential // user/group the workers run as; nil: the arbiter's
+	lns  []*listener         // the sockets its workers get, in cfg.Bind order (rebind.go)
 }
 
 func (a *arbiter) newGeneration(cfg *config.Config) (*generation, error) {
@@ -191,7 +192,7 @@ func (a *arbiter) spawn(g *generation, s *slot) error {
 			f.Close()
 		}
 	}()
-	for _, ln := range a.lns {
+	for _, ln := range g.lns {
 		f, mine, err := workerFile(ln, g.cfg)
 		if err != nil {
 			hb.Close()
@@ -251,8 +252,8 @@ func (a *arbiter) spawn(g *generation, s *slot) error {
 
 // workerSpec is what a worker of generation g learns from its environment.
 func (a *arbiter) workerSpec(g *generation, age int) proc.Spec {
-	names := make([]string, len(a.lns))
-	for i, ln := range a.lns {
+	names := make([]string, len(g.lns))
+	for i, ln := range g.lns {
 		names[i] = ln.workerName()
 	}
 	return proc.Spec{Age: age, ArbiterPID: os.Getpid(), ListenNames: names, Config: g.json}

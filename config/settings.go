@@ -81,7 +81,8 @@ var table = []Setting{
 	{Key: "bind", Flag: "bind", Shorthand: "b", Section: SectionSocket, Default: []string{"127.0.0.1:8000"}, Repeat: true,
 		Help: "Address to listen on; repeat the flag for several.\n" +
 			"`HOST:PORT`, `[IPv6]:PORT`, `unix:PATH` (a stale socket file is removed) or `fd://N` (an inherited fd). " +
-			"In `MULTISERVE_BIND`, separate several with commas.",
+			"In `MULTISERVE_BIND`, separate several with commas. " +
+			"A HUP applies a changed list: added addresses are bound first (one that fails leaves everything as it was), removed ones close once the old workers are gone (docs/deploy.md).",
 		Check: checkBinds},
 	{Key: "backlog", Flag: "backlog", Section: SectionSocket, Default: 2048,
 		Help:  "listen(2) backlog: connections the kernel queues before the workers accept them.",
