@@ -221,6 +221,10 @@ func reload(launch string, args []string) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The arbiter checks the rest of what a start checks (arbiter.Check).
+	if _, err := apps.Load(l.Config.App); err != nil {
+		return nil, err
+	}
 	return l.Config, nil
 }
 

@@ -119,7 +119,7 @@ func (a *arbiter) reload() {
 	if a.opt.Reload != nil {
 		nc, err := a.opt.Reload()
 		if err == nil {
-			err = checkConfig(nc)
+			err = Check(nc) // what a start checks before binding, log files included
 		}
 		if err != nil {
 			a.log.Error("reload: invalid configuration, nothing changed", "err", err)

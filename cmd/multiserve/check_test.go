@@ -139,3 +139,39 @@ func TestCLI(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadChecksLikeStart: HUP with a configuration a start would refuse
+// before binding (a log file that cannot be created, an unknown app)
+// changes nothing and says why.
+func TestReloadChecksLikeStart(t *testing.T) {
+	dir := t.TempDir()
+	conf := writeFile(t, dir, "ms.toml", "app = \"echo\"\n")
+	s := testserver.Start(t, bin, "-b", "127.0.0.1:0", "-c", conf)
+	for i, body := range []string{
+		"accesslog = \"" + filepath.Join(dir, "missing", "a.log") + "\"\n",
+		"app = \"nosuchapp\"\n",
+		"app = \"echo\"\nloglevel = \"nope\"\n",
+	} {
+		writeFile(t, dir, "ms.toml", body)
+		s.Signal(syscall.SIGHUP)
+		deadline := time.Now().Add(30 * time.Second)
+		for strings.Count(s.Log(), "reload: invalid configuration, nothing changed") <= i {
+			if time.Now().After(deadline) {
+				t.Fatalf("HUP with %q was not refused:\n%s", body, s.Log())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for _, w := range []string{"cannot create a.log", `unknown app \"nosuchapp\"`} {
+		if !strings.Contains(s.Log(), w) {
+			t.Errorf("log lacks %q:\n%s", w, s.Log())
+		}
+	}
+	if strings.Contains(s.Log(), "reloading: starting a new generation") {
+		t.Errorf("a refused configuration started a generation:\n%s", s.Log())
+	}
+	s.Signal(syscall.SIGTERM)
+	if code, err := s.Wait(30 * time.Second); err != nil || code != 0 {
+		t.Errorf("exit %d, %v", code, err)
+	}
+}
