@@ -27,7 +27,9 @@
 package route
 
 import (
+	"maps"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,28 +181,23 @@ func (t *Table) insert(k key, h http.Handler) *Route {
 	if len(old) >= t.cfg.MaxRoutes {
 		return t.overflow
 	}
+	// A request's strings may live in a buffer that is reused
+	// (evloop_reuse_requests); the table keeps its keys forever.
+	k = key{method: strings.Clone(k.method), path: strings.Clone(k.path)}
 	rt := &Route{key: k.path, pin: t.pin}
 	if k.method != "" {
 		rt.key = k.method + " " + k.path
 	}
-	k = key{method: k.method, path: stringsClone(k.path)}
 	if h != nil && PinOf(h) != Measured {
 		rt.pin = PinOf(h)
 	}
 	rt.inline.Store(rt.pin == PinInline)
 	rt.sinceSlow.Store(noSlowRun)
-	m := make(map[key]*Route, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
+	m := maps.Clone(old)
 	m[k] = rt
 	t.routes.Store(&m)
 	return rt
 }
-
-// stringsClone copies s: a request's strings may live in a buffer that is
-// reused (evloop_reuse_requests), the table keeps its keys forever.
-func stringsClone(s string) string { return string(append([]byte(nil), s...)) }
 
 // Observe records a finished request of rt whose handler took d, and
 // promotes or demotes rt. ranInline tells where it ran: a route may have
