@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/multiserve/multiserve/config"
@@ -16,11 +17,10 @@ import (
 // class) for why, and for what it does.
 func init() {
 	workers.Register(workers.Class{
-		Name:    "auto",
-		Summary: "evloop's event loops; each route inline or on a pool, by measured handler time",
-		New:     func() workers.Worker { return &Worker{auto: true} },
-		Settings: []string{"worker_connections", "keepalive", "retire_idle_timeout", "evloop_loops", "evloop_reuse_requests", "evloop_conn_buffer",
-			"auto_threshold", "auto_samples", "auto_cooldown", "auto_pool"},
+		Name:     "auto",
+		Summary:  "evloop's event loops; each route inline or on a pool, by measured handler time",
+		New:      func() workers.Worker { return &Worker{auto: true} },
+		Settings: append(slices.Clone(loopSettings), "auto_threshold", "auto_samples", "auto_cooldown", "auto_pool"),
 		Check:    (&Worker{auto: true}).CheckConfig,
 		Describe: describeAuto,
 	})

@@ -12,12 +12,16 @@ func init() {
 		Name:     "evloop",
 		Summary:  "epoll event loop (gnet v2), non-blocking IO",
 		New:      func() workers.Worker { return &Worker{} },
-		Settings: []string{"threads", "worker_connections", "keepalive", "retire_idle_timeout", "evloop_loops", "evloop_reuse_requests", "evloop_conn_buffer"},
+		Settings: append([]string{"threads"}, loopSettings...),
 		Defaults: defaults,
 		Check:    (&Worker{}).CheckConfig,
 		Describe: describe,
 	})
 }
+
+// loopSettings are the class-specific settings of the event loops, which
+// evloop and auto share; each class adds those of its handler placement.
+var loopSettings = []string{"worker_connections", "keepalive", "retire_idle_timeout", "evloop_loops", "evloop_reuse_requests", "evloop_conn_buffer"}
 
 // defaults runs handlers inline unless a pool was asked for: the global
 // default of 1 thread would otherwise put every handler on a pool of one.
