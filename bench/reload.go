@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -94,11 +93,8 @@ func (b *bench) writeReload(w *strings.Builder, rs []*result) string {
 			rr.lost(), rr.ReadErrors, rr.Non2xx, rr.Other, per)
 	}
 	w.WriteString("\n")
-	lost := func(r *result) float64 { return float64(r.Reload.lost()) }
-	ranked := slices.Clone(ok)
-	slices.SortStableFunc(ranked, func(a, b *result) int { return int(lost(a) - lost(b)) })
 	var none, some []string
-	for _, r := range ranked {
+	for _, r := range rankBy(ok, func(r *result) float64 { return -float64(r.Reload.lost()) }) { // fewest lost first
 		if r.Reload.lost() == 0 {
 			none = append(none, label(r))
 		} else {
