@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,8 +24,12 @@ import (
 // calls are counted per request. It is separate because tracing slows the
 // server down many times; the timed runs never run traced.
 
-// syscallRequests is the fixed request count of a syscall phase.
-const syscallRequests = 1000
+// syscallRequests is the fixed request count of a syscall phase, sent over
+// syscallConns connections.
+const (
+	syscallRequests = 1000
+	syscallConns    = 4
+)
 
 // syscallWorkloads are the workloads that get a syscall phase: the
 // cheapest request, kept alive and with a connection each.
@@ -82,15 +87,7 @@ func (s *syscallCount) total() float64 {
 // top names the most frequent calls: "read 1.00, write 1.00, epoll_wait 0.52".
 func (s *syscallCount) top(n int) string {
 	names := sortedKeys(s.Calls)
-	slices.SortStableFunc(names, func(a, b string) int {
-		switch {
-		case s.Calls[a] > s.Calls[b]:
-			return -1
-		case s.Calls[a] < s.Calls[b]:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(names, func(a, b string) int { return cmp.Compare(s.Calls[b], s.Calls[a]) })
 	var parts []string
 	for _, name := range names[:min(n, len(names))] {
 		parts = append(parts, fmt.Sprintf("%s %.2f", name, s.Calls[name]))
@@ -135,7 +132,7 @@ func (b *bench) countSyscalls(ctx context.Context, wl *workload, srv *serverProc
 	}
 	// strace prints nothing once attached with -o; give the attach time.
 	sleepCtx(ctx, 500*time.Millisecond)
-	sent, sendErr := fixedRequests(ctx, srv.addr, wl.paths[0], wl.close, n, 4, b.opts.reqTimeout)
+	sent, sendErr := fixedRequests(ctx, srv.addr, wl.paths[0], wl.close, n, syscallConns, b.opts.reqTimeout)
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case err = <-done:
@@ -256,7 +253,7 @@ func (b *bench) writeSyscalls(w *strings.Builder) {
 	if len(rows) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "## Syscalls per request\n\nCounted by `strace -c -f` on every server process in a separate phase after the timed runs (tracing slows a server many times over, so no timed number was traced): %d requests on 4 connections (a new connection per request on conn-per-request). IO: read, write, accept, close and their variants; polling: epoll and poll; runtime: futex, nanosleep, sched_yield (a runtime parking and waking threads); other: everything else (e.g. signals, clock reads, setsockopt).\n\n", syscallRequests)
+	fmt.Fprintf(w, "## Syscalls per request\n\nCounted by `strace -c -f` on every server process in a separate phase after the timed runs (tracing slows a server many times over, so no timed number was traced): %d requests on %d connections (a new connection per request on conn-per-request). IO: read, write, accept, close and their variants; polling: epoll and poll; runtime: futex, nanosleep, sched_yield (a runtime parking and waking threads); other: everything else (e.g. signals, clock reads, setsockopt).\n\n", syscallRequests, syscallConns)
 	w.WriteString("| workload | config | total | IO | polling | runtime | other | most frequent (calls per request) |\n|---|---|--:|--:|--:|--:|--:|---|\n")
 	w.WriteString(strings.Join(rows, "\n") + "\n\n")
 }
