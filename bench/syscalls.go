@@ -146,7 +146,7 @@ func (b *bench) countSyscalls(ctx context.Context, wl *workload, srv *serverProc
 	}
 	data, rerr := os.ReadFile(out)
 	if rerr != nil {
-		return nil, fmt.Errorf("strace: %v %v: %s", err, rerr, lastLines(errb.String(), 2))
+		return nil, fmt.Errorf("strace (exit: %v): read its count: %w: %s", err, rerr, lastLines(errb.String(), 2))
 	}
 	calls := parseStrace(string(data))
 	if len(calls) == 0 {
