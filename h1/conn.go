@@ -348,7 +348,20 @@ func (c *Conn) fillHead(fresh bool) bool {
 		}
 		return true
 	}
-	return c.read() > 0
+	if c.read() > 0 {
+		return true
+	}
+	if d := cfg.HeaderTimeout; d > 0 && !c.headStart.IsZero() && !time.Now().Before(c.headStart.Add(d)) {
+		c.HeadTimedOut()
+	}
+	return false
+}
+
+// HeadTimedOut records a request whose head did not arrive within
+// header_timeout, as 408 for the access log and /metrics (nginx's
+// practice); nothing is sent, the caller closes the connection.
+func (c *Conn) HeadTimedOut() {
+	c.srv.NoteRejected(c.remote, http.StatusRequestTimeout, nil)
 }
 
 // readIdle waits for the next request. On a netpoller socket it holds no

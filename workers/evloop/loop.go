@@ -2,6 +2,7 @@ package evloop
 
 import (
 	"context"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -101,6 +102,9 @@ func (s *server) sweep(ls *loopState) {
 	now := s.now.Load()
 	for hc := range ls.conns {
 		if s.expired(hc, now) {
+			if hc.phase == phHead && hc.body == nil && !hc.outStalled(now) {
+				s.h1.NoteRejected(hc.remote, http.StatusRequestTimeout, nil) // a head past header_timeout
+			}
 			_ = ls.el.Close(hc.c)
 		}
 	}

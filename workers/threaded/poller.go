@@ -277,6 +277,9 @@ func (p *poller) sweep(now time.Time) {
 			p.enqueue(c)
 			continue
 		}
+		if !c.hc.HeadStart().IsZero() {
+			c.hc.HeadTimedOut() // parked mid-head past header_timeout
+		}
 		_ = c.hc.CloseLingering()
 	}
 }
