@@ -45,9 +45,13 @@ func (l logFiles) get(path string) (*os.File, error) {
 // checkLogPaths: the arbiter (which opens every log file) can open them;
 // nothing is created.
 func checkLogPaths(cfg *config.Config) error {
-	for _, p := range []string{cfg.Errorlog, cfg.Accesslog} {
-		if err := logfile.Check(p); err != nil {
-			return withCode(proc.ExitUsage, err)
+	// The pidfile is written next to its path and renamed onto it: the
+	// same test tells whether that can work.
+	for _, p := range []struct{ key, path string }{
+		{"errorlog", cfg.Errorlog}, {"accesslog", cfg.Accesslog}, {"pidfile", cfg.Pidfile},
+	} {
+		if err := logfile.Check(p.path); err != nil {
+			return withCode(proc.ExitUsage, fmt.Errorf("%s: %w", p.key, err))
 		}
 	}
 	return nil

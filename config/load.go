@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -215,6 +216,10 @@ func readFile(v *viper.Viper, path string) error {
 	}
 	v.SetConfigFile(path)
 	if err := v.ReadInConfig(); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) { // it names the file already
+			return usagef("config file: %v", err)
+		}
 		return usagef("config file %s: %v", path, parseError(err))
 	}
 	var errs []error

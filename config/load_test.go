@@ -233,7 +233,7 @@ func TestUsageErrors(t *testing.T) {
 		{"too many args", "", nil, []string{"echo", "hello"}, []string{"too many arguments"}},
 		{"flag needs value", "", nil, []string{"--bind"}, []string{"flag --bind needs a value"}},
 		{"bad extension", "", nil, []string{"-c", "app.ini"}, []string{"must end in .toml, .yaml, .yml or .json"}},
-		{"missing file", "", nil, []string{"-c", "/nonexistent/app.toml"}, []string{"config file /nonexistent/app.toml", "no such file"}},
+		{"missing file", "", nil, []string{"-c", "/nonexistent/app.toml"}, []string{"config file: open /nonexistent/app.toml: no such file"}},
 		{"broken toml", "workers = = 2\n", nil, nil, []string{"config file", "app.toml"}},
 		{"config inside config", "config = \"other.toml\"\n", nil, nil, []string{"cannot be set inside a config file"}},
 	}

@@ -32,10 +32,11 @@ func TestCheckConfigMatchesStart(t *testing.T) {
 		{"class cannot do TLS", []string{"-k", "evloop", "--certfile", files.Cert, "--keyfile", files.Key}, 2, "TLS"},
 		{"certificate without key", []string{"--certfile", files.Cert}, 2, "keyfile"},
 		{"unknown class", []string{"-k", "theaded"}, 2, "threaded"},
-		{"access log cannot be created", []string{"--access-logfile", noDir}, 2, "cannot create x.log"},
-		{"error log cannot be created", []string{"--error-logfile", noDir}, 2, "cannot create x.log"},
+		{"access log cannot be created", []string{"--access-logfile", noDir}, 2, "accesslog: cannot create x.log"},
+		{"error log cannot be created", []string{"--error-logfile", noDir}, 2, "errorlog: cannot create x.log"},
 		{"log path is a directory", []string{"--access-logfile", dir}, 2, "is a directory"},
 		{"unknown app", []string{"nosuchapp"}, 4, `unknown app "nosuchapp"`},
+		{"pidfile cannot be created", []string{"--pid", noDir}, 2, "pidfile: cannot create x.log"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out := run(t, nil, append([]string{"--check-config"}, tc.args...)...)

@@ -73,18 +73,18 @@ func Check(path string) error {
 	fi, err := os.Stat(path)
 	switch {
 	case err == nil && fi.IsDir():
-		return fmt.Errorf("logfile: %s is a directory", path)
+		return fmt.Errorf("%s is a directory", path)
 	case err == nil:
 		if err := unix.Access(path, unix.W_OK); err != nil {
-			return fmt.Errorf("logfile: cannot write %s: %w", path, err)
+			return fmt.Errorf("cannot write %s: %w", path, err)
 		}
 		return nil
 	case !errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("logfile: %w", err)
+		return err
 	}
 	dir := filepath.Dir(path)
 	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
-		return fmt.Errorf("logfile: cannot create %s in %s: %w", filepath.Base(path), dir, err)
+		return fmt.Errorf("cannot create %s in %s: %w", filepath.Base(path), dir, err)
 	}
 	return nil
 }
