@@ -217,17 +217,18 @@ func (b *bench) writeResults() error {
 	if err != nil {
 		return fmt.Errorf("bench: write results: %w", err)
 	}
-	w := csv.NewWriter(f)
-	_ = w.Write(csvHeader)
+	records := [][]string{csvHeader}
 	for _, r := range data.Rows {
-		_ = w.Write(csvRecord(r))
+		records = append(records, csvRecord(r))
 	}
-	w.Flush()
-	if err := w.Error(); err != nil {
+	if err := csv.NewWriter(f).WriteAll(records); err != nil {
 		f.Close()
 		return fmt.Errorf("bench: write results.csv: %w", err)
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("bench: write results.csv: %w", err)
+	}
+	return nil
 }
 
 // csvHeader is the CSV's columns: the JSON row's fields without the
