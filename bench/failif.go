@@ -116,7 +116,9 @@ func (b *bench) failValue(workload, target, metric string) (float64, error) {
 	if r.SlowLoad != nil {
 		pts = []point{*r.SlowLoad}
 	}
-	worst := func(f func(p point) float64) float64 {
+	// The level with the largest value: the worst for latencies and
+	// errors, the best for throughputs (see failMetrics).
+	highest := func(f func(p point) float64) float64 {
 		return f(slices.MaxFunc(pts, func(a, b point) int { return cmp.Compare(f(a), f(b)) }))
 	}
 	switch {
@@ -129,19 +131,19 @@ func (b *bench) failValue(workload, target, metric string) (float64, error) {
 	}
 	switch metric {
 	case "rps":
-		return worst(func(p point) float64 { return p.RPS }), nil
+		return highest(func(p point) float64 { return p.RPS }), nil
 	case "rps_per_cpu":
-		return worst(func(p point) float64 { return p.ReqPerCPU }), nil
+		return highest(func(p point) float64 { return p.ReqPerCPU }), nil
 	case "p50":
-		return worst(func(p point) float64 { return ms(p.P50) }), nil
+		return highest(func(p point) float64 { return ms(p.P50) }), nil
 	case "p90":
-		return worst(func(p point) float64 { return ms(p.P90) }), nil
+		return highest(func(p point) float64 { return ms(p.P90) }), nil
 	case "p99":
-		return worst(func(p point) float64 { return ms(p.P99) }), nil
+		return highest(func(p point) float64 { return ms(p.P99) }), nil
 	case "max":
-		return worst(func(p point) float64 { return ms(p.Max) }), nil
+		return highest(func(p point) float64 { return ms(p.Max) }), nil
 	case "errors":
-		return worst(errRate), nil
+		return highest(errRate), nil
 	}
 	return 0, fmt.Errorf("%s on %s has no %s", target, workload, metric)
 }
