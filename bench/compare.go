@@ -58,10 +58,11 @@ func compareResults(w io.Writer, old, cur resultsFile) {
 		if n.Status != statusOK {
 			continue
 		}
-		o, ok := byKey[rowKey(n)]
-		seen[rowKey(n)] = true
+		k := rowKey(n)
+		o, ok := byKey[k]
+		seen[k] = true
 		if !ok {
-			onlyNew = append(onlyNew, rowKey(n))
+			onlyNew = append(onlyNew, k)
 			continue
 		}
 		for _, m := range compareMetrics {
