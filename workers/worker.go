@@ -2,8 +2,8 @@
 // the Worker interface, the registry of classes keyed by --worker-class name
 // (the database/sql driver pattern) with each class's descriptor (Class),
 // the Env a class is handed, what every class shares (Env.Engine,
-// Env.ServeConn, Backoff, BeatInterval) and Main, the runtime of a worker
-// process (it maps the scoreboard slot and meters every request).
+// Env.ServeConn, Backoff, BeatInterval, ConnSet) and Main, the runtime of a
+// worker process (it maps the scoreboard slot and meters every request).
 //
 // Dependencies point one way: workers/<class> packages import this package and
 // register themselves from init(); the arbiter, config (through the catalog

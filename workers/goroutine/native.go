@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
-	"time"
 
 	"github.com/multiserve/multiserve/h1"
 	"github.com/multiserve/multiserve/workers"
@@ -40,10 +38,10 @@ func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 	// worker's ctx, or an accept loop that failed on its own.
 	stopCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	conns := &connSet{m: map[*h1.Conn]struct{}{}}
+	var conns workers.ConnSet
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
-		go func() { errc <- acceptNative(stopCtx, ln, srv, conns, slots, env) }()
+		go func() { errc <- acceptNative(stopCtx, ln, srv, &conns, slots, env) }()
 	}
 	stopBeat := env.BeatInBackground()
 	defer stopBeat()
@@ -69,11 +67,7 @@ func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 	// The accept loops are over (the listeners were dups): an own
 	// reuse_port socket may leave its group while requests finish.
 	env.DoneListening()
-	if !conns.wait(cfg.GracefulTimeout) {
-		env.Log.Warn("graceful_timeout expired, closing connections", "open", conns.len())
-		conns.closeAll()
-		conns.wg.Wait()
-	}
+	conns.Drain(cfg.GracefulTimeout, env.Log)
 	h1.WaitLingering()
 	return serveErr
 }
@@ -81,7 +75,7 @@ func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 // acceptNative accepts until ln is closed; every connection gets its own
 // goroutine running the engine. Temporary accept errors (EMFILE...) back
 // off instead of spinning or failing the worker.
-func acceptNative(ctx context.Context, ln net.Listener, srv *h1.Server, conns *connSet, slots chan struct{}, env *workers.Env) error {
+func acceptNative(ctx context.Context, ln net.Listener, srv *h1.Server, conns *workers.ConnSet, slots chan struct{}, env *workers.Env) error {
 	var backoff workers.Backoff
 	release := func() {
 		if slots != nil {
@@ -110,65 +104,11 @@ func acceptNative(ctx context.Context, ln net.Listener, srv *h1.Server, conns *c
 			continue
 		}
 		c := srv.NewConn(nc)
-		conns.add(c)
+		conns.Add(c)
 		go func() {
 			defer release()
-			defer conns.done(c)
+			defer conns.Done(c)
 			c.Serve(ctx, false)
 		}()
-	}
-}
-
-// connSet tracks open engine connections so a graceful stop can wait for
-// them and, past graceful_timeout, close the stragglers.
-type connSet struct {
-	mu sync.Mutex
-	m  map[*h1.Conn]struct{}
-	wg sync.WaitGroup
-}
-
-func (s *connSet) add(c *h1.Conn) {
-	s.mu.Lock()
-	s.m[c] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-}
-
-func (s *connSet) done(c *h1.Conn) {
-	s.mu.Lock()
-	delete(s.m, c)
-	s.mu.Unlock()
-	s.wg.Done()
-}
-
-func (s *connSet) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.m)
-}
-
-func (s *connSet) closeAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for c := range s.m {
-		c.Close()
-	}
-}
-
-// wait reports whether every connection closed within grace (0: no limit).
-func (s *connSet) wait(grace time.Duration) bool {
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	if grace <= 0 {
-		<-done
-		return true
-	}
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
 	}
 }

@@ -21,8 +21,6 @@ import (
 	"fmt"
 	"net"
 	"runtime"
-	"sync"
-	"time"
 
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/h1"
@@ -62,8 +60,7 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	if len(lns) == 0 {
 		return errors.New("perconn: no listeners")
 	}
-	s := &server{env: env, srv: env.Engine(), open: map[*h1.Conn]struct{}{},
-		slots: make(chan struct{}, max(env.Config.WorkerConnections, 1))}
+	s := &server{env: env, srv: env.Engine(), slots: make(chan struct{}, max(env.Config.WorkerConnections, 1))}
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		go func() { errc <- s.accept(ctx, ln) }()
@@ -86,7 +83,7 @@ func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 		<-errc
 	}
 	env.DoneListening() // the listeners were dups: an own reuse_port socket may leave its group now
-	s.drain(env.Config.GracefulTimeout)
+	s.conns.Drain(env.Config.GracefulTimeout, env.Log)
 	return serveErr
 }
 
@@ -94,9 +91,7 @@ type server struct {
 	env   *workers.Env
 	srv   *h1.Server
 	slots chan struct{} // worker_connections
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	open  map[*h1.Conn]struct{}
+	conns workers.ConnSet
 }
 
 // accept runs until ln is closed (nil) or broken (the error).
@@ -119,7 +114,8 @@ func (s *server) accept(ctx context.Context, ln net.Listener) error {
 			}
 			continue
 		}
-		hc := s.track(s.srv.NewConn(nc))
+		hc := s.srv.NewConn(nc)
+		s.conns.Add(hc)
 		go s.serve(ctx, hc, nc.RemoteAddr())
 	}
 }
@@ -129,47 +125,7 @@ func (s *server) accept(ctx context.Context, ln net.Listener) error {
 func (s *server) serve(ctx context.Context, hc *h1.Conn, remote net.Addr) {
 	runtime.LockOSThread()
 	defer func() { <-s.slots }()
-	defer s.untrack(hc)
+	defer s.conns.Done(hc)
 	s.env.ServeConn(ctx, hc, false, remote)
 	_ = hc.Close()
-}
-
-func (s *server) track(hc *h1.Conn) *h1.Conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.open[hc] = struct{}{}
-	s.wg.Add(1)
-	return hc
-}
-
-func (s *server) untrack(hc *h1.Conn) {
-	s.mu.Lock()
-	delete(s.open, hc)
-	s.mu.Unlock()
-	s.wg.Done()
-}
-
-// drain waits for the connections to finish, at most grace (0: no limit),
-// then closes the rest.
-func (s *server) drain(grace time.Duration) {
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	var expired <-chan time.Time
-	if grace > 0 {
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		expired = t.C
-	}
-	select {
-	case <-done:
-		return
-	case <-expired:
-	}
-	s.mu.Lock()
-	s.env.Log.Warn("graceful_timeout expired, closing connections", "open", len(s.open))
-	for hc := range s.open {
-		hc.Close()
-	}
-	s.mu.Unlock()
-	<-done
 }
