@@ -311,8 +311,15 @@ func TestTTINTTOUStorm(t *testing.T) {
 			if (rng.IntN(2) == 0 && want > 1) || want >= 5 {
 				sig = syscall.SIGTTOU
 			}
+			// Two pending signals of one kind coalesce: wait until the
+			// arbiter has taken this one before the next, so every signal
+			// counts however loaded the machine is.
+			seen := strings.Count(s.Log(), "signal=SIGTT")
 			if err := s.Signal(sig); err != nil {
 				t.Fatal(err)
+			}
+			if !waitFor(10*time.Second, func() bool { return strings.Count(s.Log(), "signal=SIGTT") > seen }) {
+				t.Fatalf("the arbiter did not log signal %d of the storm", i+1)
 			}
 			if sig == syscall.SIGTTIN {
 				want++
