@@ -444,9 +444,12 @@ func TestUSR1ReopensWorkerLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.signal(syscall.SIGUSR1)
-	eventually(t, "a reopened log file", func() bool {
-		_, err := os.Stat(cfg.Errorlog)
-		return err == nil
+	// The arbiter reopens first, then hands each worker its new file:
+	// retire one only after both say they moved, or its last lines may
+	// still go to the old file.
+	eventually(t, "both workers in the reopened log file", func() bool {
+		b, _ := os.ReadFile(cfg.Errorlog)
+		return strings.Count(string(b), "log files reopened") == 2
 	})
 	m.signal(syscall.SIGTTOU)
 	eventually(t, "the retired worker's line in the new file", func() bool {

@@ -117,7 +117,15 @@ func TestWorkersRunAsUserLogFiles(t *testing.T) {
 		}
 	}
 	s.Signal(syscall.SIGUSR1)
-	waitFileMatch(t, errlog, `^`) // the arbiter reopened the files
+	// Both workers got the reopened files before one is retired, or its
+	// last lines may still go to the old file.
+	movedBy := time.Now().Add(30 * time.Second)
+	for b, _ := os.ReadFile(errlog); strings.Count(string(b), "log files reopened") < 2; b, _ = os.ReadFile(errlog) {
+		if time.Now().After(movedBy) {
+			t.Fatalf("the workers did not move to the reopened error log:\n%s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	s.Signal(syscall.SIGTTOU)
 	// The retired worker writes its last lines to the new error log.
 	waitFileMatch(t, errlog, `graceful stop: SIGTERM`)

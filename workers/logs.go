@@ -89,6 +89,9 @@ func (rt *runtime) followLogs(fd int) {
 		}
 		rt.swapLog(rt.logf, errf)
 		rt.swapLog(AccessLog(), accf)
+		// The first line in the new error log: an operator (or a test)
+		// rotating logs can see that every worker has moved over.
+		rt.log.Info("log files reopened")
 	}
 }
 
