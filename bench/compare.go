@@ -42,7 +42,7 @@ func compareResults(w io.Writer, old, cur resultsFile) {
 	if o, n := old.Run.Options, cur.Run.Options; o.DurationS != n.DurationS || o.Workers != n.Workers || o.Driver != n.Driver {
 		fmt.Fprintln(w, "note: the runs used different --duration, --workers or --driver; ratios compare unlike measurements")
 	}
-	noise := math.Max(0.03, math.Max(old.Run.TieThreshold, cur.Run.TieThreshold))
+	noise := max(minTie, old.Run.TieThreshold, cur.Run.TieThreshold)
 	fmt.Fprintf(w, "~ = within noise (ranges overlap, or within %.0f %% where a side has no range)\n\n", noise*100)
 	byKey := map[string]row{}
 	for _, r := range old.Rows {

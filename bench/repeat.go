@@ -159,9 +159,13 @@ func spanOf(v []float64) *span {
 // no spread: runs on a shared 2-core machine vary by several percent.
 const defaultTie = 0.10
 
+// minTie is the least tie threshold, derived or compared: below it, a
+// difference between two runs on a shared machine is not a result.
+const minTie = 0.03
+
 // tieThreshold derives the tie threshold from the run's own noise: the
 // median min–max width, relative to the median, of the classes' deciding
-// metric across rounds (at least 3 %). A single round has no spread to
+// metric across rounds (at least minTie). A single round has no spread to
 // measure and keeps defaultTie.
 func (b *bench) tieThreshold() float64 {
 	var widths []float64
@@ -175,7 +179,7 @@ func (b *bench) tieThreshold() float64 {
 	if len(widths) == 0 {
 		return defaultTie
 	}
-	return math.Min(0.5, math.Max(0.03, median(widths)))
+	return math.Min(0.5, math.Max(minTie, median(widths)))
 }
 
 // scoreSpread is the relative min–max width of a class's deciding metric.
@@ -213,7 +217,7 @@ func noisy(p point) bool {
 // tieSentence says where the tie threshold came from.
 func (b *bench) tieSentence() string {
 	if b.opts.repeat > 1 {
-		return fmt.Sprintf("Tie threshold: %.0f %%, the median min–max spread across the %d rounds of the classes' deciding metrics in this run (at least 3 %%).", b.tie*100, b.opts.repeat)
+		return fmt.Sprintf("Tie threshold: %.0f %%, the median min–max spread across the %d rounds of the classes' deciding metrics in this run (at least %.0f %%).", b.tie*100, b.opts.repeat, minTie*100)
 	}
 	return fmt.Sprintf("Tie threshold: %.0f %% (a single round measures no spread; run with --repeat 3 or more to derive it from the run's own noise).", b.tie*100)
 }
