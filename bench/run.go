@@ -372,7 +372,11 @@ func (b *bench) runAll(ctx context.Context) {
 	// Rounds are interleaved (every configuration once, then again), so a
 	// burst of load from other processes hits one round of many rows rather
 	// than every round of one row.
-	rounds := map[string][]*result{}
+	type cell struct {
+		wl *workload
+		t  *target
+	}
+	rounds := map[cell][]*result{}
 	for round := 1; round <= b.opts.repeat; round++ {
 		b.round = round
 		for _, wl := range b.workloads {
@@ -382,14 +386,13 @@ func (b *bench) runAll(ctx context.Context) {
 				b.logf("bench: workload %s, round %d of %d", wl.name, round, b.opts.repeat)
 			}
 			for _, t := range b.targets {
-				key := wl.name + "\x00" + t.name
-				rounds[key] = append(rounds[key], b.runCell(ctx, wl, t))
+				rounds[cell{wl, t}] = append(rounds[cell{wl, t}], b.runCell(ctx, wl, t))
 			}
 		}
 	}
 	for _, wl := range b.workloads {
 		for _, t := range b.targets {
-			b.results = append(b.results, aggregate(rounds[wl.name+"\x00"+t.name]))
+			b.results = append(b.results, aggregate(rounds[cell{wl, t}]))
 		}
 	}
 	b.saveRaw()
