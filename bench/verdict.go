@@ -82,6 +82,13 @@ func decideOverall(rows []scoreRow, classes []string, tie float64) overall {
 		}
 		return o
 	}
+	o.worstCase = bestWorstCase(rows, classes)
+	return o
+}
+
+// bestWorstCase is the class whose lowest throughput score is the highest
+// (a failed workload scores 0); "" when no class has a throughput score.
+func bestWorstCase(rows []scoreRow, classes []string) string {
 	worst := func(c string) float64 {
 		w := math.Inf(1)
 		for _, r := range rows {
@@ -94,13 +101,13 @@ func decideOverall(rows []scoreRow, classes []string, tie float64) overall {
 		}
 		return w
 	}
-	bestWorst := -1.0
+	best, bestWorst := "", -1.0
 	for _, c := range classes {
 		if w := worst(c); !math.IsInf(w, 1) && w > bestWorst {
-			bestWorst, o.worstCase = w, c
+			bestWorst, best = w, c
 		}
 	}
-	return o
+	return best
 }
 
 // sentence renders the overall recommendation for the report, over the
