@@ -24,12 +24,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$root"
 go build -o "$tmp/multiserve" ./cmd/multiserve
-if [ -z "${NICE:-}" ]; then
-	NICE=0
-	if [ "$(id -u)" = 0 ]; then NICE=-10; fi
-fi
-pin() { local cpu=$1; shift; nice -n "$NICE" taskset -c "$cpu" "$@"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=../lib.sh
+. "$root/bench/lib.sh"
 
 cat >"$tmp/mixed.lua" <<'LUA'
 local paths = {"/fast?size=13", "/db?io=20ms", "/fast?size=13", "/fast?size=13", "/cpu?cpu=2ms",
@@ -51,16 +47,6 @@ argv() { # config port
 	goroutine) echo "$base -k goroutine sim" ;;
 	threaded) echo "$base -k threaded --threads 64 sim" ;;
 	esac
-}
-
-wait_ready() {
-	local i
-	for i in $(seq 1 100); do
-		if curl -fs -o /dev/null "http://127.0.0.1:$1/"; then return 0; fi
-		sleep 0.1
-	done
-	echo "server on :$1 not ready" >&2
-	return 1
 }
 
 ms() { # wrk latency ("1.23ms", "456.00us", "1.20s") -> milliseconds
@@ -89,8 +75,6 @@ run_one() { # config -> "mixed_rps probe_p50_ms probe_p99_ms"
 	p99=$(ms "$(echo "$probe" | awk '$1 == "99%" {print $2}')")
 	echo "$rps $p50 $p99"
 }
-
-median() { sort -g | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.3f", m}'; }
 
 declare -A rps p50 p99
 for r in $(seq 1 "$rounds"); do

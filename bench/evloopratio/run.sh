@@ -58,19 +58,8 @@ if [ -n "${BASE_REV:-}" ]; then
 	(cd "$tmp/src" && go build -o "$tmp/multiserve-base" ./cmd/multiserve)
 fi
 hz=$(getconf CLK_TCK)
-if [ -z "${NICE:-}" ]; then
-	NICE=0
-	if [ "$(id -u)" = 0 ]; then NICE=-10; fi
-fi
-pin() { # cpu command...: run pinned to cpu, at nice $NICE
-	local cpu=$1
-	shift
-	nice -n "$NICE" taskset -c "$cpu" "$@"
-}
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=../lib.sh
+. "$root/bench/lib.sh"
 
 # session_ticks SID: "utime stime" (clock ticks) of every live process in session SID.
 session_ticks() {
@@ -139,16 +128,6 @@ EOF
 wrkargs=()
 if [ "${CLOSE:-}" = 1 ]; then wrkargs=(-H "Connection: close"); fi
 
-wait_ready() { # port
-	local i
-	for i in $(seq 1 100); do
-		if curl -fs -o /dev/null "http://127.0.0.1:$1/"; then return 0; fi
-		sleep 0.1
-	done
-	echo "server on :$1 not ready" >&2
-	return 1
-}
-
 run_one() { # config -> prints "reqps req_per_cpus user_us_per_req sys_us_per_req"
 	local cfg=$1 port pid u0 s0 u1 s1 out reqs
 	port=$(free_port)
@@ -209,7 +188,6 @@ perf_one() { # config -> prints the scoreboard's share (%) of its worker's CPU s
 	perf script -i "$tmp/perf.data" 2>/dev/null | sbshare
 }
 
-median() { grep -v '^na$' | sort -g | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.3f", m}'; }
 
 declare -A eff usr sys share
 for r in $(seq 1 "$rounds"); do
