@@ -55,9 +55,10 @@ func (noClasses) Check(*Config) error                { return nil }
 // classesUsing lists the classes that name key among their settings; empty
 // when key is one every class honours.
 func classesUsing(key string) []string {
+	cat := classes()
 	var out []string
-	for _, name := range classes().Names() {
-		if slices.Contains(classes().Settings(name), key) {
+	for _, name := range cat.Names() {
+		if slices.Contains(cat.Settings(name), key) {
 			out = append(out, name)
 		}
 	}
