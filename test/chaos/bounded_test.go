@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/multiserve/multiserve/internal/rawload"
 )
 
@@ -334,4 +336,103 @@ func printHostileRSS(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | %s |\n", v.name, strings.Join(cells, " | "))
 	}
+}
+
+// TestAcceptErrorNotFromBurst: an evloop or auto worker whose accept(2)
+// fails for a reason no connection budget foresees keeps the connections
+// it holds and serves new ones once the cause is gone. The test lowers
+// the worker's RLIMIT_NOFILE below the descriptors it has open (prlimit),
+// which makes accept fail with EMFILE exactly as when the application's
+// own files fill the table; ENFILE (the system-wide table) and
+// ENOBUFS/ENOMEM cannot be provoked safely on a shared machine, and take
+// the same path.
+func TestAcceptErrorNotFromBurst(t *testing.T) {
+	forEachVariant(t, func(t *testing.T, v variant) {
+		if v.class != "evloop" && v.class != "auto" {
+			t.Skip("the blocking and goroutine classes accept in loops of their own (TestFDExhaustion)")
+		}
+		s := start(t, v.class, append([]string{"-w", "1"}, v.args...)...)
+		dumpLogOnFailure(t, s)
+		mustGet(t, s.Addr, "/")
+		pid := workers(s.Pid())
+		if len(pid) != 1 {
+			t.Fatalf("want one worker, have %v", pid)
+		}
+		held := openConns(t, s.Addr, 8, true)
+		restore := starveFDs(t, pid[0])
+		pending := openConns(t, s.Addr, 4, false) // queued: the worker cannot accept them now
+		for _, c := range pending {
+			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: chaos\r\n\r\n"); err != nil {
+				t.Fatalf("pending connection: %v", err)
+			}
+		}
+		time.Sleep(time.Second) // several failed accepts and back-offs
+		for i, c := range held {
+			if got := askOn(c); got != 200 {
+				t.Errorf("held connection %d while accept fails: status %d", i, got)
+			}
+		}
+		restore()
+		for i, c := range pending {
+			if got := readStatus(c); got != 200 {
+				t.Errorf("connection queued while accept failed (%d): status %d", i, got)
+			}
+		}
+		if got := workers(s.Pid()); len(got) != 1 || got[0] != pid[0] {
+			t.Fatalf("worker %d replaced by %v after accept failed: %s", pid[0], got,
+				strings.Join(logLines(s.Log(), "level=ERROR"), " | "))
+		}
+		if len(logLines(s.Log(), "too many open files")) == 0 {
+			t.Errorf("accept never failed: the test did not starve the worker of descriptors")
+		}
+		servedSoon(t, s.Addr, "the descriptors came back")
+	})
+}
+
+// starveFDs sets pid's soft RLIMIT_NOFILE to 3, below every descriptor a
+// worker has beyond stdio, so each new one fails with EMFILE; the
+// returned function puts the old limit back.
+func starveFDs(t *testing.T, pid int) (restore func()) {
+	t.Helper()
+	var old unix.Rlimit
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
+		t.Fatalf("read RLIMIT_NOFILE of %d: %v", pid, err)
+	}
+	starved := old
+	starved.Cur = 3
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &starved, nil); err != nil {
+		t.Skipf("cannot lower RLIMIT_NOFILE of %d: %v", pid, err)
+	}
+	var once stdsync.Once
+	restore = func() {
+		once.Do(func() {
+			if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &old, nil); err != nil {
+				t.Errorf("restore RLIMIT_NOFILE of %d: %v", pid, err)
+			}
+		})
+	}
+	t.Cleanup(restore)
+	return restore
+}
+
+// askOn sends one keep-alive GET on c and returns the answer's status
+// (0 if none came).
+func askOn(c net.Conn) int {
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: chaos\r\n\r\n"); err != nil {
+		return 0
+	}
+	return readStatus(c)
+}
+
+// readStatus reads one response from c within a generous deadline and
+// returns its status (0 if none came).
+func readStatus(c net.Conn) int {
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }

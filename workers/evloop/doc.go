@@ -100,15 +100,47 @@
 //     header_timeout (30 s when that is 0), the blocking classes' rolling
 //     read and write deadline.
 //
-// # Listeners: why the fd swap
+// # Listeners: our accept loop, or gnet's acceptor on request
 //
 // gnet v2.9.7 binds its listeners from address strings and has no public
-// way to adopt an inherited listening fd. Of the options (Go accept +
-// Engine.Register, raw accept4 + FileConn, swapping the inherited socket
-// into gnet's own listener slot), only the swap reaches bare gnet's rate
-// and efficiency with Connection: close (docs/evloop-measurements.md has
-// the figures), so the swap is used in every mode (shared sockets and
-// reuse_port):
+// way to adopt an inherited listening fd. Its acceptor also stops the
+// whole engine, closing every connection the worker holds, on any accept
+// error other than EAGAIN, EINTR, ECONNRESET and ECONNABORTED: EMFILE
+// (descriptors used up by a burst or by files the application opens),
+// ENFILE (the system's file table), ENOBUFS, ENOMEM. So by default the
+// worker accepts itself: one Go accept loop per listener (lifecycle.go)
+// that backs off on any error as the other classes do (workers.Backoff,
+// logged at most every 10 s) and hands each connection to a loop with
+// Engine.Register, which dups its fd into gnet. No accept error can stop
+// the worker; a connection Register cannot take (the dup fails for lack
+// of descriptors) is closed and the others are served.
+//
+// The price is per connection, not per request: Go's accept registers the
+// fd with Go's netpoller and sets socket options, Register dups it from a
+// goroutine, and the Go copy is closed again; connection-per-request
+// traffic costs noticeably more CPU than through gnet's acceptor,
+// keep-alive traffic does not (docs/evloop-measurements.md). Cheaper
+// routes to the same guarantee were ruled out: v2.9.7 has no API that
+// takes a raw fd (Register wants a *net.TCPConn or *net.UnixConn and dups
+// it), so an accept4 loop of our own would still need net.FileConn per
+// connection (one more dup); and supervising gnet's acceptor cannot keep
+// the held connections, because the engine closes them all when its
+// acceptor exits.
+//
+// MULTISERVE_EVLOOP_ACCEPT=gnet opts into gnet's acceptor, fed by the fd
+// swap below, for a deployment that prefers its per-connection cost and
+// accepts that an accept error takes the worker down with its
+// connections. Even then a worker whose RLIMIT_NOFILE cannot cover
+// worker_connections plus a full accept queue (gnet takes the whole queue
+// before OnOpen can refuse any of it; fdbudget.go) logs a warning and
+// uses the accept loop.
+//
+// Every listener slot the swap does not use is sealed in OnBoot: an
+// eventfd nobody signals is dup3'ed onto gnet's dummy listener, so gnet's
+// acceptor never wakes for it (the dummy socket would otherwise stay
+// reachable on loopback, with the same failure mode).
+//
+// The fd swap:
 //
 //   - gnet.Rotate starts on one dummy listener per inherited socket, the
 //     i-th on 127.0.0.(i+1):0 (distinct addresses, because
@@ -139,9 +171,9 @@
 // # reuse_port
 //
 // The worker's own SO_REUSEPORT socket per TCP bind, made by the arbiter
-// (arbiter/reuseport.go says why the arbiter and not gnet), is swapped
-// into gnet's slot exactly like a shared socket, so gnet's own accept
-// loop stays on the hot path; gnet.WithReusePort stays false. Its stop is
+// (arbiter/reuseport.go says why the arbiter and not gnet), is served
+// exactly like a shared socket (by the accept loop, or swapped into
+// gnet's slot); gnet.WithReusePort stays false. Its stop is
 // the worker runtime's, as for every class (ownsocket.go here,
 // workers/ownsocket.go).
 //
@@ -158,8 +190,9 @@
 // closed. Above worker_connections a new connection gets a 503 and is
 // closed.
 //
-// Graceful stop (ctx cancelled): stop accepting by parking every listener
-// slot (dup3 of an idle loopback listener onto it: the shared socket stays
+// Graceful stop (ctx cancelled): stop accepting by closing the accept
+// loops' listeners (dups) and parking every swapped listener slot (dup3
+// of an idle loopback listener onto it: the shared socket stays
 // open for the arbiter and siblings; an own reuse_port socket, already
 // drained, is closed by the runtime, see above), let in-flight requests
 // finish with Connection: close, give idle connections retire_idle_timeout
@@ -198,19 +231,12 @@
 //
 // # Known gaps
 //
-//   - An accept error other than EAGAIN/EINTR/ECONNABORTED (EMFILE) makes
-//     gnet's acceptor stop the engine; Serve then returns an error and the
-//     arbiter respawns the worker. gnet drains the accept queue before
-//     OnOpen sees a connection, so no cap there can prevent it. What the
-//     worker does instead: at start, when RLIMIT_NOFILE minus the open
-//     descriptors (and a reserve of 32) cannot cover worker_connections
-//     plus a full accept queue (backlog, as net.core.somaxconn caps it),
-//     it logs a warning and serves every listener through Engine.Register,
-//     whose accept loop is a Go one that backs off on EMFILE (logged at
-//     most every 10 s) like the other classes. With a sufficient limit the
-//     fd swap is used and the gap remains for descriptors exhausted by
-//     something else (files the application opens) and for the
-//     system-wide ENFILE, ENOBUFS and ENOMEM.
+//   - With MULTISERVE_EVLOOP_ACCEPT=gnet, an accept error stops the
+//     worker (above). With the default accept loop, ENFILE, ENOBUFS and
+//     ENOMEM take the same back-off as EMFILE but are not provoked by a
+//     test (not safely, on a shared machine); EMFILE is, both from a burst
+//     and from descriptors the worker uses for other things (test/chaos
+//     TestFDBurst, TestAcceptErrorNotFromBurst).
 //   - request_timeout answers 503 at the deadline (h1's timer writes it
 //     through the loop's buffer while the handler holds the loop) but
 //     cannot unblock an inline handler that ignores its context: the loop

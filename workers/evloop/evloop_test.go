@@ -338,31 +338,51 @@ func TestBadRequestClosed(t *testing.T) {
 // TestSeveralListeners serves IPv4, IPv6 and unix sockets from one engine;
 // the unix path must survive the worker (gnet never owns it).
 func TestSeveralListeners(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.sock")
-	hs := startServer(t, testConfig(), pathHandler, "tcp", "tcp6", sockSpec(path))
-	for _, a := range hs.addrs {
-		c := dial(t, a)
-		c.send(get("/x"))
-		if got := body(c.read()); got != "path=/x" {
-			t.Fatalf("%s: %q", a, got)
+	forAcceptModes(t, func(t *testing.T, mode string) {
+		path := filepath.Join(t.TempDir(), "s.sock")
+		hs := startServer(t, testConfig(), pathHandler, "tcp", "tcp6", sockSpec(path))
+		for _, a := range hs.addrs {
+			c := dial(t, a)
+			c.send(get("/x"))
+			if got := body(c.read()); got != "path=/x" {
+				t.Fatalf("%s: %q", a, got)
+			}
 		}
-	}
-	if err := hs.stop(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("unix socket path gone after the worker stopped: %v", err)
-	}
-	if m := hs.s.mode(); m != "fd-swap" {
-		t.Fatalf("mode %s, want fd-swap", m)
+		if err := hs.stop(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(path); err != nil {
+			t.Fatalf("unix socket path gone after the worker stopped: %v", err)
+		}
+		if m := hs.s.mode(); m != mode {
+			t.Fatalf("mode %s, want %s", m, mode)
+		}
+	})
+}
+
+// forAcceptModes runs fn with our accept loop (the default, mode
+// "register") and with gnet's acceptor (mode "fd-swap").
+func forAcceptModes(t *testing.T, fn func(t *testing.T, mode string)) {
+	for _, gnetAcc := range []bool{false, true} {
+		mode := map[bool]string{false: "register", true: "fd-swap"}[gnetAcc]
+		t.Run(mode, func(t *testing.T) {
+			useGnetAcceptor(t, gnetAcc)
+			fn(t, mode)
+		})
 	}
 }
 
-func TestRegisterFallback(t *testing.T) {
-	forceRegister = true
-	t.Cleanup(func() { forceRegister = false })
+// useGnetAcceptor sets gnetAcceptor for the test.
+func useGnetAcceptor(t *testing.T, on bool) {
+	was := gnetAcceptor
+	gnetAcceptor = on
+	t.Cleanup(func() { gnetAcceptor = was })
+}
+
+func TestRegisterByDefault(t *testing.T) {
+	useGnetAcceptor(t, false)
 	hs := startServer(t, testConfig(), pathHandler)
-	if m := hs.s.mode(); m != "register-fallback" {
+	if m := hs.s.mode(); m != "register" {
 		t.Fatalf("mode %s", m)
 	}
 	for i := range 3 {
@@ -384,37 +404,39 @@ func TestRegisterFallback(t *testing.T) {
 // finishes. (Gating and draining it before the stop is the runtime's,
 // tested in workers and arbiter.)
 func TestReusePort(t *testing.T) {
-	cfg := testConfig()
-	cfg.ReusePort, cfg.EvloopLoops, cfg.Threads = true, 2, 2
-	var log orderLog
-	release := make(chan struct{})
-	hs := startServer(t, cfg, blockingHandler(&log, release), "reuseport")
-	addr := hs.addrs[0]
-	if m, own := hs.s.mode(), hs.s.ownCount(); m != "fd-swap" || own != 1 {
-		t.Fatalf("mode %s, %d own sockets: want the own socket swapped in", m, own)
-	}
-	for range 4 {
-		c := dial(t, addr)
-		c.send(get("/rp"))
-		if got := body(c.read()); got != "rp" {
-			t.Fatalf("got %q", got)
+	forAcceptModes(t, func(t *testing.T, mode string) {
+		cfg := testConfig()
+		cfg.ReusePort, cfg.EvloopLoops, cfg.Threads = true, 2, 2
+		var log orderLog
+		release := make(chan struct{})
+		hs := startServer(t, cfg, blockingHandler(&log, release), "reuseport")
+		addr := hs.addrs[0]
+		if m, own := hs.s.mode(), hs.s.ownCount(); m != mode || own != 1 {
+			t.Fatalf("mode %s, %d own sockets: want %s and the own socket", m, own, mode)
 		}
-	}
-	busy := dial(t, addr)
-	busy.send(get("/block"))
-	waitFor(t, "block-enter", func() bool { return log.has("block-enter") })
-	hs.cancel()
-	waitFor(t, "connect refused", func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			_ = c.Close()
+		for range 4 {
+			c := dial(t, addr)
+			c.send(get("/rp"))
+			if got := body(c.read()); got != "rp" {
+				t.Fatalf("got %q", got)
+			}
 		}
-		return err != nil
+		busy := dial(t, addr)
+		busy.send(get("/block"))
+		waitFor(t, "block-enter", func() bool { return log.has("block-enter") })
+		hs.cancel()
+		waitFor(t, "connect refused", func() bool {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				_ = c.Close()
+			}
+			return err != nil
+		})
+		close(release)
+		if r := busy.read(); body(r) != "block" || !r.Close {
+			t.Fatalf("in-flight response: close=%v", r.Close)
+		}
 	})
-	close(release)
-	if r := busy.read(); body(r) != "block" || !r.Close {
-		t.Fatalf("in-flight response: close=%v", r.Close)
-	}
 }
 
 // orderLog records handler events in the order they happen.
@@ -720,13 +742,14 @@ func TestNoFDLeak(t *testing.T) {
 		}
 	}
 	t.Run("warm-up", serve) // Go's netpoller opens its own fds once
-	for _, force := range []bool{false, true} {
+	for _, gnetAcc := range []bool{false, true} {
 		before := countFDs()
-		forceRegister = force
-		t.Run(fmt.Sprintf("register=%v", force), serve)
-		forceRegister = false
+		was := gnetAcceptor
+		gnetAcceptor = gnetAcc
+		t.Run(fmt.Sprintf("gnet-acceptor=%v", gnetAcc), serve)
+		gnetAcceptor = was
 		if after := countFDs(); after != before {
-			t.Fatalf("register=%v: %d fds before, %d after", force, before, after)
+			t.Fatalf("gnet-acceptor=%v: %d fds before, %d after", gnetAcc, before, after)
 		}
 	}
 }

@@ -5,7 +5,8 @@ import (
 	"testing"
 )
 
-// TestLowFDBudgetUsesRegister: when worker_connections exceeds what
+// TestLowFDBudgetUsesRegister: with gnet's acceptor chosen, when
+// worker_connections exceeds what
 // RLIMIT_NOFILE leaves, the worker serves through Engine.Register (its own
 // accept loop backs off on EMFILE) instead of the fd swap, and says why.
 func TestLowFDBudgetUsesRegister(t *testing.T) {
@@ -13,10 +14,11 @@ func TestLowFDBudgetUsesRegister(t *testing.T) {
 	if !ok {
 		t.Skip("no RLIMIT_NOFILE or /proc/self/fd")
 	}
+	useGnetAcceptor(t, true)
 	cfg := testConfig()
 	cfg.WorkerConnections = budget + 1
 	hs := startServer(t, cfg, pathHandler)
-	if m := hs.s.mode(); m != "register-fallback" {
+	if m := hs.s.mode(); m != "register" {
 		t.Fatalf("mode %s with worker_connections above the fd budget %d", m, budget)
 	}
 	if !strings.Contains(hs.logText(), "RLIMIT_NOFILE is too low") {
@@ -38,6 +40,7 @@ func TestFDBudgetCountsAcceptBurst(t *testing.T) {
 	if !ok || budget < 200 {
 		t.Skip("no RLIMIT_NOFILE, /proc/self/fd, or too few descriptors")
 	}
+	useGnetAcceptor(t, true)
 	cfg := testConfig()
 	cfg.WorkerConnections = budget - 100
 	cfg.Backlog = 150
@@ -45,7 +48,7 @@ func TestFDBudgetCountsAcceptBurst(t *testing.T) {
 		t.Skip("net.core.somaxconn caps the accept queue below the test's margin")
 	}
 	hs := startServer(t, cfg, pathHandler)
-	if m := hs.s.mode(); m != "register-fallback" {
+	if m := hs.s.mode(); m != "register" {
 		t.Fatalf("mode %s: worker_connections %d + accept burst %d exceed the fd budget %d",
 			m, cfg.WorkerConnections, acceptBurst(cfg.Backlog), budget)
 	}

@@ -70,7 +70,7 @@ func locateSlot(eng gnet.Engine, addr string) (int, error) {
 // swapInto makes slot (a gnet listener fd) refer to the inherited listening
 // socket, then checks that it did: getsockname of the slot must equal the
 // inherited socket's and the slot must be listening. On a failed check the
-// caller parks the slot and falls back to Engine.Register.
+// caller seals the slot and falls back to Engine.Register.
 func swapInto(slot, inherited int) error {
 	want, err := sockName(inherited)
 	if err != nil {
@@ -125,6 +125,23 @@ func park(slot int) error {
 	}
 	if err := unix.Dup3(fd, slot, unix.O_CLOEXEC); err != nil {
 		return fmt.Errorf("evloop: park dup3 onto %d: %w", slot, err)
+	}
+	return nil
+}
+
+// seal replaces whatever slot refers to with an eventfd nobody signals.
+// Only before gnet adds the slot to epoll (OnBoot): the acceptor then never
+// wakes for it, so it never calls accept on it. (Later, park: a stale
+// wake-up from the socket the slot used to be would reach accept, which
+// on an eventfd fails, and gnet stops the engine on that.)
+func seal(slot int) error {
+	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("evloop: seal eventfd: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Dup3(fd, slot, unix.O_CLOEXEC); err != nil {
+		return fmt.Errorf("evloop: seal dup3 onto %d: %w", slot, err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	stdsync "sync"
 	"sync/atomic"
@@ -192,40 +193,52 @@ func (s *server) serve(ctx context.Context) error {
 func (s *server) mode() string {
 	for _, sl := range s.slots {
 		if sl < 0 {
-			return "register-fallback"
+			return "register"
 		}
 	}
 	return "fd-swap"
 }
 
-// OnBoot swaps the inherited sockets into gnet's listener slots. gnet calls
-// it after binding its (dummy) listeners and before adding them to epoll.
+// OnBoot swaps the inherited sockets into gnet's listener slots when gnet's
+// acceptor was chosen; every other slot is sealed and its listener served
+// through Engine.Register. gnet calls it after binding its (dummy)
+// listeners and before adding them to epoll.
 func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
 	s.eng = eng
 	s.slots = make([]int, len(s.env.Listeners))
-	register := s.fdBudgetShort()
+	register := !gnetAcceptor || s.fdBudgetShort()
 	for i, l := range s.env.Listeners {
 		s.slots[i] = -1
 		if !register {
 			s.slots[i] = s.swapOne(eng, i, l)
 		}
+		if s.slots[i] < 0 {
+			s.sealOne(eng, i)
+		}
 	}
 	return gnet.None
+}
+
+// sealOne makes gnet's acceptor blind to listener slot i, which our accept
+// loop serves: the dummy socket gnet bound would otherwise stay reachable
+// on loopback, and an accept error on it would stop the engine as on any
+// listener.
+func (s *server) sealOne(eng gnet.Engine, i int) {
+	slot, err := locateSlot(eng, dummyAddr(i))
+	if err == nil {
+		err = seal(slot)
+	}
+	if err != nil {
+		s.log.Error("evloop: cannot seal gnet's unused listener", "addr", dummyAddr(i), "err", err)
+	}
 }
 
 // swapOne returns the slot listener l now lives in, or -1 when the swap or
 // its self-test failed and l will be served through Engine.Register.
 func (s *server) swapOne(eng gnet.Engine, i int, l *workers.Listener) int {
-	if forceRegister {
-		return -1
-	}
 	slot, err := locateSlot(eng, dummyAddr(i))
 	if err == nil {
-		if err = swapInto(slot, l.FD); err != nil {
-			if perr := park(slot); perr != nil {
-				s.log.Error("evloop: cannot park listener slot", "err", perr)
-			}
-		}
+		err = swapInto(slot, l.FD)
 	}
 	if err != nil {
 		s.log.Warn("evloop: fd swap failed, serving this listener through Engine.Register (slower per connection)",
@@ -238,8 +251,11 @@ func (s *server) swapOne(eng gnet.Engine, i int, l *workers.Listener) int {
 	return slot
 }
 
-// forceRegister makes tests exercise the Engine.Register fallback.
-var forceRegister = false
+// gnetAcceptor opts into gnet's own acceptor (the fd swap) instead of the
+// accept loop of ours: faster per connection, but an accept error stops
+// the worker (package doc). MULTISERVE_EVLOOP_ACCEPT=gnet sets it; tests
+// set it to exercise the swap.
+var gnetAcceptor = os.Getenv("MULTISERVE_EVLOOP_ACCEPT") == "gnet"
 
 // OnTick marks the engine started, advances the coarse clock, and beats the
 // heartbeat only if every loop answered the previous probe (see tick).
