@@ -48,13 +48,53 @@ func (s *server) acceptLoop(ln net.Listener) {
 			continue
 		}
 		s.regMu.Lock()
-		_, err = s.eng.Register(gnet.NewNetConnContext(context.Background(), nc))
+		var res <-chan gnet.RegisteredResult
+		res, err = s.eng.Register(gnet.NewNetConnContext(context.Background(), nc))
+		if err == nil {
+			s.regPending = append(dropDone(s.regPending), res)
+		}
 		s.regMu.Unlock()
 		if err != nil {
 			_ = nc.Close()
 			if s.draining.Load() {
 				return
 			}
+		}
+	}
+}
+
+// dropDone drops the leading results that have arrived (a registration
+// reached OnOpen or failed), keeping the list as short as the hand-overs
+// in flight.
+func dropDone(pending []<-chan gnet.RegisteredResult) []<-chan gnet.RegisteredResult {
+	for len(pending) > 0 {
+		select {
+		case <-pending[0]:
+			pending = pending[1:]
+		default:
+			return pending
+		}
+	}
+	return pending
+}
+
+// awaitRegistered waits, until deadline, for the connections the accept
+// loops handed to Engine.Register to reach OnOpen: Register completes on a
+// goroutine of gnet's, so a connection accepted just before the stop is
+// not yet counted, and stopping on a zero count would close it unanswered.
+// Call it after stopRegistered (no more hand-overs).
+func (s *server) awaitRegistered(deadline time.Time) {
+	s.regMu.Lock()
+	pending := s.regPending
+	s.regPending = nil
+	s.regMu.Unlock()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for _, res := range pending {
+		select {
+		case <-res:
+		case <-t.C:
+			return // a stuck loop: the graceful timeout decides
 		}
 	}
 }
@@ -125,8 +165,10 @@ const acceptSettle = 5 * time.Millisecond
 // its request unread) instead of giving it the first request's grace. A
 // task posted to each loop after the accepts runs after their hand-overs
 // (the queue is FIFO). Loops that never had a connection are not known
-// here; they are covered only by acceptSettle.
+// here; they are covered only by acceptSettle. Connections from the accept
+// loops are awaited first (awaitRegistered).
 func (s *server) settleAccepted(deadline time.Time) {
+	s.awaitRegistered(deadline)
 	time.Sleep(acceptSettle)
 	loops := s.loopList()
 	done := make(chan struct{}, len(loops))

@@ -101,6 +101,9 @@ type server struct {
 	regMu  stdsync.Mutex // serialises Engine.Register: RoundRobin is not concurrency-safe
 	regLns []net.Listener
 	regWG  stdsync.WaitGroup
+	// regPending holds the results of Engine.Register calls that may not
+	// have reached OnOpen yet (under regMu); see awaitRegistered.
+	regPending []<-chan gnet.RegisteredResult
 }
 
 func newServer(env *workers.Env, auto bool) *server {
