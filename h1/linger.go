@@ -14,12 +14,12 @@ import (
 // (its wait for a next request ended, or a body or pipelined request is
 // left unread) is closed in three steps: shut the write side (the client reads
 // the end of the responses, then EOF), read and discard whatever still
-// arrives until the client's own EOF or lingerTime, then close.
+// arrives until the client's own EOF or LingerTime, then close.
 const (
-	lingerTime = 2 * time.Second
-	// maxLingering bounds the connections lingering at once;
+	LingerTime = 2 * time.Second
+	// MaxLingering bounds the connections lingering at once;
 	// beyond it one is closed at once, as without lingering.
-	maxLingering = 256
+	MaxLingering = 256
 )
 
 // lingering tracks the process's lingering connections (one worker
@@ -36,7 +36,7 @@ func linger(nc net.Conn) error {
 	if !ok {
 		return nc.Close()
 	}
-	if lingering.n.Add(1) > maxLingering || cw.CloseWrite() != nil {
+	if lingering.n.Add(1) > MaxLingering || cw.CloseWrite() != nil {
 		lingering.n.Add(-1)
 		return nc.Close()
 	}
@@ -44,7 +44,7 @@ func linger(nc net.Conn) error {
 	go func() {
 		defer lingering.wg.Done()
 		defer lingering.n.Add(-1)
-		discardInput(nc, lingerTime)
+		discardInput(nc, LingerTime)
 		_ = nc.Close()
 	}()
 	return nil
@@ -62,12 +62,12 @@ func discardInput(nc net.Conn, d time.Duration) {
 }
 
 // WaitLingering waits until every connection closed the lingering way is
-// closed (each within lingerTime). A worker calls it before it exits:
+// closed (each within LingerTime). A worker calls it before it exits:
 // exiting closes them with their input unread.
 func WaitLingering() { lingering.wg.Wait() }
 
 // CloseLingering closes the connection without throwing away what its
-// client already sent (see lingerTime): what a class calls to end an idle
+// client already sent (see LingerTime): what a class calls to end an idle
 // connection it parked. Safe to call from another goroutine, like Close.
 func (c *Conn) CloseLingering() error { return c.close(linger) }
 

@@ -57,6 +57,9 @@ func (c *memConn) SetContext(v any)          { c.ctx = v }
 func (c *memConn) RemoteAddr() net.Addr      { return memRemote }
 func (c *memConn) EventLoop() gnet.EventLoop { return nil }
 
+// Fd: there is no socket, so a lingering close fails over to closing at once.
+func (c *memConn) Fd() int { return -1 }
+
 // wrkRequest is what wrk sends on each kept-alive request.
 const wrkRequest = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
 

@@ -113,7 +113,7 @@ func (hc *hconn) blocked() bool {
 // paused socket again whenever it empties its outbound buffer); one that
 // can take input again is read again.
 func (hc *hconn) bound() bool {
-	if hc.closed {
+	if hc.closed || hc.phase == phLinger {
 		return true
 	}
 	if !hc.blocked() {
@@ -179,7 +179,7 @@ func (s *server) postOutPoll(ls *loopState) {
 func (s *server) pollOutput(ls *loopState) {
 	low := s.connBuffer() / 2
 	for hc := range ls.outWaiters {
-		if hc.closed || hc.c.OutboundBuffered() <= low {
+		if hc.closed || hc.outDrained(low) {
 			delete(ls.outWaiters, hc)
 			hc.outWait = false
 			if !hc.closed {
@@ -194,8 +194,25 @@ func (s *server) pollOutput(ls *loopState) {
 	time.AfterFunc(outPoll, func() { s.postOutPoll(ls) })
 }
 
-// resume processes what hc buffered while it waited, on its loop.
+// outDrained reports whether hc's output drained enough to go on: to at
+// most low, or, for a lingering connection, entirely.
+func (hc *hconn) outDrained(low int) bool {
+	out := hc.c.OutboundBuffered()
+	if hc.phase == phLinger {
+		return out == 0
+	}
+	return out <= low
+}
+
+// resume processes what hc buffered while it waited, on its loop; a
+// lingering connection's output is flushed: its write side is shut.
 func (hc *hconn) resume() {
+	if hc.phase == phLinger {
+		if hc.shutWrite() == gnet.Close {
+			_ = hc.ls.el.Close(hc.c)
+		}
+		return
+	}
 	if hc.run() != gnet.None && !hc.closed {
 		_ = hc.ls.el.Close(hc.c)
 	}

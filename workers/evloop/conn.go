@@ -35,9 +35,10 @@ const (
 type phase uint8
 
 const (
-	phIdle phase = iota // between requests, nothing buffered
-	phHead              // a request is arriving (head, or an inline body)
-	phBusy              // a handler runs off the loop for this connection
+	phIdle   phase = iota // between requests, nothing buffered
+	phHead                // a request is arriving (head, or an inline body)
+	phBusy                // a handler runs off the loop for this connection
+	phLinger              // ended: input is dropped until EOF (linger.go)
 )
 
 // hconn is evloop's state for one connection. Every field is touched only
@@ -59,6 +60,7 @@ type hconn struct {
 	since   int64 // coarse time the phase began
 	served  int
 	closed  bool
+	shut    bool // lingering: the write side is shut (linger.go)
 
 	body       *reqBody           // request body streamed to a handler off the loop
 	carry      []byte             // body bytes parsed but not yet taken by the pipe
@@ -152,6 +154,9 @@ func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	hc.closed = true
+	if hc.phase == phLinger {
+		s.lingering.Add(-1)
+	}
 	if o := s.h1.Observer; o != nil {
 		if hc.reading {
 			hc.reading = false
@@ -187,6 +192,10 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	hc.lastRead = s.now.Load()
+	if hc.phase == phLinger {
+		hc.discard(c.InboundBuffered())
+		return gnet.None
+	}
 	return hc.run()
 }
 
@@ -201,6 +210,9 @@ func (hc *hconn) run() gnet.Action {
 		return gnet.None
 	}
 	hc.noteReading()
+	if act == gnet.Close {
+		return hc.closeLingering(false)
+	}
 	if act == gnet.None && !hc.bound() {
 		return gnet.Close // input past what a waiting connection may buffer
 	}
@@ -479,7 +491,7 @@ func (hc *hconn) afterOffload(keepAfter bool) {
 		hc.cancel = nil
 	}
 	if !keepAfter || hc.bodyFailed {
-		_ = hc.ls.el.Close(hc.c)
+		hc.endLingering(false)
 		return
 	}
 	hc.setPhase(phIdle)

@@ -66,6 +66,16 @@
 // or when a 100 Continue was never sent, the connection closes after the
 // response.
 //
+// Closing: a connection evloop ends while its client may still be sending
+// (an unread body, pipelined bytes, a client that asked for keep-alive, an
+// idle wait that ended) or while gnet still queues its output is closed the
+// lingering way (h1's, see docs/deploy.md): input is dropped from then on,
+// the write side is shut once the output is flushed, and the connection is
+// closed on its client's EOF or by the sweep h1.LingerTime later (at most
+// h1.MaxLingering per worker; beyond, at once). gnet's own Close would drop
+// queued output and, with input unread, make the kernel send a reset that
+// destroys the response the client has not read yet (linger.go).
+//
 // Responses of inline handlers are batched per event in one buffer per loop
 // and handed to gnet every 64 KiB (one write syscall for all pipelined
 // responses of an event); what the socket does not take waits in gnet's

@@ -105,6 +105,10 @@ func (s *server) sweep(ls *loopState) {
 			if hc.phase == phHead && hc.body == nil && !hc.outStalled(now) {
 				s.h1.NoteRejected(hc.remote, http.StatusRequestTimeout, nil) // a head past header_timeout
 			}
+			if hc.phase == phIdle && hc.served > 0 && hc.c.OutboundBuffered() == 0 {
+				hc.endLingering(true) // its client may be sending a next request
+				continue
+			}
 			_ = ls.el.Close(hc.c)
 		}
 	}
@@ -134,6 +138,8 @@ func (s *server) expired(hc *hconn, now int64) bool {
 		return s.cfg.Keepalive > 0 && age > s.cfg.Keepalive
 	case phHead:
 		return hc.body == nil && s.cfg.HeaderTimeout > 0 && age > s.cfg.HeaderTimeout
+	case phLinger:
+		return hc.lingerOver(now)
 	}
 	return false
 }

@@ -98,6 +98,8 @@ type server struct {
 	now      atomic.Int64  // coarse clock (unix ns), advanced by OnTick
 	missed   atomic.Int64  // ticks without a beat because a loop was stuck
 
+	lingering atomic.Int32 // connections in a lingering close (linger.go)
+
 	regMu  stdsync.Mutex // serialises Engine.Register: RoundRobin is not concurrency-safe
 	regLns []net.Listener
 	regWG  stdsync.WaitGroup
