@@ -177,7 +177,9 @@ var table = []Setting{
 			"`native` is the strict engine every class shares; `net/http` gives HTTP/2 over TLS. " +
 			"Plaintext requests reach net/http only through the native engine's parser, so every limit, framing rule and timeout holds; " +
 			"over TLS (HTTP/1.1 and HTTP/2) net/http frames requests itself: limit_request_* are checked after it parsed them, " +
-			"a Content-Length with Transfer-Encoding is served chunked, and an HTTP/2 stream whose body stalls is not timed out.",
+			"a Content-Length with Transfer-Encoding is served chunked, and an HTTP/2 stream whose body stalls is not timed out. " +
+			"Refusals reach the access log and multiserve_rejected_requests_total as on the native engine, except what net/http refuses itself over TLS " +
+			"(its 400 for a malformed head, a head over its 1 MiB limit, a head that stops coming), which is not seen.",
 		Check: oneOf("native", "net/http")},
 
 	// Security and limits

@@ -104,6 +104,9 @@ type gateConn struct {
 	raw      bool       // hijacked: bytes pass unparsed
 	done     bool       // a stand-in was handed out: EOF after out
 	err      error      // the body's framing error, reported after out
+	line     []byte     // the current request's line, for a refusal inside its body
+	headAt   time.Time  // when the first byte of a head still incomplete arrived
+	deadline time.Time  // the read deadline net/http set last
 
 	lastWrite time.Time // net/http writes from one goroutine at a time
 }
@@ -134,6 +137,9 @@ func (g *gateConn) Read(b []byte) (int, error) {
 		}
 		n, err = g.Conn.Read(g.rbuf)
 		if n == 0 && err != nil {
+			g.mu.Lock()
+			g.readFailed(err)
+			g.mu.Unlock()
 			return 0, err // not kept: net/http aborts a background read with a deadline and reads on
 		}
 		g.mu.Lock()
@@ -194,32 +200,73 @@ func (g *gateConn) parse() {
 		switch ev {
 		case h1.Head:
 			g.inBody = true
+			g.keepLine(g.out[len(g.out)-(n-from):])
 		case h1.BodyEnd:
 			g.inBody, g.fresh = false, true
 		case h1.NeedMore:
 			if n == 0 {
+				g.markHead()
 				return
 			}
 		}
 	}
 }
 
+// keepLine keeps the start of the request line of head (bounded, in a
+// buffer reused across requests) for a refusal found inside its body.
+func (g *gateConn) keepLine(head []byte) {
+	head = bytes.TrimLeft(head, "\r\n")
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		head = head[:i]
+	}
+	g.line = append(g.line[:0], head[:min(len(head), maxLineKept)]...)
+}
+
+// maxLineKept bounds what keepLine keeps of a request line.
+const maxLineKept = 256
+
+// markHead notes when the head now waiting for more bytes began (zero when
+// none is waiting): a read deadline that expires then is a head that
+// stopped coming.
+func (g *gateConn) markHead() {
+	switch {
+	case len(g.pending) == 0 || g.inBody:
+		g.headAt = time.Time{}
+	case g.headAt.IsZero():
+		g.headAt = time.Now()
+	}
+}
+
+// readFailed records a head that stopped coming: net/http's header
+// deadline (set after the head began; its abort of a background read sets
+// one in the past) expired with part of a head read. net/http closes the
+// connection unanswered; the native engine records such a head as 408.
+func (g *gateConn) readFailed(err error) {
+	var ne net.Error
+	if g.done || g.raw || g.inBody || g.headAt.IsZero() || !g.deadline.After(g.headAt) ||
+		!errors.As(err, &ne) || !ne.Timeout() {
+		return
+	}
+	g.done = true
+	g.srv.NoteRejected(g.remote(), http.StatusRequestTimeout, nil)
+}
+
+func (g *gateConn) remote() string { return g.Conn.RemoteAddr().String() }
+
 // refuse ends the stream: before a head, with a stand-in request for the
 // status the native engine answers; inside a body, net/http's read fails
 // and it closes the connection after the response.
 func (g *gateConn) refuse(err error) {
 	g.done = true
-	g.pending = nil
+	status := h1.StatusOf(err)
 	if g.inBody {
 		g.err = err
-		return
+		g.srv.NoteRejected(g.remote(), status, g.line)
+	} else {
+		g.srv.NoteRejected(g.remote(), status, bytes.TrimLeft(g.pending, "\r\n"))
+		g.out = append(g.out, standIn(status)...)
 	}
-	status := http.StatusBadRequest
-	var he *h1.Error
-	if errors.As(err, &he) {
-		status = he.Status
-	}
-	g.out = append(g.out, standIn(status)...)
+	g.pending = nil
 }
 
 // hijacked makes the rest of the connection pass unparsed: it is no
@@ -234,14 +281,14 @@ func (g *gateConn) hijacked() {
 
 func (g *gateConn) SetReadDeadline(t time.Time) error {
 	g.mu.Lock()
-	g.userRead = !t.IsZero()
+	g.userRead, g.deadline = !t.IsZero(), t
 	g.mu.Unlock()
 	return g.Conn.SetReadDeadline(t)
 }
 
 func (g *gateConn) SetDeadline(t time.Time) error {
 	g.mu.Lock()
-	g.userRead = !t.IsZero()
+	g.userRead, g.deadline = !t.IsZero(), t
 	g.mu.Unlock()
 	return g.Conn.SetDeadline(t)
 }
@@ -280,12 +327,19 @@ func (l *gateListener) wrap(c net.Conn) *gateConn {
 // parsed them, within its MaxHeaderBytes. An HTTP/1.1 body gets the
 // gate's rolling read deadline while the handler reads it (an HTTP/2
 // stream shares its connection: no per-stream deadline there).
-func tlsLimits(next http.Handler, line, fields, fieldSize int, body int64) http.Handler {
+// A refusal goes through the engine's Rejected hook, as the native
+// engine's do; what net/http refuses itself before (a malformed head's
+// 400, a head over MaxHeaderBytes, a head that stops coming) it answers or
+// closes unseen.
+func tlsLimits(next http.Handler, srv *h1.Server) http.Handler {
+	cfg := srv.Config
+	line, fields, fieldSize, body := cfg.LimitRequestLine, cfg.LimitRequestFields, cfg.LimitRequestFieldSize, cfg.LimitRequestBody
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS != nil {
 			if st := overLimits(r, line, fields, fieldSize, body); st != 0 {
 				w.Header().Set("Connection", "close")
 				http.Error(w, http.StatusText(st), st)
+				srv.NoteRejected(r.RemoteAddr, st, []byte(r.Method+" "+r.RequestURI+" "+r.Proto))
 				return
 			}
 			if body > 0 {

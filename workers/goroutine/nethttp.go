@@ -98,7 +98,8 @@ func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 	if draining == nil {
 		draining = new(atomic.Bool) // set by drain alone
 	}
-	app := tlsLimits(env.Handler, cfg.LimitRequestLine, cfg.LimitRequestFields, cfg.LimitRequestFieldSize, cfg.LimitRequestBody)
+	gate := env.Engine() // the parser's limits and the Rejected hook
+	app := tlsLimits(env.Handler, gate)
 	srv := &http.Server{
 		Handler:           gateHandler(closeWhileDraining(withRequestTimeout(app, cfg.RequestTimeout), draining)),
 		IdleTimeout:       cfg.Keepalive,
@@ -114,7 +115,6 @@ func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 	if srv.TLSConfig, err = tlsconf.Load(cfg.Certfile, cfg.Keyfile, cfg.CACerts, "h2", "http/1.1"); err == nil {
 		err = proxyListeners(lns, cfg) // the PROXY header comes before TLS
 	}
-	gate := &h1.Server{Config: cfg}
 	for i, ln := range lns {
 		lns[i] = &gateListener{Listener: ln, srv: gate, raw: srv.TLSConfig != nil}
 	}
