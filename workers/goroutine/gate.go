@@ -393,6 +393,9 @@ func overLimits(r *http.Request, line, fields, fieldSize int, body int64) int {
 		return http.StatusRequestURITooLong
 	}
 	n := 0
+	if r.ProtoMajor == 1 && r.Host != "" {
+		n = 1 // net/http moves Host out of Header; the native engine counts it as a field
+	}
 	for name, vals := range r.Header {
 		n += len(vals)
 		for _, v := range vals {
