@@ -38,6 +38,7 @@ type Config struct {
 	BootTimeout         time.Duration `mapstructure:"boot_timeout" json:"boot_timeout"`
 	ShutdownDelay       time.Duration `mapstructure:"shutdown_delay" json:"shutdown_delay"`
 	EvloopLoops         int           `mapstructure:"evloop_loops" json:"evloop_loops"`
+	EvloopGnetAcceptor  bool          `mapstructure:"evloop_gnet_acceptor" json:"evloop_gnet_acceptor"`
 	EvloopReuseRequests bool          `mapstructure:"evloop_reuse_requests" json:"evloop_reuse_requests"`
 	EvloopConnBuffer    int           `mapstructure:"evloop_conn_buffer" json:"evloop_conn_buffer"`
 	HTTPEngine          string        `mapstructure:"http_engine" json:"http_engine"`

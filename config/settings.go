@@ -150,6 +150,11 @@ var table = []Setting{
 		Help: "Inline evloop (and auto) handlers get a recycled *http.Request: no allocation per request.\n" +
 			"A handler must then not use r, r.URL or r.Header after it returned, not even from a goroutine it started (hand it r.Clone(ctx)); " +
 			"strings, header values and the context stay valid. Off by default because net/http lets a handler keep r."},
+	{Key: "evloop_gnet_acceptor", Flag: "evloop-gnet-acceptor", Section: SectionWorkers, Default: false,
+		Help: "evloop (and auto) accept with gnet's own acceptor instead of the worker's accept loop: cheaper per new connection, " +
+			"but gnet stops the worker, dropping every connection it holds, on any accept error other than a connection burst " +
+			"past the fd limit (ENFILE, ENOBUFS, ENOMEM, EMFILE from the application's own files). Used only when RLIMIT_NOFILE " +
+			"covers worker_connections plus a full accept queue; see docs/edge-security.md."},
 	{Key: "auto_threshold", Flag: "auto-threshold", Section: SectionWorkers, Default: time.Millisecond,
 		Help: "Handler time that separates the auto class's inline routes from its pooled ones.\n" +
 			"A pooled route whose last auto_samples requests each took at most this is promoted to run inline on the loop; " +

@@ -14,7 +14,7 @@
 #        "auto" (add it to CONFIGS) is the auto class, one loop: its ratio to
 #        evloop is the cost of measuring and placing routes;
 #        "evloop-gnet" is evloop on gnet's own acceptor
-#        (MULTISERVE_EVLOOP_ACCEPT=gnet) instead of its accept loop:
+#        (MULTISERVE_EVLOOP_GNET_ACCEPTOR=true) instead of its accept loop:
 #          CLOSE=1 CONFIGS="evloop evloop-gnet" RATIOS="evloop/evloop-gnet" bench/evloopratio/run.sh 9 3
 #        "evloop-reuse" (add it to CONFIGS) is evloop with
 #        MULTISERVE_EVLOOP_REUSE_REQUESTS=1 (recycled *http.Request);
@@ -87,7 +87,7 @@ argv() { # config port
 	goroutine-base) echo "$tmp/multiserve-base -b 127.0.0.1:$2 -w 1 -k goroutine --log-level warning hello" ;;
 	evloop-base) echo "$tmp/multiserve-base -b 127.0.0.1:$2 -w 1 -k evloop --evloop-loops 1 --log-level warning hello" ;;
 	evloop) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k evloop --evloop-loops 1 --log-level warning hello" ;;
-	evloop-gnet) echo "env MULTISERVE_EVLOOP_ACCEPT=gnet $(argv evloop "$2")" ;;
+	evloop-gnet) echo "env MULTISERVE_EVLOOP_GNET_ACCEPTOR=true $(argv evloop "$2")" ;;
 	evloop-reuse) echo "env MULTISERVE_EVLOOP_REUSE_REQUESTS=1 $tmp/multiserve -b 127.0.0.1:$2 -w 1 -k evloop --evloop-loops 1 --log-level warning hello" ;;
 	goroutine) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k goroutine --log-level warning hello" ;;
 	auto) echo "$tmp/multiserve -b 127.0.0.1:$2 -w 1 -k auto --evloop-loops 1 --log-level warning hello" ;;

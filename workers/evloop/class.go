@@ -21,7 +21,7 @@ func init() {
 
 // loopSettings are the class-specific settings of the event loops, which
 // evloop and auto share; each class adds those of its handler placement.
-var loopSettings = []string{"worker_connections", "keepalive", "retire_idle_timeout", "evloop_loops", "evloop_reuse_requests", "evloop_conn_buffer"}
+var loopSettings = []string{"worker_connections", "keepalive", "retire_idle_timeout", "evloop_loops", "evloop_reuse_requests", "evloop_conn_buffer", "evloop_gnet_acceptor"}
 
 // defaults runs handlers inline unless a pool was asked for: the global
 // default of 1 thread would otherwise put every handler on a pool of one.

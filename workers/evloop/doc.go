@@ -137,7 +137,7 @@
 // the held connections, because the engine closes them all when its
 // acceptor exits.
 //
-// MULTISERVE_EVLOOP_ACCEPT=gnet opts into gnet's acceptor, fed by the fd
+// The evloop_gnet_acceptor setting opts into gnet's acceptor, fed by the fd
 // swap below, for a deployment that prefers its per-connection cost and
 // accepts that an accept error takes the worker down with its
 // connections. Even then a worker whose RLIMIT_NOFILE cannot cover
@@ -241,7 +241,7 @@
 //
 // # Known gaps
 //
-//   - With MULTISERVE_EVLOOP_ACCEPT=gnet, an accept error stops the
+//   - With evloop_gnet_acceptor on, an accept error stops the
 //     worker (above). With the default accept loop, ENFILE, ENOBUFS and
 //     ENOMEM take the same back-off as EMFILE but are not provoked by a
 //     test (not safely, on a shared machine); EMFILE is, both from a burst

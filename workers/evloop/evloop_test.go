@@ -61,6 +61,9 @@ func testConfig() *config.Config {
 
 func startServer(t *testing.T, cfg *config.Config, h http.Handler, socks ...sockSpec) *harness {
 	t.Helper()
+	if gnetAcceptor != nil {
+		cfg.EvloopGnetAcceptor = *gnetAcceptor
+	}
 	if len(socks) == 0 {
 		socks = []sockSpec{"tcp"}
 	}
@@ -372,10 +375,14 @@ func forAcceptModes(t *testing.T, fn func(t *testing.T, mode string)) {
 	}
 }
 
+// gnetAcceptor, when set, overrides evloop_gnet_acceptor in every config
+// startServer is given, so a test runs under either accept path.
+var gnetAcceptor *bool
+
 // useGnetAcceptor sets gnetAcceptor for the test.
 func useGnetAcceptor(t *testing.T, on bool) {
 	was := gnetAcceptor
-	gnetAcceptor = on
+	gnetAcceptor = &on
 	t.Cleanup(func() { gnetAcceptor = was })
 }
 
@@ -745,7 +752,7 @@ func TestNoFDLeak(t *testing.T) {
 	for _, gnetAcc := range []bool{false, true} {
 		before := countFDs()
 		was := gnetAcceptor
-		gnetAcceptor = gnetAcc
+		gnetAcceptor = &gnetAcc
 		t.Run(fmt.Sprintf("gnet-acceptor=%v", gnetAcc), serve)
 		gnetAcceptor = was
 		if after := countFDs(); after != before {

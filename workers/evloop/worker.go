@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	stdsync "sync"
 	"sync/atomic"
@@ -211,7 +210,7 @@ func (s *server) mode() string {
 func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
 	s.eng = eng
 	s.slots = make([]int, len(s.env.Listeners))
-	register := !gnetAcceptor || s.fdBudgetShort()
+	register := !s.cfg.EvloopGnetAcceptor || s.fdBudgetShort()
 	for i, l := range s.env.Listeners {
 		s.slots[i] = -1
 		if !register {
@@ -255,12 +254,6 @@ func (s *server) swapOne(eng gnet.Engine, i int, l *workers.Listener) int {
 	}
 	return slot
 }
-
-// gnetAcceptor opts into gnet's own acceptor (the fd swap) instead of the
-// accept loop of ours: faster per connection, but an accept error stops
-// the worker (package doc). MULTISERVE_EVLOOP_ACCEPT=gnet sets it; tests
-// set it to exercise the swap.
-var gnetAcceptor = os.Getenv("MULTISERVE_EVLOOP_ACCEPT") == "gnet"
 
 // OnTick marks the engine started, advances the coarse clock, and beats the
 // heartbeat only if every loop answered the previous probe (see tick).
