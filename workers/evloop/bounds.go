@@ -47,14 +47,8 @@ func (s *server) connBuffer() int {
 
 // stallLimit is how long a connection's output may make no progress, or a
 // streamed body receive nothing, before the connection is cut: the
-// blocking classes' rolling write deadline (header_timeout, or
-// h1.WriteStallLimit when that is 0).
-func (s *server) stallLimit() time.Duration {
-	if d := s.cfg.HeaderTimeout; d > 0 {
-		return d
-	}
-	return h1.WriteStallLimit
-}
+// blocking classes' rolling write deadline, from the same rule.
+func (s *server) stallLimit() time.Duration { return h1.WriteStall(s.cfg) }
 
 // epollFD returns the epoll descriptor of a gnet v2.9.7 event loop
 // (eventloop.poller.fd), or -1. gnet has no API to stop reading a
