@@ -53,7 +53,7 @@ clean:
 	rm -rf bin
 
 # Bench (owned by bench/; see bench/README.md). `bench` is the full matrix
-# (3 interleaved rounds, about 45 minutes) into bench/results/<UTC time>/; `bench-quick` is bounded (< 2 min,
+# (3 interleaved rounds of 2 s per measurement, about 40 minutes; it prints an ETA) into bench/results/<UTC time>/; `bench-quick` is bounded (< 2 min,
 # hard timeout) and exits 0 even when some worker classes are unavailable.
 BENCH_BIN  := bin/bench
 BENCH_ARGS ?=

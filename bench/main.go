@@ -3,7 +3,7 @@
 // charts. See bench/README.md.
 //
 //	go run ./bench --quick                    # < 2 minutes, a few workloads
-//	go run ./bench                            # the full matrix, 3 rounds, about 45 minutes
+//	go run ./bench                            # the full matrix, 3 rounds, about 40 minutes (prints an ETA)
 //	go run ./bench --pkg ./cmd/myserver --path /api/x  # your own handler (bench/README.md)
 package main
 
@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"os/signal"
@@ -21,13 +22,21 @@ import (
 	"time"
 )
 
+// subcommands read committed results instead of measuring.
+var subcommands = map[string]func(args []string, w io.Writer) error{
+	"compare": runCompare, // bench compare OLD NEW
+	"summary": runSummary, // bench summary RUN
+}
+
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "compare" {
-		if err := runCompare(os.Args[2:], os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(exitError)
+	if len(os.Args) > 1 {
+		if sub, ok := subcommands[os.Args[1]]; ok {
+			if err := sub(os.Args[2:], os.Stdout); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(exitError)
+			}
+			return
 		}
-		return
 	}
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {

@@ -30,9 +30,10 @@ func (b *bench) writeReport(checks []checkResult) (string, error) {
 	}
 	if len(summary) > 0 {
 		w.WriteString("## Summary\n\n")
-		b.writeMatrix(&w)
-		if rows := b.scoreRows(); len(b.classNames()) > 0 {
-			fmt.Fprintf(&w, "%s (The rule is under How to choose.)\n\n", decideOverall(rows, b.classNames(), b.tie).sentence(rows))
+		if classes := b.classNames(); len(classes) > 0 {
+			rows := b.scoreRows()
+			writeMatrix(&w, rows, classes, b.workloads)
+			fmt.Fprintf(&w, "%s (The rule is under How to choose.)\n\n", decideOverall(rows, classes, b.tie).sentence(rows))
 		}
 		w.WriteString(strings.Join(summary, "\n") + "\n\n")
 	}
@@ -741,7 +742,11 @@ func (b *bench) writeIdle(w *strings.Builder, wl *workload, rs []*result) (strin
 }
 
 // holdsIdle says whether a configuration kept (nearly) all connections open.
-func holdsIdle(r *result) bool { return r.Idle.OpenAtEnd > 0 && r.Idle.OpenAtEnd >= r.Idle.Conns*9/10 }
+func holdsIdle(r *result) bool { return keptOpen(r.Idle.OpenAtEnd, r.Idle.Conns) }
+
+// keptOpen: at least 90 % of the attempted connections, and one, were
+// still open at the end (a few lost to the machine are not a policy).
+func keptOpen(open, attempted int) bool { return open > 0 && open >= attempted*9/10 }
 
 func idleVerdict(ok []*result) string {
 	classes, _ := classesOf(ok)
@@ -779,107 +784,6 @@ func idleVerdict(ok []*result) string {
 		}
 	}
 	return strings.TrimSpace(s.String())
-}
-
-// score is a class's value on a workload's deciding metric, higher is
-// better; ok is false when the class has no number there.
-func (b *bench) score(wl *workload, r *result) (float64, bool) {
-	if r.Status != statusOK || r.Peer {
-		return 0, false
-	}
-	switch {
-	case wl.kind == kindClosed && len(r.Points) > 0:
-		prim, _ := metrics(wl)
-		return prim.key(r), true
-	case wl.kind == kindSlow && r.SlowLoad != nil:
-		return r.SlowLoad.RPS, true
-	case wl.kind == kindIdle && r.Idle != nil && holdsIdle(r) && r.Idle.PerConnKB > 0:
-		return 1 / r.Idle.PerConnKB, true
-	}
-	return 0, false
-}
-
-// classNames lists the multiserve rows in registry order.
-func (b *bench) classNames() []string {
-	var classes []string
-	for _, t := range b.targets {
-		if !t.peer {
-			classes = append(classes, t.name)
-		}
-	}
-	return classes
-}
-
-// scoreRows gives, per ranked workload, each class's deciding metric
-// relative to the best class (1.00), and the classes that failed it.
-func (b *bench) scoreRows() []scoreRow {
-	var rows []scoreRow
-	for _, wl := range b.workloads {
-		if wl.kind == kindSpread || wl.kind == kindReload {
-			continue // no ranking: the same class twice; a count of losses
-		}
-		row := scoreRow{workload: wl.name, memory: wl.kind == kindIdle, scores: map[string]float64{}}
-		best := 0.0
-		for _, r := range b.resultsFor(wl) {
-			if v, ok := b.score(wl, r); ok {
-				row.scores[r.Target] = v
-				best = math.Max(best, v)
-			} else if r.Status == statusFailed && !r.Peer {
-				row.failed = append(row.failed, r.Target)
-			}
-		}
-		for c, v := range row.scores {
-			if best > 0 {
-				row.scores[c] = v / best
-			}
-		}
-		rows = append(rows, row)
-	}
-	return rows
-}
-
-// writeMatrix renders one row per workload and one column per class: the
-// class's deciding metric relative to the best class (1.00).
-func (b *bench) writeMatrix(w *strings.Builder) {
-	classes := b.classNames()
-	if len(classes) == 0 {
-		return
-	}
-	w.WriteString("Relative score per workload (1.00 = the best class on the workload's deciding metric; – = not measured):\n\n")
-	w.WriteString("| workload | deciding metric | " + strings.Join(classes, " | ") + " |\n|---|---|" + strings.Repeat("--:|", len(classes)) + "\n")
-	byName := map[string]*workload{}
-	for _, wl := range b.workloads {
-		byName[wl.name] = wl
-	}
-	for _, row := range b.scoreRows() {
-		cells := make([]string, len(classes))
-		for i, c := range classes {
-			v, ok := row.scores[c]
-			switch {
-			case slices.Contains(row.failed, c):
-				cells[i] = "failed"
-			case !ok:
-				cells[i] = "–"
-			case v >= 1:
-				cells[i] = "**1.00**"
-			default:
-				cells[i] = fmt.Sprintf("%.2f", v)
-			}
-		}
-		fmt.Fprintf(w, "| %s | %s | %s |\n", row.workload, decidingMetric(byName[row.workload]), strings.Join(cells, " | "))
-	}
-	w.WriteString("\n")
-}
-
-func decidingMetric(wl *workload) string {
-	switch wl.kind {
-	case kindSlow:
-		return "normal-load req/s"
-	case kindIdle:
-		return "fewest KiB per idle conn"
-	}
-	prim, _ := metrics(wl)
-	return prim.unit
 }
 
 // --- how to choose ---

@@ -98,6 +98,7 @@ type row struct {
 	KiBMin       float64   `json:"kib_per_conn_min"`
 	KiBMax       float64   `json:"kib_per_conn_max"`
 	OpenConns    int       `json:"open_conns"`
+	Attempted    int       `json:"attempted,omitempty"` // idle: connections opened, open_conns of them still open at the end
 	HUPs         int       `json:"hups"`
 	Lost         int64     `json:"lost"`                 // reload: read errors + non-2xx
 	Latency      []latency `json:"latency_us,omitempty"` // cumulative histogram
@@ -149,6 +150,7 @@ func (b *bench) rows() []row {
 		if ir := r.Idle; ir != nil {
 			rr := base
 			rr.Mode, rr.Rounds, rr.KiBPerConn, rr.KiBMin, rr.KiBMax, rr.OpenConns = "idle", 1, ir.PerConnKB, ir.PerConnKB, ir.PerConnKB, ir.OpenAtEnd
+			rr.Attempted = ir.Conns
 			if s := ir.PerConnSpan; s != nil {
 				rr.KiBMin, rr.KiBMax = s.Min, s.Max
 			}
@@ -236,7 +238,7 @@ func (b *bench) writeResults() error {
 var csvHeader = []string{"schema", "workload", "config", "peer", "mode", "status", "concurrency", "rounds",
 	"rps", "rps_min", "rps_max", "req_per_cpu_s", "req_per_cpu_s_min", "req_per_cpu_s_max",
 	"p50_us", "p90_us", "p99_us", "p999_us", "max_us", "requests", "errors",
-	"server_cpu_s", "others_cpu_s", "elapsed_s", "kib_per_conn", "kib_per_conn_min", "kib_per_conn_max", "open_conns", "hups", "lost", "reason"}
+	"server_cpu_s", "others_cpu_s", "elapsed_s", "kib_per_conn", "kib_per_conn_min", "kib_per_conn_max", "open_conns", "attempted", "hups", "lost", "reason"}
 
 func csvRecord(r row) []string {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
@@ -244,7 +246,7 @@ func csvRecord(r row) []string {
 		strconv.Itoa(r.Concurrency), strconv.Itoa(r.Rounds), f(r.RPS), f(r.RPSMin), f(r.RPSMax),
 		f(r.ReqPerCPU), f(r.ReqPerCPUMin), f(r.ReqPerCPUMax), f(r.P50), f(r.P90), f(r.P99), f(r.P999), f(r.Max),
 		strconv.FormatInt(r.Requests, 10), strconv.FormatInt(r.Errors, 10), f(r.ServerCPU), f(r.OthersCPU), f(r.Elapsed),
-		f(r.KiBPerConn), f(r.KiBMin), f(r.KiBMax), strconv.Itoa(r.OpenConns), strconv.Itoa(r.HUPs), strconv.FormatInt(r.Lost, 10), r.Reason}
+		f(r.KiBPerConn), f(r.KiBMin), f(r.KiBMax), strconv.Itoa(r.OpenConns), strconv.Itoa(r.Attempted), strconv.Itoa(r.HUPs), strconv.FormatInt(r.Lost, 10), r.Reason}
 }
 
 // readResults loads a results.json, or the one in a directory.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -113,18 +114,33 @@ func TestDecideOverall(t *testing.T) {
 	}
 }
 
-// TestChoosingDocAgrees checks that docs/choosing-a-worker-class.md prints
-// the overall sentence the rule generates from the matrix the page quotes,
-// and recommends, for "not sure", the class the rule picks.
+// TestChoosingDocAgrees checks docs/choosing-a-worker-class.md against the
+// run it cites (the last report linked before its table): the page's
+// relative-score table and the overall sentence under it are what `bench
+// summary` computes from that run's results.json, which is also what the
+// run's own report printed; the sentence is the rule applied to the
+// page's table; and "not sure" names the class the rule picks from it.
 func TestChoosingDocAgrees(t *testing.T) {
 	doc := readFile(t, "../docs/choosing-a-worker-class.md")
+	run := citedRun(t, doc)
+	rf, err := readResults(filepath.Join("..", run))
+	if err != nil {
+		t.Fatal(err)
+	}
+	matrix, sentence := summaryOf(rf)
+	if !strings.Contains(doc, matrix) {
+		t.Errorf("docs/choosing-a-worker-class.md's table is not %s's; paste `go run ./bench summary %s`:\n%s", run, run, matrix)
+	}
+	if report := readFile(t, filepath.Join("..", run, "report.md")); !strings.Contains(report, matrix+sentence) {
+		t.Errorf("%s/report.md's Summary differs from the one recomputed from its results.json:\n%s%s", run, matrix, sentence)
+	}
 	rows, classes := parseMatrix(t, doc)
-	o := decideOverall(rows, classes, defaultTie)
+	o := decideOverall(rows, classes, rf.Run.TieThreshold)
 	if len(o.first) != 1 {
 		t.Fatalf("the page's matrix gives no single first choice: %s", o.sentence(rows))
 	}
-	if sentence := o.sentence(rows); !strings.Contains(doc, "\n"+sentence+"\n") {
-		t.Errorf("docs/choosing-a-worker-class.md lacks, under its table, the rule's sentence for it:\n%s", sentence)
+	if s := o.sentence(rows); s != sentence || !strings.Contains(doc, "\n"+s+"\n") {
+		t.Errorf("docs/choosing-a-worker-class.md lacks, under its table, the rule's sentence for it:\n%s", s)
 	}
 	want := "**Not sure, or a bit of everything → `" + o.first[0] + "`.**"
 	if !strings.Contains(doc, want) {
@@ -133,6 +149,23 @@ func TestChoosingDocAgrees(t *testing.T) {
 	if !strings.Contains(strings.Join(strings.Fields(doc), " "), "geometric mean") {
 		t.Error("docs/choosing-a-worker-class.md does not state the overall rule")
 	}
+}
+
+var reportLink = regexp.MustCompile(`\]\(\.\./(bench/results/[^/)]+)/report\.md\)`)
+
+// citedRun is the results directory of the last report a page links before
+// its relative-score table.
+func citedRun(t *testing.T, doc string) string {
+	t.Helper()
+	m := matrixHeader.FindStringIndex(doc)
+	if m == nil {
+		t.Fatal("no relative-score table")
+	}
+	links := reportLink.FindAllStringSubmatch(doc[:m[0]], -1)
+	if len(links) == 0 {
+		t.Fatal("no report linked before the relative-score table")
+	}
+	return links[len(links)-1][1]
 }
 
 var matrixHeader = regexp.MustCompile(`(?m)^\| workload \| deciding metric \| (.+) \|$`)
