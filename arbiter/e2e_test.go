@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/multiserve/multiserve/workers"
 )
 
 // forClasses runs an end-to-end scenario once per worker class.
@@ -48,7 +50,11 @@ func TestWorkersServe(t *testing.T) {
 			t.Errorf("arbiter has %d children, want 3", n)
 		}
 		if os.Getenv("GOMAXPROCS") == "" {
-			want := fmt.Sprintf("GOMAXPROCS=%d", max(1, runtime.NumCPU()/3))
+			procs := max(1, runtime.NumCPU()/3)
+			if workers.SingleThread(class) {
+				procs = 2 // the serving thread's P and an idle one
+			}
+			want := fmt.Sprintf("GOMAXPROCS=%d", procs)
 			for pid := range m.children() {
 				env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 				if !slices.Contains(strings.Split(string(env), "\x00"), want) {

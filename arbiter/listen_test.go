@@ -162,8 +162,8 @@ func TestExitCode(t *testing.T) {
 }
 
 func TestGomaxprocs(t *testing.T) {
-	if got := gomaxprocs("sync", 1); got != 1 {
-		t.Errorf("sync: %d, want 1", got)
+	if got := gomaxprocs("sync", 1); got != 2 {
+		t.Errorf("sync: %d, want 2", got)
 	}
 	if got := gomaxprocs("goroutine", 1000); got != 1 {
 		t.Errorf("1000 workers: %d, want 1", got)

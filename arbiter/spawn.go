@@ -283,12 +283,20 @@ func setsGOMAXPROCS(env []string) bool {
 	return false
 }
 
-// gomaxprocs is a worker's Go scheduler width: a single-thread class runs
-// one request at a time on one thread; the others share the machine's CPUs
-// among the workers, so N workers do not each spin up NumCPU Ps.
+// gomaxprocs is a worker's Go scheduler width: the classes other than
+// the single-thread ones share the machine's CPUs among the workers, so N
+// workers do not each spin up NumCPU Ps. A single-thread class serves on
+// one thread but gets two Ps: its thread spends most of its time blocked
+// in the kernel (accept, read, write, close, poll), and with no idle P
+// the runtime's monitor takes the P away from a thread blocked past one
+// of its ticks and wakes another thread to run it, which finds nothing
+// to do and sleeps again: futex and nanosleep calls and context switches
+// on every connection. An idle second P tells the monitor that nothing
+// waits for a P, and it leaves the blocked thread's alone. Nothing else
+// runs on the second P but the runtime's own work (timers, GC).
 func gomaxprocs(class string, n int) int {
 	if workers.SingleThread(class) {
-		return 1
+		return 2
 	}
 	return max(1, runtime.NumCPU()/max(n, 1))
 }

@@ -43,7 +43,9 @@ type Class struct {
 	Describe func(cfg *config.Config) string
 	// SingleThread says the class serves one request at a time on one OS
 	// thread and beats from the loop that serves it. The arbiter then gives
-	// its workers GOMAXPROCS=1, and with request_timeout a silence past
+	// its workers GOMAXPROCS=2 (the second P stays idle, so the runtime
+	// does not take the serving thread's P each time it blocks in the
+	// kernel), and with request_timeout a silence past
 	// request_timeout (plus a grace) counts as a stuck handler.
 	SingleThread bool
 }
