@@ -104,6 +104,20 @@ func BenchmarkInlineHello(b *testing.B) { benchInline(b, apps.Hello(), false) }
 // promoted: what measuring and placing a route costs on the inline path.
 func BenchmarkAutoInlineHello(b *testing.B) { benchInlineClass(b, apps.Hello(), false, true) }
 
+// BenchmarkInlineMux and BenchmarkAutoInlineMux: the same with the
+// application a ServeMux, whose pattern is auto's route key.
+func BenchmarkInlineMux(b *testing.B)     { benchInline(b, helloMux(), false) }
+func BenchmarkAutoInlineMux(b *testing.B) { benchInlineClass(b, helloMux(), false, true) }
+
+func helloMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, p := range []string{"GET /item/{id}", "POST /item/{id}", "GET /static/", "GET /healthz"} {
+		mux.Handle(p, http.NotFoundHandler())
+	}
+	mux.Handle("GET /{$}", apps.Hello())
+	return mux
+}
+
 // BenchmarkInlineHelloReuse: the same with evloop_reuse_requests (Request, URL
 // and Header map recycled: no allocation but h1's shared string chunks).
 func BenchmarkInlineHelloReuse(b *testing.B) { benchInline(b, apps.Hello(), true) }

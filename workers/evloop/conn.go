@@ -340,7 +340,7 @@ func (hc *hconn) dispatch(n int) gnet.Action {
 	if err != nil {
 		return hc.fail(err, nil)
 	}
-	rt, req, detached := s.placeRoute(req, offload)
+	rt, req, detached := s.placeRoute(hc.ls, req, offload)
 	if detached != nil {
 		offload, cancel = true, detached
 	}

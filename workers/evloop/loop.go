@@ -39,6 +39,7 @@ type loopState struct {
 	// (nil between handlers, and always under evloop): the ticker demotes
 	// it when the loop misses a probe (lateLoop).
 	running atomic.Pointer[route.Route]
+	memo    route.Memo // the auto route of the loop's last request
 }
 
 // loopOf returns the state of the loop owning c, creating it on the loop's

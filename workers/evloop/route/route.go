@@ -157,6 +157,39 @@ func (t *Table) Lookup(r *http.Request) *Route {
 	return t.insert(k, h)
 }
 
+// Memo remembers the last request looked up through it and that request's
+// route: a run of requests to one route (a keep-alive client, a loop whose
+// traffic is mostly one hot route) then costs a few string comparisons
+// instead of the table's hash and, for a ServeMux, a second match by the
+// mux on top of the one that dispatches the request. It holds the request's
+// strings, not copies: the h1 parser never writes them again, even for a
+// recycled inline request. One per event loop; not safe for concurrent use.
+type Memo struct {
+	rt                      *Route
+	method, host, path, raw string
+}
+
+// LookupVia is Lookup through m. A ServeMux's match is a function of the
+// method, the Host and the path (escaped: Path and RawPath) but for
+// CONNECT, which also reads the URL's host, so CONNECT is never memoised.
+// A pattern registered while the worker serves is seen by the requests of
+// paths not memoised.
+func (t *Table) LookupVia(m *Memo, r *http.Request) *Route {
+	if m.rt != nil && r.Method == m.method && r.URL.Path == m.path &&
+		(t.mux == nil || r.Host == m.host && r.URL.RawPath == m.raw) {
+		return m.rt
+	}
+	rt := t.Lookup(r)
+	*m = Memo{rt: rt, method: r.Method, path: r.URL.Path}
+	if t.mux != nil {
+		m.host, m.raw = r.Host, r.URL.RawPath
+		if r.Method == http.MethodConnect {
+			m.rt = nil
+		}
+	}
+	return rt
+}
+
 // keyOf returns r's route key and, for a ServeMux, the handler it matched.
 func (t *Table) keyOf(r *http.Request) (key, http.Handler) {
 	if t.mux == nil {

@@ -254,3 +254,39 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("promotions %d < demotions %d", tb.Promotions(), tb.Demotions())
 	}
 }
+
+// TestLookupViaMatchesLookup: through a Memo, every request of a sequence
+// that alternates what a ServeMux matches on (method, host with and without
+// a port, escaped and cleaned paths, trailing-slash redirects, CONNECT)
+// gets the route Lookup gives it.
+func TestLookupViaMatchesLookup(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /item/{id}", ok)
+	mux.Handle("example.com/item/{id}", ok)
+	mux.Handle("/static/", ok)
+	mux.Handle("/a%2Fb", ok)
+	mux.Handle("CONNECT /tunnel", ok)
+	for _, app := range []http.Handler{mux, ok} {
+		tb, _ := testTable(app, 64)
+		var m Memo
+		var seq []*http.Request
+		for _, tc := range []struct{ method, host, target string }{
+			{"GET", "", "/item/1"}, {"GET", "", "/item/1"}, {"GET", "example.com", "/item/1"},
+			{"GET", "example.com:8080", "/item/1"}, {"GET", "other", "/item/1"}, {"POST", "other", "/item/1"},
+			{"GET", "", "/static"}, {"GET", "", "/static/x"}, {"GET", "", "/a%2Fb"}, {"GET", "", "/a/b"},
+			{"GET", "", "/x/../item/2"}, {"GET", "", "/item/2"}, {"CONNECT", "", "/tunnel"}, {"CONNECT", "", "/tunnel"},
+			{"GET", "", "/nowhere"}, {"GET", "", "/item/1"},
+		} {
+			r := req(tc.method, tc.target)
+			if tc.host != "" {
+				r.Host = tc.host
+			}
+			seq = append(seq, r)
+		}
+		for i, r := range seq {
+			if got, want := tb.LookupVia(&m, r), tb.Lookup(r); got != want {
+				t.Fatalf("request %d (%s %s %s): memo gave %q, Lookup %q", i, r.Method, r.Host, r.URL, got.Key(), want.Key())
+			}
+		}
+	}
+}
