@@ -93,7 +93,7 @@ func (s *Server) NewConn(nc net.Conn) *Conn {
 	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr())
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	switch nc := nc.(type) {
-	case *net.TCPConn, *net.UnixConn:
+	case *net.TCPConn, *net.UnixConn, NetpollerSocket:
 		// Netpoller sockets: idle waits can hold no buffer (readIdle).
 		if rc, err := nc.(syscall.Conn).SyscallConn(); err == nil {
 			c.rc = rc
@@ -214,6 +214,15 @@ func (c *Conn) Serve(ctx context.Context, park bool) State {
 		}
 		fresh = false
 	}
+}
+
+// NetpollerSocket is what a net.Conn other than *net.TCPConn and
+// *net.UnixConn implements when its SyscallConn's Read waits for
+// readability in Go's netpoller (internal/fdconn's PollConn): an idle
+// wait for its next request then holds no buffer (readIdle).
+type NetpollerSocket interface {
+	syscall.Conn
+	NetpollerSocket()
 }
 
 // Readable is what a net.Conn may implement so that park mode never blocks

@@ -1,6 +1,9 @@
-// Package fdconn is a net.Conn over a raw, blocking socket descriptor, for
+// Package fdconn owns connections made from raw socket descriptors: the
+// accepting of them without the net package's work per connection, and
+// net.Conns over them. Conn (this file) is a raw, blocking socket, for
 // the worker classes whose model is "one OS thread blocks on one socket"
-// (sync, threaded).
+// (sync, threaded); PollConn (poll.go) a non-blocking one whose calls wait
+// in Go's netpoller, for a goroutine per connection.
 //
 // Read and Write are plain read(2)/write(2) system calls on a descriptor in
 // blocking mode: the calling goroutine holds its OS thread for as long as the
@@ -31,19 +34,12 @@ import (
 
 // Conn is a connected socket in blocking mode. It implements net.Conn.
 type Conn struct {
-	fd      int
+	lifetime
 	network string // "tcp" or "unix"
 	raddr   net.Addr
 
 	laddrOnce stdsync.Once
 	laddr     net.Addr
-
-	// mu guards the descriptor's lifetime: calls in progress hold a
-	// reference so that Close never lets the number be reused under them.
-	mu      stdsync.Mutex
-	refs    int
-	closing bool
-	closed  bool
 
 	rd, wr direction
 	// thread is the OS thread Read and Write run on, when the caller
@@ -71,7 +67,7 @@ func New(fd int) (*Conn, error) {
 // newConn wraps the connected socket fd; peer is its peer's address, n
 // bytes of it filled in by the kernel.
 func newConn(fd int, peer *unix.RawSockaddrAny, n uint32) *Conn {
-	c := &Conn{fd: fd, network: "tcp"}
+	c := &Conn{lifetime: lifetime{fd: fd}, network: "tcp"}
 	c.rd.opt, c.wr.opt = unix.SO_RCVTIMEO, unix.SO_SNDTIMEO
 	if peer.Addr.Family == unix.AF_UNIX {
 		c.network = "unix"
@@ -188,19 +184,13 @@ func (c *Conn) Write(b []byte) (int, error) {
 // Close closes the socket. It is idempotent; calls blocked in Read or Write
 // return net.ErrClosed.
 func (c *Conn) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing {
-		return nil
+	// A thread blocked in read or write is woken by shutdown(2), not by
+	// close(2); the last release closes.
+	err := c.close(func() { _ = unix.Shutdown(c.fd, unix.SHUT_RDWR) })
+	if err != nil {
+		return c.opError("close", err)
 	}
-	c.closing = true
-	if c.refs > 0 {
-		// A thread is blocked in read or write: close(2) would not wake it,
-		// shutdown(2) does. The descriptor is closed by the last release.
-		_ = unix.Shutdown(c.fd, unix.SHUT_RDWR)
-		return nil
-	}
-	return c.closeLocked()
+	return nil
 }
 
 // CloseWrite shuts down the writing side (the peer reads EOF), as
@@ -254,44 +244,6 @@ func (c *Conn) SetReadDeadline(t time.Time) error { c.rd.set(t); return nil }
 
 // SetWriteDeadline sets the deadline for future Write calls; zero means none.
 func (c *Conn) SetWriteDeadline(t time.Time) error { c.wr.set(t); return nil }
-
-func (c *Conn) acquire() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing {
-		return false
-	}
-	c.refs++
-	return true
-}
-
-func (c *Conn) release() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.refs--
-	if c.refs == 0 && c.closing && !c.closed {
-		_ = c.closeLocked()
-	}
-}
-
-func (c *Conn) closeLocked() error {
-	c.closed = true
-	if err := unix.Close(c.fd); err != nil {
-		return c.opError("close", os.NewSyscallError("close", err))
-	}
-	return nil
-}
-
-// closedOr reports net.ErrClosed for a call that failed because Close shut
-// the socket down under it, and err otherwise.
-func (c *Conn) closedOr(err error) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing {
-		return net.ErrClosed
-	}
-	return err
-}
 
 func (c *Conn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: c.network, Addr: c.raddr, Err: err}

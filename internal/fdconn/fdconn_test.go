@@ -267,25 +267,37 @@ func TestAcceptOnBlockingListenerDoesNotWait(t *testing.T) {
 // 10 s; a stuck call is freed by a connection to addr.
 func acceptReturns(t *testing.T, accept func() (*Conn, error), addr string) {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() {
+	acceptEnds(t, func() error {
 		c, err := accept()
 		if c != nil {
 			c.Close()
 		}
-		done <- err
-	}()
+		return err
+	}, nil, unix.EAGAIN, addr)
+}
+
+// acceptEnds calls accept on an empty queue, then (after 50 ms) then when
+// not nil, and expects accept to fail with want within 10 s; a stuck call
+// is freed by a connection to addr.
+func acceptEnds(t *testing.T, accept func() error, then func(), want error, addr string) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- accept() }()
+	if then != nil {
+		time.Sleep(50 * time.Millisecond)
+		then()
+	}
 	select {
 	case err := <-done:
-		if !errors.Is(err, unix.EAGAIN) {
-			t.Fatalf("Accept on an empty queue = %v, want EAGAIN", err)
+		if !errors.Is(err, want) {
+			t.Fatalf("Accept on an empty queue = %v, want %v", err, want)
 		}
 	case <-time.After(10 * time.Second):
 		if client, err := net.Dial("tcp", addr); err == nil {
 			defer client.Close()
 		}
 		<-done
-		t.Fatal("Accept waited for a connection on a blocking listener")
+		t.Fatal("Accept waited for a connection")
 	}
 }
 
@@ -325,17 +337,7 @@ func TestKernelTimeoutReuse(t *testing.T) {
 // Accept on a unix-domain listener gives a "unix" Conn (no TCP options).
 func TestAcceptUnix(t *testing.T) {
 	path := t.TempDir() + "/s"
-	lfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(lfd)
-	if err := unix.Bind(lfd, &unix.SockaddrUnix{Name: path}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(lfd, 8); err != nil {
-		t.Fatal(err)
-	}
+	lfd := listenOn(t, unix.AF_UNIX, &unix.SockaddrUnix{Name: path})
 	client, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -346,14 +348,7 @@ func TestAcceptUnix(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if c.RemoteAddr().Network() != "unix" || c.LocalAddr().String() != path {
-		t.Fatalf("addrs %v (%s) / %v, want unix and %s", c.RemoteAddr(), c.RemoteAddr().Network(), c.LocalAddr(), path)
-	}
-	client.Write([]byte("u"))
-	b := make([]byte, 1)
-	if _, err := io.ReadFull(c, b); err != nil || b[0] != 'u' {
-		t.Fatalf("read %q, %v", b, err)
-	}
+	assertUnixConn(t, c, client, path)
 }
 
 // TestReadable: false while nothing is there, true with data and after

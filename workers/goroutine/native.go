@@ -7,6 +7,7 @@ import (
 	"net"
 
 	"github.com/multiserve/multiserve/h1"
+	"github.com/multiserve/multiserve/internal/fdconn"
 	"github.com/multiserve/multiserve/workers"
 )
 
@@ -22,9 +23,9 @@ import (
 func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 	cfg := env.Config
 	// The cap is enforced here, not by netListeners' wrapping listener: the
-	// engine needs the bare *net.TCPConn to wait on idle connections
-	// without holding buffers.
-	lns, err := netListeners(env.Listeners, 0)
+	// engine needs the bare connection to wait on idle ones without
+	// holding buffers.
+	lns, err := pollListeners(env.Listeners)
 	if err != nil {
 		return err
 	}
@@ -70,6 +71,23 @@ func (w *Worker) serveNative(ctx context.Context, env *workers.Env) error {
 	conns.Drain(cfg.GracefulTimeout, env.Log)
 	h1.WaitLingering()
 	return serveErr
+}
+
+// pollListeners accepts from every inherited listener without the net
+// package's work per connection (see fdconn.PollListener).
+func pollListeners(ls []*workers.Listener) ([]net.Listener, error) {
+	out := make([]net.Listener, 0, len(ls))
+	for _, l := range ls {
+		ln, err := fdconn.NewPollListener(l.FD)
+		if err != nil {
+			for _, o := range out {
+				o.Close()
+			}
+			return nil, fmt.Errorf("goroutine: listener %s: %w", l.Name, err)
+		}
+		out = append(out, ln)
+	}
+	return out, nil
 }
 
 // acceptNative accepts until ln is closed; every connection gets its own
