@@ -15,6 +15,9 @@ import (
 // holds at most worker_connections jobs.
 type pool struct {
 	size int
+	// yield, when set, tells whether a pool goroutine should let the
+	// loops run before its next job (see loop).
+	yield func() bool
 
 	mu      stdsync.Mutex
 	work    stdsync.Cond // signalled when a job is queued or the pool closes
@@ -68,13 +71,16 @@ func (p *pool) loop() {
 		p.queue[0] = nil
 		p.queue = p.queue[1:]
 		p.mu.Unlock()
-		// Yield first: with one P for the loop and the pool, a loop that
-		// lost its P (a blocking epoll_wait, a preemption) waits on the
-		// global run queue, which the scheduler reads only every 61st
-		// switch while the local one holds work. A pool goroutine that
-		// yields goes there behind the loop, so the local queue drains and
-		// the loop, which serves every inline request at once, runs sooner.
-		runtime.Gosched()
+		// With one P for the loops and the pool, a loop that lost its P
+		// (a blocking epoll_wait, a preemption) waits on the global run
+		// queue, which the scheduler reads only every 61st switch while
+		// the local one holds work. A pool goroutine that yields goes
+		// there behind the loop, so the local queue drains and the loop
+		// runs sooner: worth it while requests wait for the loop to run
+		// their handlers inline, a cost of its own otherwise.
+		if p.yield != nil && p.yield() {
+			runtime.Gosched()
+		}
 		job()
 		p.mu.Lock()
 	}

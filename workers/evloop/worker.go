@@ -134,6 +134,9 @@ func newServer(env *workers.Env, auto bool) *server {
 		s.class, s.routes, size = "auto", newRoutes(env), cfg.AutoPool
 	}
 	s.pool = newPool(size)
+	if s.routes != nil {
+		s.pool.yield = s.routes.AnyInline
+	}
 	s.now.Store(time.Now().UnixNano())
 	return s
 }

@@ -128,6 +128,7 @@ type Table struct {
 	overflow *Route
 
 	promotions, demotions atomic.Uint64
+	inline                atomic.Int64 // routes placed inline now
 }
 
 // New returns the table for the application app.
@@ -224,7 +225,10 @@ func (t *Table) insert(k key, h http.Handler) *Route {
 	if h != nil && PinOf(h) != Measured {
 		rt.pin = PinOf(h)
 	}
-	rt.inline.Store(rt.pin == PinInline)
+	if rt.pin == PinInline {
+		rt.inline.Store(true)
+		t.inline.Add(1)
+	}
 	rt.sinceSlow.Store(noSlowRun)
 	m := maps.Clone(old)
 	m[k] = rt
@@ -287,6 +291,7 @@ func (t *Table) promote(rt *Route) {
 	rt.sinceSlow.Store(noSlowRun)
 	rt.strikes.Store(0)
 	if rt.inline.CompareAndSwap(false, true) {
+		t.inline.Add(1)
 		rt.promos.Add(1)
 		t.promotions.Add(1)
 	}
@@ -302,10 +307,14 @@ func (t *Table) Demote(rt *Route) {
 	rt.fastRun.Store(0)
 	rt.coolTill.Store(t.clock() + int64(t.cfg.Cooldown))
 	if rt.inline.CompareAndSwap(true, false) {
+		t.inline.Add(-1)
 		rt.demos.Add(1)
 		t.demotions.Add(1)
 	}
 }
+
+// AnyInline reports whether some route runs inline now.
+func (t *Table) AnyInline() bool { return t.inline.Load() > 0 }
 
 // Promotions and Demotions count the placement changes of every route.
 func (t *Table) Promotions() uint64 { return t.promotions.Load() }

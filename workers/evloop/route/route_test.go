@@ -290,3 +290,30 @@ func TestLookupViaMatchesLookup(t *testing.T) {
 		}
 	}
 }
+
+// TestAnyInline: the table knows whether some route runs inline now, which
+// the auto worker's pool reads before each job.
+func TestAnyInline(t *testing.T) {
+	tb, _ := testTable(ok, 16)
+	rt := tb.Lookup(req("GET", "/"))
+	if tb.AnyInline() {
+		t.Fatal("inline before any promotion")
+	}
+	for range 3 {
+		tb.Observe(rt, thr/2, false)
+	}
+	if !tb.AnyInline() {
+		t.Fatal("not inline after a promotion")
+	}
+	tb.Demote(rt)
+	if tb.AnyInline() {
+		t.Fatal("inline after the only inline route was demoted")
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", Inline(ok))
+	pinned, _ := testTable(mux, 16)
+	pinned.Lookup(req("GET", "/"))
+	if !pinned.AnyInline() {
+		t.Fatal("a route pinned inline does not count")
+	}
+}
