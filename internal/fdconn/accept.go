@@ -40,7 +40,7 @@ func NewAcceptor(lfd int) (*Acceptor, error) {
 		return nil, fmt.Errorf("fdconn: listener fd %d: getsockname: %w", lfd, err)
 	}
 	a := &Acceptor{fd: lfd}
-	switch addr := rawToAddr(rsa, n, "tcp").(type) {
+	switch addr := rawToAddr(rsa, n, "tcp", nil).(type) {
 	case *net.UnixAddr:
 		a.laddr = addr
 	case *net.TCPAddr:
@@ -115,14 +115,15 @@ func (a *Acceptor) Accept() (*Conn, error) {
 		}
 	}
 	for {
-		fd, rsa, n, err := accept4(a.fd)
+		var rsa unix.RawSockaddrAny // decoded by newConn, so it stays on the stack
+		fd, n, err := accept4(a.fd, &rsa)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("fdconn: accept: %w", os.NewSyscallError("accept4", err))
 		}
-		c := newConn(fd, rsa, n)
+		c := newConn(fd, &rsa, n)
 		c.rd.kernel, c.wr.kernel = a.rd, a.wr
 		if c.network == "tcp" && !a.nodelay {
 			setNoDelay(fd)
@@ -142,18 +143,18 @@ func setNoDelay(fd int) {
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 }
 
-// accept4 accepts one connection from lfd, close-on-exec. Without
+// accept4 accepts one connection from lfd, close-on-exec, and fills rsa
+// with its peer's address (the returned length of it). Without
 // SOCK_NONBLOCK the new socket is blocking whatever the listener's mode,
 // so no fcntl is needed. The listener is non-blocking (ensureNonblock), so
 // the call never waits.
-func accept4(lfd int) (int, *unix.RawSockaddrAny, uint32, error) {
-	rsa := new(unix.RawSockaddrAny)
+func accept4(lfd int, rsa *unix.RawSockaddrAny) (int, uint32, error) {
 	n := uint32(unix.SizeofSockaddrAny)
 	fd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(&n)), unix.SOCK_CLOEXEC, 0, 0)
 	if e != 0 {
-		return -1, nil, 0, e
+		return -1, 0, e
 	}
-	return int(fd), rsa, n, nil
+	return int(fd), n, nil
 }
 
 // ensureNonblock sets O_NONBLOCK on the listening socket lfd if it is

@@ -27,15 +27,33 @@ func sockaddr(trap uintptr, fd int) (*unix.RawSockaddrAny, uint32, error) {
 	return rsa, n, nil
 }
 
+// tcpAddrBuf is a TCP address with room for its IP, so that decoding one
+// takes no allocation of its own: a Conn holds its peer's.
+type tcpAddrBuf struct {
+	addr net.TCPAddr
+	ip   [net.IPv6len]byte
+}
+
+// set makes t the address ip:port and returns it.
+func (t *tcpAddrBuf) set(ip []byte, port int) *net.TCPAddr {
+	n := copy(t.ip[:], ip)
+	t.addr = net.TCPAddr{IP: t.ip[:n:n], Port: port}
+	return &t.addr
+}
+
 // rawToAddr decodes the first n bytes of rsa, as the kernel filled them.
-func rawToAddr(rsa *unix.RawSockaddrAny, n uint32, network string) net.Addr {
+// An IP address is decoded into buf (nil: a new one).
+func rawToAddr(rsa *unix.RawSockaddrAny, n uint32, network string, buf *tcpAddrBuf) net.Addr {
+	if buf == nil && (rsa.Addr.Family == unix.AF_INET || rsa.Addr.Family == unix.AF_INET6) {
+		buf = new(tcpAddrBuf)
+	}
 	switch rsa.Addr.Family {
 	case unix.AF_INET:
 		in := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		return &net.TCPAddr{IP: append(net.IP(nil), in.Addr[:]...), Port: port(in.Port)}
+		return buf.set(in.Addr[:], port(in.Port))
 	case unix.AF_INET6:
 		in := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		ta := &net.TCPAddr{IP: append(net.IP(nil), in.Addr[:]...), Port: port(in.Port)}
+		ta := buf.set(in.Addr[:], port(in.Port))
 		if in.Scope_id != 0 {
 			if ifi, err := net.InterfaceByIndex(int(in.Scope_id)); err == nil {
 				ta.Zone = ifi.Name

@@ -37,6 +37,7 @@ type Conn struct {
 	lifetime
 	network string // "tcp" or "unix"
 	raddr   net.Addr
+	peer    tcpAddrBuf // raddr's storage when it is a TCP address
 
 	laddrOnce stdsync.Once
 	laddr     net.Addr
@@ -72,7 +73,7 @@ func newConn(fd int, peer *unix.RawSockaddrAny, n uint32) *Conn {
 	if peer.Addr.Family == unix.AF_UNIX {
 		c.network = "unix"
 	}
-	c.raddr = rawToAddr(peer, n, c.network)
+	c.raddr = rawToAddr(peer, n, c.network, &c.peer)
 	return c
 }
 
@@ -220,7 +221,7 @@ func (c *Conn) LocalAddr() net.Addr {
 		}
 		defer c.release()
 		if rsa, n, err := sockaddr(unix.SYS_GETSOCKNAME, c.fd); err == nil {
-			c.laddr = rawToAddr(rsa, n, c.network)
+			c.laddr = rawToAddr(rsa, n, c.network, nil)
 		}
 	})
 	if c.laddr == nil {

@@ -67,7 +67,7 @@ func NewPollListener(lfd int) (*PollListener, error) {
 			l.f.Close()
 			return nil, fmt.Errorf("fdconn: listener fd %d: getsockname: %w", lfd, err)
 		}
-		l.addr = rawToAddr(rsa, n, "tcp")
+		l.addr = rawToAddr(rsa, n, "tcp", nil)
 	}
 	return l, nil
 }
@@ -190,7 +190,7 @@ func newPollConn(fd int, peer *unix.RawSockaddrAny, n uint32, laddr net.Addr) *P
 	if peer.Addr.Family == unix.AF_UNIX {
 		c.network = "unix"
 	}
-	c.raddr = rawToAddr(peer, n, c.network)
+	c.raddr = rawToAddr(peer, n, c.network, nil)
 	if laddr != nil {
 		c.laddrOnce.Do(func() { c.laddr = laddr })
 	}
@@ -380,7 +380,7 @@ func (c *PollConn) LocalAddr() net.Addr {
 		_ = c.control(func(fd int) error {
 			rsa, n, err := sockaddr(unix.SYS_GETSOCKNAME, fd)
 			if err == nil {
-				c.laddr = rawToAddr(rsa, n, c.network)
+				c.laddr = rawToAddr(rsa, n, c.network, nil)
 			}
 			return err
 		})
