@@ -40,18 +40,18 @@ type Conn struct {
 	preface *proxyproto.Policy
 	ctx     context.Context // cancelled when the connection closes
 	cancel  context.CancelFunc
+	lctx    localAddrCtx // ctx's parent, held here to spare an allocation
 
-	rc       syscall.RawConn // nil unless nc is a netpoller socket
-	rawRead  func(uintptr) bool
-	hijackFn func() (net.Conn, *bufio.ReadWriter, error)
-	rawN     int
-	rawErr   error
-	done     bool    // Serve closed the connection
-	p        *Parser // nil while idle on a netpoller socket
-	bufp     *[]byte
-	buf      []byte // buf[r:w] is unconsumed input
-	r, w     int
-	bw       *bufio.Writer // held while responses are pending
+	rc      syscall.RawConn // nil unless nc is a netpoller socket
+	rawRead func(uintptr) bool
+	rawN    int
+	rawErr  error
+	done    bool    // Serve closed the connection
+	p       *Parser // nil while idle on a netpoller socket
+	bufp    *[]byte
+	buf     []byte // buf[r:w] is unconsumed input
+	r, w    int
+	bw      *bufio.Writer // held while responses are pending
 
 	served    int
 	headStart time.Time
@@ -79,7 +79,7 @@ func (s *Server) NewConn(nc net.Conn) *Conn {
 	c := &Conn{srv: s, nc: nc}
 	c.cw.c = c
 	if a := nc.RemoteAddr(); a != nil {
-		c.remote = a.String()
+		c.remote = addrString(a)
 	}
 	var tc *tls.Config
 	c.preface, tc = s.resolved()
@@ -90,8 +90,8 @@ func (s *Server) NewConn(nc net.Conn) *Conn {
 		}
 		nc, c.nc = t, t // not a netpoller socket any more: no raw reads
 	}
-	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr())
-	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.lctx = localAddrCtx{Context: context.Background(), addr: nc.LocalAddr()}
+	c.ctx, c.cancel = context.WithCancel(&c.lctx)
 	switch nc := nc.(type) {
 	case *net.TCPConn, *net.UnixConn, NetpollerSocket:
 		// Netpoller sockets: idle waits can hold no buffer (readIdle).
@@ -495,10 +495,7 @@ func (c *Conn) serveRequest() bool {
 	w := NewResponse(req, c.bw, keep, c.p.ExpectContinue())
 	defer w.Release()
 	w.stopping = &c.stopping
-	if c.hijackFn == nil {
-		c.hijackFn = c.hijack // a method value allocates: once per connection
-	}
-	w.hijack = c.hijackFn
+	w.hijack = c // an interface, not the method value: no allocation
 	var body *bodyReader
 	if req.Body == nil {
 		body = &bodyReader{c: c, w: w, req: req}

@@ -51,7 +51,7 @@ type Response struct {
 	scratch     []byte
 	stopping    *atomic.Bool // the connection's graceful-stop flag, if any
 	draining    *atomic.Bool // Server.Draining, if any
-	hijack      func() (net.Conn, *bufio.ReadWriter, error)
+	hijack      hijacker     // nil: Hijack is not supported
 	mu          sync.Mutex
 	timedOut    bool
 	finished    bool
@@ -690,6 +690,13 @@ func (w *Response) ResponseBytes() int64 {
 	return w.written
 }
 
+// hijacker is what takes a connection over for Hijack (the blocking
+// Conn). An interface rather than a func: a method value would allocate
+// on every connection.
+type hijacker interface {
+	hijack() (net.Conn, *bufio.ReadWriter, error)
+}
+
 // Hijack lets the handler take over the connection (http.Hijacker), e.g.
 // for WebSocket, before anything of the response was written. Only the
 // blocking Conn supports it; elsewhere it returns http.ErrNotSupported.
@@ -703,7 +710,7 @@ func (w *Response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	case w.wroteHeader || w.committed || w.timedOut || w.finished:
 		return nil, nil, errors.New("h1: Hijack after the response started")
 	}
-	nc, rw, err := w.hijack()
+	nc, rw, err := w.hijack.hijack()
 	if err == nil {
 		w.committed, w.finished, w.keepAlive, w.hijacked = true, true, false, true
 	}

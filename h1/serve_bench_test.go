@@ -94,3 +94,22 @@ func BenchmarkTCPKeepAlive(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkServeConnPerRequest: one connection per op carrying one
+// request, answered and closed, as the sync class serves every request
+// (NewConn, Serve, Close; no kernel).
+func BenchmarkServeConnPerRequest(b *testing.B) {
+	srv := &Server{DisableKeepAlive: true, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "Hello, World!")
+	})}
+	req := []byte("GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nConnection: close\r\n\r\n")
+	ctx, cancel := context.WithCancel(context.Background()) // a worker's context can be cancelled
+	defer cancel()
+	b.ReportAllocs()
+	for b.Loop() {
+		c := srv.NewConn(&loopConn{req: req, left: 1})
+		c.Serve(ctx, false)
+		c.Close()
+	}
+}
