@@ -183,6 +183,8 @@ type PollConn struct {
 	laddr     net.Addr
 
 	rdl, wdl time.Time // the deadlines, kept here until joined
+
+	frc syscall.RawConn // f's, set with f (under mu), read after raw or join returned f
 }
 
 func newPollConn(fd int, peer *unix.RawSockaddrAny, n uint32, laddr net.Addr) *PollConn {
@@ -238,6 +240,7 @@ func (c *PollConn) join() (*os.File, error) {
 		if !c.wdl.IsZero() {
 			_ = f.SetWriteDeadline(c.wdl)
 		}
+		c.frc, _ = f.SyscallConn() // fails only for a nil file
 		c.f = f
 	}
 	return c.f, nil
@@ -254,7 +257,7 @@ func (c *PollConn) Read(b []byte) (int, error) {
 		return 0, c.opError("read", err)
 	}
 	if f == nil {
-		n, err := ignoringEINTR(func() (int, error) { return unix.Read(c.fd, b) })
+		n, err := readRaw(c.fd, b)
 		switch {
 		case err == nil && n == 0:
 			c.release()
@@ -288,7 +291,7 @@ func (c *PollConn) Write(b []byte) (int, error) {
 	done := 0
 	if f == nil {
 		for done < len(b) {
-			n, err := ignoringEINTR(func() (int, error) { return unix.Write(c.fd, b[done:]) })
+			n, err := writeRaw(c.fd, b[done:])
 			if n > 0 {
 				done += n
 			}
@@ -312,9 +315,20 @@ func (c *PollConn) Write(b []byte) (int, error) {
 	return done + n, c.fileError("write", err)
 }
 
-func ignoringEINTR(call func() (int, error)) (int, error) {
+// readRaw is read(2), retried on EINTR.
+func readRaw(fd int, b []byte) (int, error) {
 	for {
-		n, err := call()
+		n, err := unix.Read(fd, b)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// writeRaw is write(2), retried on EINTR.
+func writeRaw(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Write(fd, b)
 		if err != unix.EINTR {
 			return n, err
 		}
@@ -362,12 +376,8 @@ func (c *PollConn) control(fn func(fd int) error) error {
 		defer c.release()
 		return fn(c.fd)
 	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return c.closedOr(err)
-	}
 	var ferr error
-	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+	if err := c.frc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
 		return c.closedOr(err)
 	}
 	return ferr
@@ -460,11 +470,7 @@ func (r pollRawConn) wait(fn func(fd uintptr) bool, waitFor func(syscall.RawConn
 			return err
 		}
 	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return c.closedOr(err)
-	}
-	return c.closedOr(waitFor(rc, fn))
+	return c.closedOr(waitFor(c.frc, fn))
 }
 
 // fileError converts an error of the joined file into a net.OpError as
