@@ -51,9 +51,10 @@ func newRoutes(env *workers.Env) *route.Table {
 	})
 }
 
-// placeRoute is auto's placement of a request that evloop would run inline,
-// on the loop ls: it returns req's route (nil for evloop) and, when the route is pooled,
-// req moved to a cancellable context of its own, as offload needs.
+// placeRoute is auto's placement, on the loop ls, of a request that
+// evloop would run inline: it returns req's route (nil for evloop) and,
+// when the route is pooled, req moved to a cancellable context of its own,
+// as offload needs.
 func (s *server) placeRoute(ls *loopState, req *http.Request, offload bool) (*route.Route, *http.Request, context.CancelFunc) {
 	if s.routes == nil {
 		return nil, req, nil

@@ -75,9 +75,10 @@ func (p *pool) loop() {
 		// (a blocking epoll_wait, a preemption) waits on the global run
 		// queue, which the scheduler reads only every 61st switch while
 		// the local one holds work. A pool goroutine that yields goes
-		// there behind the loop, so the local queue drains and the loop
-		// runs sooner: worth it while requests wait for the loop to run
-		// their handlers inline, a cost of its own otherwise.
+		// there behind the loop: the local queue drains sooner and the
+		// global one is read more often, so the loop runs sooner. Worth
+		// it while requests wait for the loop to run their handlers
+		// inline; a scheduler round trip per job for nothing otherwise.
 		if p.yield != nil && p.yield() {
 			runtime.Gosched()
 		}
