@@ -5,7 +5,7 @@
 //
 // One gnet engine per worker process with evloop_loops event loops (0: one
 // per CPU the worker may use, runtime.GOMAXPROCS(0), which the arbiter sets
-// per worker). gnet's ingress loop accepts and hands connections round-robin
+// per worker). The accept loop (see Listeners) hands connections round-robin
 // to the loops. On a loop, OnTraffic feeds the inbound bytes to an
 // h1.Parser (Peek/Discard, no copy), builds the *http.Request and runs the
 // handler. Requests on one connection are handled one after another: the
@@ -118,24 +118,22 @@
 // error other than EAGAIN, EINTR, ECONNRESET and ECONNABORTED: EMFILE
 // (descriptors used up by a burst or by files the application opens),
 // ENFILE (the system's file table), ENOBUFS, ENOMEM. So by default the
-// worker accepts itself: one Go accept loop per listener (lifecycle.go)
-// that backs off on any error as the other classes do (workers.Backoff,
-// logged at most every 10 s) and hands each connection to a loop with
-// Engine.Register, which dups its fd into gnet. No accept error can stop
-// the worker; a connection Register cannot take (the dup fails for lack
-// of descriptors) is closed and the others are served.
+// worker accepts itself (accept.go): one Go goroutine per listener waits
+// on Go's netpoller, drains the accept queue with raw accept4
+// (SOCK_NONBLOCK, SOCK_CLOEXEC; TCP_NODELAY is inherited from the
+// listener, where the arbiter set it), backs off on any error as the other
+// classes do (workers.Backoff, logged at most every 10 s), and posts what
+// it took to the loops round-robin, one task per loop per drain. On its
+// loop each descriptor becomes a gnet connection the way gnet's own
+// acceptor makes one (gnetconn.go: gnet's newStreamConn and register0,
+// reached by linkname, since gnet's public Engine.Register wants a Go
+// *net.TCPConn, which costs Go's accept with its socket options and
+// netpoller registration, then a dup, a close and a goroutine hand-off per
+// connection). No accept error can stop the worker.
 //
-// The price is per connection, not per request: Go's accept registers the
-// fd with Go's netpoller and sets socket options, Register dups it from a
-// goroutine, and the Go copy is closed again; connection-per-request
-// traffic costs noticeably more CPU than through gnet's acceptor,
-// keep-alive traffic does not (docs/evloop-measurements.md). Cheaper
-// routes to the same guarantee were ruled out: v2.9.7 has no API that
-// takes a raw fd (Register wants a *net.TCPConn or *net.UnixConn and dups
-// it), so an accept4 loop of our own would still need net.FileConn per
-// connection (one more dup); and supervising gnet's acceptor cannot keep
-// the held connections, because the engine closes them all when its
-// acceptor exits.
+// What this costs over gnet's acceptor is the hand-over between threads:
+// the accept goroutine's netpoller wake-up and the loop's eventfd wake-up,
+// each shared by every connection of a drain (docs/evloop-measurements.md).
 //
 // The evloop_gnet_acceptor setting opts into gnet's acceptor, fed by the fd
 // swap below, for a deployment that prefers its per-connection cost and
@@ -163,7 +161,7 @@
 //   - a self-test checks that getsockname of the swapped fd equals the
 //     inherited socket's and that it is listening. If locating, swapping or
 //     the self-test fails, the slot is parked and that listener is served by
-//     a Go accept loop + Engine.Register instead (logged as a warning).
+//     the accept loop instead (logged as a warning).
 //
 // The swap depends on that OnBoot ordering, so gnet is pinned at v2.9.7
 // (TestGnetVersionPinned fails on a bump: re-check engine_unix.go's run()).

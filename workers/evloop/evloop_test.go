@@ -27,7 +27,7 @@ import (
 
 func TestMain(m *testing.M) {
 	// gnet's process-wide ants pool (started at gnet's init; its workers
-	// run Engine.Register and idle until purged) is not evloop's.
+	// idle until purged) is not evloop's.
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
 		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"),
@@ -364,10 +364,10 @@ func TestSeveralListeners(t *testing.T) {
 }
 
 // forAcceptModes runs fn with our accept loop (the default, mode
-// "register") and with gnet's acceptor (mode "fd-swap").
+// "accept-loop") and with gnet's acceptor (mode "fd-swap").
 func forAcceptModes(t *testing.T, fn func(t *testing.T, mode string)) {
 	for _, gnetAcc := range []bool{false, true} {
-		mode := map[bool]string{false: "register", true: "fd-swap"}[gnetAcc]
+		mode := map[bool]string{false: "accept-loop", true: "fd-swap"}[gnetAcc]
 		t.Run(mode, func(t *testing.T) {
 			useGnetAcceptor(t, gnetAcc)
 			fn(t, mode)
@@ -386,10 +386,10 @@ func useGnetAcceptor(t *testing.T, on bool) {
 	t.Cleanup(func() { gnetAcceptor = was })
 }
 
-func TestRegisterByDefault(t *testing.T) {
+func TestAcceptLoopByDefault(t *testing.T) {
 	useGnetAcceptor(t, false)
 	hs := startServer(t, testConfig(), pathHandler)
-	if m := hs.s.mode(); m != "register" {
+	if m := hs.s.mode(); m != "accept-loop" {
 		t.Fatalf("mode %s", m)
 	}
 	for i := range 3 {
@@ -709,9 +709,12 @@ func TestBodies(t *testing.T) {
 	}
 }
 
-// TestGnetVersionPinned guards the fd swap: it relies on gnet v2.9.7
-// calling OnBoot after binding its listeners and before polling them (see
-// the package doc). On a gnet bump, re-check that ordering, then update.
+// TestGnetVersionPinned guards the fd swap and the accept loop's hand-over:
+// the swap relies on gnet v2.9.7 calling OnBoot after binding its
+// listeners and before polling them (see the package doc), the hand-over
+// on the signatures of the gnet functions gnetconn.go links to and on the
+// engine's layout (engineLoops). On a gnet bump, re-check those, then
+// update.
 func TestGnetVersionPinned(t *testing.T) {
 	mod, err := os.ReadFile("../../go.mod") // test binaries carry no dependency list
 	if err != nil {

@@ -23,8 +23,8 @@ const fdReserve = 32
 // OnOpen, so no cap applied there can keep it below the limit: a worker
 // holding worker_connections can be handed a whole accept queue at once
 // (acceptBurst) before any of it is refused. When the budget cannot cover
-// both, the worker serves through the Engine.Register path instead, whose
-// accept loop is ours and backs off.
+// both, the worker serves through its own accept loop instead, which
+// backs off.
 func fdBudget() (budget int, ok bool) {
 	var r unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
@@ -61,7 +61,7 @@ func (s *server) fdBudgetShort() bool {
 		return false
 	}
 	s.log.Warn("evloop: RLIMIT_NOFILE is too low for worker_connections plus a full accept queue: serving through "+
-		"Engine.Register (an accept loop that backs off on EMFILE; slower per connection) instead of the fd swap, "+
+		"its own accept loop (which backs off on EMFILE) instead of the fd swap, "+
 		"whose gnet acceptor would stop the worker on EMFILE; raise the limit (ulimit -n) to avoid this",
 		"fd_budget", budget, "worker_connections", s.cfg.WorkerConnections, "accept_burst", need-s.cfg.WorkerConnections)
 	return true

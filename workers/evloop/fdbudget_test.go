@@ -5,11 +5,11 @@ import (
 	"testing"
 )
 
-// TestLowFDBudgetUsesRegister: with gnet's acceptor chosen, when
+// TestLowFDBudgetUsesAcceptLoop: with gnet's acceptor chosen, when
 // worker_connections exceeds what
-// RLIMIT_NOFILE leaves, the worker serves through Engine.Register (its own
-// accept loop backs off on EMFILE) instead of the fd swap, and says why.
-func TestLowFDBudgetUsesRegister(t *testing.T) {
+// RLIMIT_NOFILE leaves, the worker serves through its own accept loop (which
+// backs off on EMFILE) instead of the fd swap, and says why.
+func TestLowFDBudgetUsesAcceptLoop(t *testing.T) {
 	budget, ok := fdBudget()
 	if !ok {
 		t.Skip("no RLIMIT_NOFILE or /proc/self/fd")
@@ -18,7 +18,7 @@ func TestLowFDBudgetUsesRegister(t *testing.T) {
 	cfg := testConfig()
 	cfg.WorkerConnections = budget + 1
 	hs := startServer(t, cfg, pathHandler)
-	if m := hs.s.mode(); m != "register" {
+	if m := hs.s.mode(); m != "accept-loop" {
 		t.Fatalf("mode %s with worker_connections above the fd budget %d", m, budget)
 	}
 	if !strings.Contains(hs.logText(), "RLIMIT_NOFILE is too low") {
@@ -34,7 +34,7 @@ func TestLowFDBudgetUsesRegister(t *testing.T) {
 // TestFDBudgetCountsAcceptBurst: worker_connections alone fits the
 // descriptors, but not with a full accept queue on top, which gnet's
 // acceptor takes at once before a connection can be refused: the worker
-// serves through Engine.Register.
+// serves through its own accept loop.
 func TestFDBudgetCountsAcceptBurst(t *testing.T) {
 	budget, ok := fdBudget()
 	if !ok || budget < 200 {
@@ -48,7 +48,7 @@ func TestFDBudgetCountsAcceptBurst(t *testing.T) {
 		t.Skip("net.core.somaxconn caps the accept queue below the test's margin")
 	}
 	hs := startServer(t, cfg, pathHandler)
-	if m := hs.s.mode(); m != "register" {
+	if m := hs.s.mode(); m != "accept-loop" {
 		t.Fatalf("mode %s: worker_connections %d + accept burst %d exceed the fd budget %d",
 			m, cfg.WorkerConnections, acceptBurst(cfg.Backlog), budget)
 	}

@@ -3,111 +3,55 @@ package evloop
 import (
 	"context"
 	"errors"
-	"net"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-
-	"github.com/multiserve/multiserve/workers"
 )
 
-// startRegistered starts the Engine.Register fallback: a Go accept loop for
-// every listener whose fd swap failed. Engine.Register needs running loops,
-// so this waits for the first OnTick.
-func (s *server) startRegistered() {
+// startAcceptLoops starts an accept loop (accept.go) for every listener
+// gnet's acceptor does not serve. Their hand-overs need the engine's loops,
+// which exist once it runs (the first OnTick); each gets its loopState now,
+// so that the probes and the graceful stop reach loops before their first
+// connection.
+func (s *server) startAcceptLoops() error {
+	s.gloops = engineLoops(s.eng)
+	if len(s.gloops) == 0 {
+		return errors.New("gnet's event loops not found (is gnet still the pinned version?)")
+	}
+	for _, gl := range s.gloops {
+		s.loopOf(gl.el)
+	}
 	for i, slot := range s.slots {
 		if slot >= 0 {
 			continue
 		}
 		l := s.env.Listeners[i]
-		ln, err := l.NetListener()
+		a, err := newAcceptLoop(s, l)
 		if err != nil {
 			s.log.Error("evloop: listener unusable", "listener", l.Name, "err", err)
 			continue
 		}
-		s.regLns = append(s.regLns, ln)
+		s.accepts = append(s.accepts, a)
 		s.regWG.Add(1)
-		go s.acceptLoop(ln)
+		go a.run()
 	}
+	return nil
 }
 
-// acceptLoop hands each Go-accepted connection to gnet. gnet dups the fd
-// and closes nc itself once Register succeeded; on error nc is still ours.
-func (s *server) acceptLoop(ln net.Listener) {
-	defer s.regWG.Done()
-	var backoff workers.Backoff
-	for {
-		nc, err := ln.Accept()
-		if errors.Is(err, net.ErrClosed) {
-			return
+// stopAcceptLoops closes the accept loops' listeners (dups) and waits for
+// the loops to return; their last hand-overs are queued on the event loops
+// by then.
+func (s *server) stopAcceptLoops() {
+	for _, a := range s.accepts {
+		if err := a.f.Close(); err != nil {
+			s.log.Error("evloop: stop accepting", "listener", a.name, "err", err)
 		}
-		if err != nil {
-			// EMFILE and friends: back off (do not spin), log at the
-			// shared rate; keep accepting whatever the error.
-			backoff.Sleep(s.log, ln.Addr().String(), err)
-			continue
-		}
-		s.regMu.Lock()
-		var res <-chan gnet.RegisteredResult
-		res, err = s.eng.Register(gnet.NewNetConnContext(context.Background(), nc))
-		if err == nil {
-			s.regPending = append(dropDone(s.regPending), res)
-		}
-		s.regMu.Unlock()
-		if err != nil {
-			_ = nc.Close()
-			if s.draining.Load() {
-				return
-			}
-		}
-	}
-}
-
-// dropDone drops the leading results that have arrived (a registration
-// reached OnOpen or failed), keeping the list as short as the hand-overs
-// in flight.
-func dropDone(pending []<-chan gnet.RegisteredResult) []<-chan gnet.RegisteredResult {
-	for len(pending) > 0 {
-		select {
-		case <-pending[0]:
-			pending = pending[1:]
-		default:
-			return pending
-		}
-	}
-	return pending
-}
-
-// awaitRegistered waits, until deadline, for the connections the accept
-// loops handed to Engine.Register to reach OnOpen: Register completes on a
-// goroutine of gnet's, so a connection accepted just before the stop is
-// not yet counted, and stopping on a zero count would close it unanswered.
-// Call it after stopRegistered (no more hand-overs).
-func (s *server) awaitRegistered(deadline time.Time) {
-	s.regMu.Lock()
-	pending := s.regPending
-	s.regPending = nil
-	s.regMu.Unlock()
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	for _, res := range pending {
-		select {
-		case <-res:
-		case <-t.C:
-			return // a stuck loop: the graceful timeout decides
-		}
-	}
-}
-
-func (s *server) stopRegistered() {
-	for _, ln := range s.regLns {
-		_ = ln.Close()
 	}
 	s.regWG.Wait()
 }
 
 // stopAccepting stops gnet accepting: every listener slot is parked and
-// the Register fallback's listeners (dups) are closed, so only the
+// the accept loops' listeners (dups) are closed, so only the
 // inherited fds still refer to the sockets. A shared socket stays open for
 // the arbiter and sibling workers (the inherited fd keeps it). The runtime
 // is then told it may close this worker's own reuse_port sockets
@@ -115,7 +59,7 @@ func (s *server) stopRegistered() {
 // cancelled, so that they leave the kernel's SO_REUSEPORT group now: an
 // open one would keep getting connections nobody accepts.
 func (s *server) stopAccepting() {
-	s.stopRegistered()
+	s.stopAcceptLoops()
 	for _, slot := range s.slots {
 		if slot < 0 {
 			continue
@@ -164,11 +108,10 @@ const acceptSettle = 5 * time.Millisecond
 // counted. Stopping on a zero count then closed it unanswered (a reset,
 // its request unread) instead of giving it the first request's grace. A
 // task posted to each loop after the accepts runs after their hand-overs
-// (the queue is FIFO). Loops that never had a connection are not known
-// here; they are covered only by acceptSettle. Connections from the accept
-// loops are awaited first (awaitRegistered).
+// (gnet runs its urgent queue, where its acceptor's hand-overs go, first;
+// then its task queue, FIFO, where the accept loops' hand-overs were queued
+// before stopAcceptLoops returned). Every loop is known (startAcceptLoops).
 func (s *server) settleAccepted(deadline time.Time) {
-	s.awaitRegistered(deadline)
 	time.Sleep(acceptSettle)
 	loops := s.loopList()
 	done := make(chan struct{}, len(loops))

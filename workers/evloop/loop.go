@@ -42,9 +42,8 @@ type loopState struct {
 	memo    route.Memo // the auto route of the loop's last request
 }
 
-// loopOf returns the state of the loop owning c, creating it on the loop's
-// first connection. A loop that never had a connection runs no handler and
-// cannot be wedged by one, so it need not be probed.
+// loopOf returns the state of the loop el, creating it on first use
+// (startAcceptLoops creates every loop's when the engine runs).
 func (s *server) loopOf(el gnet.EventLoop) *loopState {
 	s.loopsMu.Lock()
 	defer s.loopsMu.Unlock()

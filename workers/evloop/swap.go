@@ -70,7 +70,7 @@ func locateSlot(eng gnet.Engine, addr string) (int, error) {
 // swapInto makes slot (a gnet listener fd) refer to the inherited listening
 // socket, then checks that it did: getsockname of the slot must equal the
 // inherited socket's and the slot must be listening. On a failed check the
-// caller seals the slot and falls back to Engine.Register.
+// caller seals the slot and falls back to the accept loop.
 func swapInto(slot, inherited int) error {
 	want, err := sockName(inherited)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"runtime"
 	stdsync "sync"
@@ -82,7 +81,7 @@ type server struct {
 
 	// Written in OnBoot, read after started is closed.
 	eng   gnet.Engine
-	slots []int // per env listener: the gnet fd it was swapped onto, -1 if served by Register
+	slots []int // per env listener: the gnet fd it was swapped onto, -1 if served by our accept loop
 
 	started   chan struct{} // closed by the first OnTick: the loops run
 	startOnce stdsync.Once
@@ -99,12 +98,11 @@ type server struct {
 
 	lingering atomic.Int32 // connections in a lingering close (linger.go)
 
-	regMu  stdsync.Mutex // serialises Engine.Register: RoundRobin is not concurrency-safe
-	regLns []net.Listener
-	regWG  stdsync.WaitGroup
-	// regPending holds the results of Engine.Register calls that may not
-	// have reached OnOpen yet (under regMu); see awaitRegistered.
-	regPending []<-chan gnet.RegisteredResult
+	// The accept loops (accept.go) and what they hand connections to.
+	accepts  []*acceptLoop
+	regWG    stdsync.WaitGroup
+	gloops   []gnetLoop    // every loop of the engine, set once it runs
+	nextLoop atomic.Uint64 // round-robin over gloops
 }
 
 func newServer(env *workers.Env, auto bool) *server {
@@ -176,7 +174,10 @@ func (s *server) serve(ctx context.Context) error {
 		}
 		return fmt.Errorf("evloop: start: %w", err)
 	}
-	s.startRegistered()
+	if err := s.startAcceptLoops(); err != nil {
+		_ = s.eng.Stop(context.Background())
+		return fmt.Errorf("evloop: start: %w", err)
+	}
 	s.log.Info(s.class+" serving", "loops", s.loops, "pool", s.pool.size,
 		"listeners", len(s.slots), "own_reuseport", s.ownCount(), "mode", s.mode())
 	if s.routes == nil && s.cfg.Threads == 1 {
@@ -188,7 +189,7 @@ func (s *server) serve(ctx context.Context) error {
 	case <-ctx.Done():
 		return s.stop(done)
 	case err := <-done:
-		s.stopRegistered()
+		s.stopAcceptLoops()
 		s.closePool(time.Now().Add(s.cfg.GracefulTimeout))
 		if err == nil {
 			err = errors.New("engine stopped unexpectedly")
@@ -200,7 +201,7 @@ func (s *server) serve(ctx context.Context) error {
 func (s *server) mode() string {
 	for _, sl := range s.slots {
 		if sl < 0 {
-			return "register"
+			return "accept-loop"
 		}
 	}
 	return "fd-swap"
@@ -208,7 +209,7 @@ func (s *server) mode() string {
 
 // OnBoot swaps the inherited sockets into gnet's listener slots when gnet's
 // acceptor was chosen; every other slot is sealed and its listener served
-// through Engine.Register. gnet calls it after binding its (dummy)
+// by our accept loop (accept.go). gnet calls it after binding its (dummy)
 // listeners and before adding them to epoll.
 func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
 	s.eng = eng
@@ -241,14 +242,14 @@ func (s *server) sealOne(eng gnet.Engine, i int) {
 }
 
 // swapOne returns the slot listener l now lives in, or -1 when the swap or
-// its self-test failed and l will be served through Engine.Register.
+// its self-test failed and l will be served by our accept loop.
 func (s *server) swapOne(eng gnet.Engine, i int, l *workers.Listener) int {
 	slot, err := locateSlot(eng, dummyAddr(i))
 	if err == nil {
 		err = swapInto(slot, l.FD)
 	}
 	if err != nil {
-		s.log.Warn("evloop: fd swap failed, serving this listener through Engine.Register (slower per connection)",
+		s.log.Warn("evloop: fd swap failed, serving this listener with the accept loop",
 			"listener", l.Name, "err", err)
 		return -1
 	}
