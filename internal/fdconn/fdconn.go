@@ -3,7 +3,8 @@
 // net.Conns over them. Conn (this file) is a raw, blocking socket, for
 // the worker classes whose model is "one OS thread blocks on one socket"
 // (sync, threaded); PollConn (poll.go) a non-blocking one whose calls wait
-// in Go's netpoller, for a goroutine per connection.
+// in Go's netpoller, for a goroutine per connection; PollListener's
+// AcceptFDs hands bare non-blocking descriptors to an event loop.
 //
 // Read and Write are plain read(2)/write(2) system calls on a descriptor in
 // blocking mode: the calling goroutine holds its OS thread for as long as the

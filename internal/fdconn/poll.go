@@ -90,39 +90,75 @@ func (l *PollListener) Accept() (net.Conn, error) {
 
 // AcceptConn is Accept returning the concrete type.
 func (l *PollListener) AcceptConn() (*PollConn, error) {
-	if err := ensureNonblock(l.fd); err != nil {
-		return nil, l.opError(err)
+	var c *PollConn
+	err := l.accept(1, func(fd int, rsa *unix.RawSockaddrAny, n uint32) {
+		c = newPollConn(fd, rsa, n, l.laddr)
+	})
+	if err != nil {
+		return nil, err
 	}
-	var (
-		c    *PollConn
-		aerr error
-	)
+	return c, nil
+}
+
+// Accepted is a connection AcceptFDs took: its descriptor, non-blocking
+// and close-on-exec, now the caller's, and its peer's address.
+type Accepted struct {
+	FD   int
+	Peer net.Addr
+}
+
+// AcceptFDs is Accept for a caller that serves the descriptors itself (an
+// event loop of its own): it waits in the netpoller until connections are
+// queued, then takes every one queued, up to max, and returns them. An
+// accept(2) error other than EAGAIN and EINTR ends the batch; it is
+// returned wrapped, as from Accept, with what was taken before it. One
+// F_GETFL per call, not per connection (see Accept).
+func (l *PollListener) AcceptFDs(max int) ([]Accepted, error) {
+	var took []Accepted
+	err := l.accept(max, func(fd int, rsa *unix.RawSockaddrAny, n uint32) {
+		took = append(took, Accepted{FD: fd, Peer: rawToAddr(rsa, n, "tcp", nil)})
+	})
+	return took, err
+}
+
+// accept waits in the netpoller until the queue holds connections, then
+// accepts up to max of them, handing each to take (TCP_NODELAY set when
+// the listener lacks it), and returns once it took one or more and the
+// queue is empty, or max were taken, or accept(2) failed otherwise.
+func (l *PollListener) accept(max int, take func(fd int, rsa *unix.RawSockaddrAny, n uint32)) error {
+	if err := ensureNonblock(l.fd); err != nil {
+		return l.opError(err)
+	}
+	var aerr error
+	taken := 0
 	err := l.rc.Read(func(fd uintptr) bool {
-		for {
+		for taken < max {
 			nfd, rsa, n, err := accept4nb(int(fd))
 			switch err {
 			case nil:
-				c = newPollConn(nfd, rsa, n, l.laddr)
-				if c.network == "tcp" && !l.nodelay {
+				if rsa.Addr.Family != unix.AF_UNIX && !l.nodelay {
 					setNoDelay(nfd)
 				}
-				return true
+				take(nfd, rsa, n)
+				taken++
+				continue
 			case unix.EINTR:
 				continue
 			case unix.EAGAIN:
-				return false // park until the listener is readable
+				return taken > 0 // none yet: park until the listener is readable
 			}
 			aerr = os.NewSyscallError("accept4", err)
 			return true
 		}
+		return true
 	})
 	if err == nil {
 		err = aerr
 	}
 	if err != nil {
-		return nil, l.opError(err)
+		return l.opError(err)
 	}
-	return c, nil
+	return nil
 }
 
 // Close closes the listener's descriptor (not the inherited one); an

@@ -367,3 +367,52 @@ func TestPollConnSyscallConnRead(t *testing.T) {
 		t.Fatalf("got %q after %d calls (joined %v), want \"late\" after a wait", got, calls, c.joined())
 	}
 }
+
+// AcceptFDs takes every queued connection up to its bound, each
+// non-blocking with its peer's address, then waits for more; Close ends
+// the wait with net.ErrClosed.
+func TestPollAcceptFDs(t *testing.T) {
+	l, _, addr := pollListen(t)
+	peers := map[string]bool{}
+	for range 3 {
+		client, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		peers[client.LocalAddr().String()] = true
+	}
+	time.Sleep(20 * time.Millisecond) // all three in the queue
+	var took []Accepted
+	for _, want := range []int{2, 1} {
+		got, err := l.AcceptFDs(2)
+		if err != nil || len(got) != want {
+			t.Fatalf("AcceptFDs(2) = %d connections, %v; want %d", len(got), err, want)
+		}
+		took = append(took, got...)
+	}
+	for _, a := range took {
+		t.Cleanup(func() { unix.Close(a.FD) })
+		if !peers[a.Peer.String()] {
+			t.Errorf("peer %v is none of the clients %v", a.Peer, peers)
+		}
+		if fl, _ := unix.FcntlInt(uintptr(a.FD), unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
+			t.Error("accepted socket is blocking")
+		}
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := l.AcceptFDs(2)
+		got <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case err := <-got:
+		t.Fatalf("AcceptFDs returned %v on an empty queue", err)
+	default:
+	}
+	l.Close()
+	if err := <-got; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("AcceptFDs after Close = %v, want net.ErrClosed", err)
+	}
+}

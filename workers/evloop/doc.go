@@ -120,8 +120,8 @@
 // ENFILE (the system's file table), ENOBUFS, ENOMEM. So by default the
 // worker accepts itself (accept.go): one Go goroutine per listener waits
 // on Go's netpoller, drains the accept queue with raw accept4
-// (SOCK_NONBLOCK, SOCK_CLOEXEC; TCP_NODELAY is inherited from the
-// listener, where the arbiter set it), backs off on any error as the other
+// (fdconn.PollListener.AcceptFDs: SOCK_NONBLOCK, SOCK_CLOEXEC; TCP_NODELAY
+// is inherited from the listener, where the arbiter set it), backs off on any error as the other
 // classes do (workers.Backoff, logged at most every 10 s), and posts what
 // it took to the loops round-robin, one task per loop per drain. On its
 // loop each descriptor becomes a gnet connection the way gnet's own

@@ -6,7 +6,6 @@ import (
 	"unsafe"
 
 	"github.com/panjf2000/gnet/v2"
-	"github.com/panjf2000/gnet/v2/pkg/socket"
 	"golang.org/x/sys/unix"
 )
 
@@ -70,8 +69,12 @@ func engineLoops(eng gnet.Engine) []gnetLoop {
 
 // enroll makes the accepted socket fd a connection of the loop and opens
 // it (OnOpen). Only on the loop. gnet closes fd itself when adding it to
-// epoll fails.
-func (gl gnetLoop) enroll(proto string, fd int, sa unix.Sockaddr, laddr net.Addr) error {
-	c := gnetNewStreamConn(proto, fd, gl.ptr, sa, laddr, socket.SockaddrToTCPOrUnixAddr(sa))
-	return gnetRegister(gl.ptr, c)
+// epoll fails. gnet keeps a stream connection's unix.Sockaddr for nothing
+// (datagram sockets send to it), so none is made.
+func (gl gnetLoop) enroll(fd int, laddr, raddr net.Addr) error {
+	proto := "tcp"
+	if _, ok := raddr.(*net.UnixAddr); ok {
+		proto = "unix"
+	}
+	return gnetRegister(gl.ptr, gnetNewStreamConn(proto, fd, gl.ptr, nil, laddr, raddr))
 }

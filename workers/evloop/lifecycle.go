@@ -43,7 +43,7 @@ func (s *server) startAcceptLoops() error {
 // by then.
 func (s *server) stopAcceptLoops() {
 	for _, a := range s.accepts {
-		if err := a.f.Close(); err != nil {
+		if err := a.ln.Close(); err != nil {
 			s.log.Error("evloop: stop accepting", "listener", a.name, "err", err)
 		}
 	}
