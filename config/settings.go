@@ -151,8 +151,8 @@ var table = []Setting{
 			"A handler must then not use r, r.URL or r.Header after it returned, not even from a goroutine it started (hand it r.Clone(ctx)); " +
 			"strings, header values and the context stay valid. Off by default because net/http lets a handler keep r."},
 	{Key: "evloop_gnet_acceptor", Flag: "evloop-gnet-acceptor", Section: SectionWorkers, Default: false,
-		Help: "evloop (and auto) accept with gnet's own acceptor instead of the worker's accept loop: cheaper per new connection, " +
-			"but gnet stops the worker, dropping every connection it holds, on any accept error other than a connection burst " +
+		Help: "evloop (and auto) accept with gnet's own acceptor instead of the worker's accept loop, which hands each new " +
+			"connection to gnet the way gnet's acceptor does, at about the same cost (docs/evloop-measurements.md); gnet stops the worker, dropping every connection it holds, on any accept error other than a connection burst " +
 			"past the fd limit (ENFILE, ENOBUFS, ENOMEM, EMFILE from the application's own files). Used only when RLIMIT_NOFILE " +
 			"covers worker_connections plus a full accept queue; see docs/edge-security.md."},
 	{Key: "auto_threshold", Flag: "auto-threshold", Section: SectionWorkers, Default: time.Millisecond,
