@@ -51,7 +51,8 @@ type Worker struct{}
 // first) or a listener fails.
 func (w *Worker) Serve(ctx context.Context, env *workers.Env) error {
 	// The model is "one OS thread blocks in the kernel": pin it, so the
-	// blocking calls below really are this worker's only thread of work.
+	// blocking calls below really are this worker's only thread of work
+	// (between connections the loop may move to another, see yieldIfDue).
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
@@ -117,8 +118,9 @@ type loop struct {
 	fds   []unix.PollFd // [0] is the waker, then the listeners in Env order
 	// acceptors are the listeners in Env order
 	acceptors []*fdconn.Acceptor
-	tid       int       // the loop's OS thread, which serves every connection
+	tid       int       // the OS thread the loop is locked to, which serves its connections
 	pauseTo   time.Time // accepting paused (out of descriptors) until then
+	yielded   time.Time // the last pass through the scheduler (yieldIfDue)
 	backoff   workers.Backoff
 }
 
@@ -136,9 +138,11 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		fds := l.fds
 		wait := l.beat
-		if now := time.Now(); now.Before(l.pauseTo) {
+		now := time.Now()
+		if now.Before(l.pauseTo) {
 			fds, wait = l.fds[:1], min(wait, l.pauseTo.Sub(now))
 		}
+		l.yieldIfDue(now)
 		if !ready {
 			// The listeners are already listening: from here on the
 			// kernel queues connections for this poll.
@@ -162,6 +166,29 @@ func (l *loop) run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// yieldEvery is how often the loop passes through the Go scheduler.
+// The runtime's monitor treats a goroutine that has not done so for 10ms
+// as running too long: it preempts it, or takes its P while it is in a
+// system call, and then polls every 20us again for a while; the loop,
+// which blocks only in system calls, would never pass otherwise.
+const yieldEvery = 5 * time.Millisecond
+
+// yieldIfDue passes through the scheduler when yieldEvery has passed
+// since the last time. The loop is unlocked from its thread for that
+// moment (a locked goroutine's yield hands its P to another thread and
+// back, waking both); it may resume on another thread, so tid is read
+// again.
+func (l *loop) yieldIfDue(now time.Time) {
+	if now.Sub(l.yielded) < yieldEvery {
+		return
+	}
+	l.yielded = now
+	runtime.UnlockOSThread()
+	runtime.Gosched()
+	runtime.LockOSThread()
+	l.tid = unix.Gettid()
 }
 
 // acceptReady takes one connection from each readable listener and serves
