@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 
 	"github.com/multiserve/multiserve/h1"
 	"github.com/multiserve/multiserve/internal/fdconn"
@@ -90,8 +91,8 @@ func pollListeners(ls []*workers.Listener) ([]net.Listener, error) {
 	return out, nil
 }
 
-// acceptNative accepts until ln is closed; every connection gets its own
-// goroutine running the engine. Temporary accept errors (EMFILE...) back
+// acceptNative accepts until ln is closed; every connection gets a
+// goroutine of its own running the engine (from serverPool). Temporary accept errors (EMFILE...) back
 // off instead of spinning or failing the worker.
 func acceptNative(ctx context.Context, ln net.Listener, srv *h1.Server, conns *workers.ConnSet, slots chan struct{}, env *workers.Env) error {
 	var backoff workers.Backoff
@@ -100,6 +101,11 @@ func acceptNative(ctx context.Context, ln net.Listener, srv *h1.Server, conns *w
 			<-slots
 		}
 	}
+	pool := &serverPool{ctx: ctx, next: make(chan *h1.Conn), serve: func(c *h1.Conn) {
+		defer release()
+		defer conns.Done(c)
+		c.Serve(ctx, false)
+	}}
 	for {
 		// Wait for a free slot before accepting: excess connections stay
 		// in the kernel's backlog, where a sibling worker may take them.
@@ -123,10 +129,47 @@ func acceptNative(ctx context.Context, ln net.Listener, srv *h1.Server, conns *w
 		}
 		c := srv.NewConn(nc)
 		conns.Add(c)
-		go func() {
-			defer release()
-			defer conns.Done(c)
-			c.Serve(ctx, false)
-		}()
+		pool.start(c)
+	}
+}
+
+// maxIdleServers bounds the goroutines a serverPool keeps waiting for a
+// connection.
+const maxIdleServers = 32
+
+// serverPool runs each connection on a goroutine that finished an earlier
+// one and waits for the next, when there is one, instead of on a new
+// goroutine: a new one starts with a small stack and grows it (a copy)
+// within its first request, on every connection.
+type serverPool struct {
+	ctx   context.Context // idle goroutines exit when it is done
+	next  chan *h1.Conn   // unbuffered: a connection goes only to a goroutine waiting
+	idle  atomic.Int32
+	serve func(*h1.Conn)
+}
+
+// start serves c on an idle goroutine, or on a new one if none waits.
+func (p *serverPool) start(c *h1.Conn) {
+	select {
+	case p.next <- c:
+	default:
+		go p.run(c)
+	}
+}
+
+func (p *serverPool) run(c *h1.Conn) {
+	for {
+		p.serve(c)
+		if p.idle.Add(1) > maxIdleServers {
+			p.idle.Add(-1)
+			return
+		}
+		select {
+		case c = <-p.next:
+			p.idle.Add(-1)
+		case <-p.ctx.Done():
+			p.idle.Add(-1)
+			return
+		}
 	}
 }
