@@ -314,7 +314,7 @@ func (w *Response) commit(final bool) {
 		b = appendDate(b)
 	}
 	if !seen.has(seenServer) {
-		b = append(b, "Server: multiserve\r\n"...)
+		b = append(b, "Server: "+ServerName+"\r\n"...)
 	}
 	b = w.appendFraming(b, final)
 	switch {
@@ -519,6 +519,10 @@ func trimOWSString(s string) string {
 	return s
 }
 
+// ServerName is the Server field of every response whose handler set
+// none.
+const ServerName = "multiserve"
+
 // headerSeen records which fields the engine cares about appendHeaderMap
 // met, so commit needs no further map lookups.
 type headerSeen uint8
@@ -646,7 +650,7 @@ func appendErrorResponse(b []byte, status int) []byte {
 	text := http.StatusText(status)
 	b = appendStatusLine(b, status)
 	b = appendDate(b)
-	b = append(b, "Server: multiserve\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
+	b = append(b, "Server: "+ServerName+"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(text)+1), 10)
 	b = append(b, "\r\n\r\n"...)
 	b = append(b, text...)

@@ -153,11 +153,17 @@ func (s *Server) runHandler(w *Response, req *http.Request) (ok bool) {
 				w.abort()
 				return
 			}
-			s.log().Error("h1: handler panic", "method", req.Method, "uri", req.RequestURI,
-				"remote", req.RemoteAddr, "panic", v, "stack", string(debug.Stack()))
+			s.LogPanic(req, v)
 			w.writeError(http.StatusInternalServerError)
 		}
 	}()
 	s.Handler.ServeHTTP(w, req)
 	return true
+}
+
+// LogPanic logs a handler's panic v with the stack of the goroutine that
+// recovered it: the one line an engine writes for it.
+func (s *Server) LogPanic(req *http.Request, v any) {
+	s.log().Error("h1: handler panic", "method", req.Method, "uri", req.RequestURI,
+		"remote", req.RemoteAddr, "panic", v, "stack", string(debug.Stack()))
 }

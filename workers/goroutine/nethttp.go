@@ -2,12 +2,17 @@ package goroutine
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,65 +35,155 @@ func withRequestTimeout(h http.Handler, d time.Duration) http.Handler {
 	return http.TimeoutHandler(h, d, "request timeout\n")
 }
 
-// closeWhileDraining makes every HTTP/1 response committed once the worker
-// drains (Env.Draining, or its own stop) carry Connection: close, so
-// net/http closes the connection after it; a response committed before
-// keeps its connection. SetKeepAlivesEnabled(false) comes only at the end
-// of drain: it also closes the idle connections at once, which can cross
-// a request a client is sending on one.
-func closeWhileDraining(h http.Handler, draining *atomic.Bool) http.Handler {
+// asNative makes net/http answer an HTTP/1 request as the native engine
+// does (HTTP/2 keeps net/http's own ways: a panic resets the stream):
+//   - a response committed once the worker drains (Env.Draining, or its
+//     own stop) carries Connection: close, so net/http closes the
+//     connection after it; one committed before keeps its connection.
+//     SetKeepAlivesEnabled(false) comes only at the end of drain: it also
+//     closes the idle connections at once, which can cross a request a
+//     client is sending on one;
+//   - the Server field, when the handler set none;
+//   - the response is held back until the handler returns (up to
+//     holdLimit, or a Flush): a body the handler left unread is drained
+//     first, and one that turns out malformed is answered 400 instead,
+//     where net/http would have sent the handler's response and closed;
+//   - a handler panic is logged once by the engine's logger and answered
+//     500 with Connection: close if nothing was sent, else the connection
+//     is cut (net/http would close it unanswered and log it itself).
+func asNative(h http.Handler, draining *atomic.Bool, engine *h1.Server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor != 1 {
 			h.ServeHTTP(w, r)
 			return
 		}
-		cw := &closingWriter{ResponseWriter: w, draining: draining}
-		h.ServeHTTP(cw, r)
-		cw.commit() // a handler that wrote nothing: net/http sends the head now
+		nw := &nativeWriter{ResponseWriter: w, draining: draining}
+		defer nw.recover(r, engine)
+		h.ServeHTTP(nw, r)
+		nw.finish(r)
 	})
 }
 
-// closingWriter adds Connection: close to a response whose head is
-// committed while the worker drains.
-type closingWriter struct {
+// holdLimit is how much of a response asNative holds back: as much as the
+// native engine does. One that fits is passed on whole once the handler
+// returned, with its Content-Length.
+const holdLimit = 4096
+
+// nativeWriter is the ResponseWriter asNative hands the handler.
+type nativeWriter struct {
 	http.ResponseWriter
 	draining  *atomic.Bool
-	committed bool
+	status    int    // the final status the handler set; 0 while none
+	held      []byte // what the handler wrote, not passed on yet
+	committed bool   // passed on: net/http has the head
 }
 
-func (w *closingWriter) commit() {
-	if !w.committed {
-		w.committed = true
-		if w.draining.Load() {
-			w.Header().Set("Connection", "close")
-		}
+// commit passes the head and what is held on to net/http; final: the
+// handler returned, what is held is the whole body.
+func (w *nativeWriter) commit(final bool) {
+	if w.committed {
+		return
+	}
+	w.committed = true
+	hdr := w.Header()
+	if w.draining.Load() {
+		hdr.Set("Connection", "close")
+	}
+	if _, ok := hdr["Server"]; !ok {
+		hdr.Set("Server", h1.ServerName)
+	}
+	if final && len(w.held) > 0 && hdr.Get("Content-Length") == "" && hdr.Get("Transfer-Encoding") == "" {
+		hdr.Set("Content-Length", strconv.Itoa(len(w.held))) // beyond net/http's 2 KiB buffer it would chunk
+	}
+	w.ResponseWriter.WriteHeader(cmp.Or(w.status, http.StatusOK))
+	if len(w.held) > 0 {
+		_, _ = w.ResponseWriter.Write(w.held) // a failed write fails the handler's next one too
+		w.held = nil
 	}
 }
 
-func (w *closingWriter) WriteHeader(code int) {
-	if code >= 200 || code == http.StatusSwitchingProtocols {
-		w.commit()
+func (w *nativeWriter) WriteHeader(code int) {
+	switch {
+	case w.committed || code < 200 && code != http.StatusSwitchingProtocols:
+		w.ResponseWriter.WriteHeader(code) // interim, or net/http's "superfluous" warning
+	case code == http.StatusSwitchingProtocols:
+		w.status = code
+		w.commit(false)
+	case w.status == 0:
+		w.status = code
 	}
-	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *closingWriter) Write(b []byte) (int, error) {
-	w.commit()
+func (w *nativeWriter) Write(b []byte) (int, error) {
+	if !w.committed && len(w.held)+len(b) <= holdLimit {
+		w.held = append(w.held, b...)
+		return len(b), nil
+	}
+	w.commit(false)
 	return w.ResponseWriter.Write(b)
 }
 
-func (w *closingWriter) Flush() {
-	w.commit()
+func (w *nativeWriter) Flush() {
+	w.commit(false)
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
-func (w *closingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *nativeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.committed = true
 	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
 // Unwrap lets http.ResponseController reach net/http's writer.
-func (w *closingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *nativeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// finish drains a body the handler left unread (within net/http's own
+// bound; not when a 100 Continue would have to be sent for it), then
+// passes the response on, or a 400 for a body the gate found malformed
+// (the gate reported that refusal).
+func (w *nativeWriter) finish(r *http.Request) {
+	if w.committed {
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody && !strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		_, err := io.CopyN(io.Discard, r.Body, drainLimit)
+		var perr *h1.Error
+		if errors.As(err, &perr) {
+			w.replace(perr.Status)
+			return
+		}
+	}
+	w.commit(true)
+}
+
+// drainLimit is how much of an unread body finish reads (net/http's).
+const drainLimit = 256 << 10
+
+// replace sends an error response with Connection: close in place of
+// what the handler made, which nothing was passed on of.
+func (w *nativeWriter) replace(status int) {
+	hdr := w.Header()
+	clear(hdr)
+	hdr.Set("Connection", "close")
+	w.held, w.status = []byte(http.StatusText(status)+"\n"), status
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	w.commit(true)
+}
+
+// recover turns a handler's panic into the native engine's answer.
+func (w *nativeWriter) recover(r *http.Request, engine *h1.Server) {
+	v := recover()
+	switch {
+	case v == nil:
+		return
+	case v == http.ErrAbortHandler:
+		panic(v) // net/http cuts the connection without a word
+	}
+	engine.LogPanic(r, v)
+	if w.committed {
+		panic(http.ErrAbortHandler)
+	}
+	w.replace(http.StatusInternalServerError)
+}
 
 // serveNetHTTP serves every inherited listener with one http.Server.
 func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
@@ -101,7 +196,7 @@ func (w *Worker) serveNetHTTP(ctx context.Context, env *workers.Env) error {
 	gate := env.Engine() // the parser's limits and the Rejected hook
 	app := tlsLimits(env.Handler, gate)
 	srv := &http.Server{
-		Handler:           gateHandler(closeWhileDraining(withRequestTimeout(app, cfg.RequestTimeout), draining)),
+		Handler:           asNative(gateHandler(withRequestTimeout(app, cfg.RequestTimeout)), draining, gate),
 		IdleTimeout:       cfg.Keepalive,
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(env.Log.Handler(), slog.LevelWarn),

@@ -15,20 +15,16 @@ import (
 
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/internal/tlsconf"
+	"github.com/multiserve/multiserve/workers/goroutine"
 	"github.com/multiserve/multiserve/workers/workerstest"
 )
 
 func netHTTP(c *config.Config) { c.HTTPEngine = "net/http" }
 
 // TestNetHTTPConformance: the net/http engine passes the suite every class
-// passes, its Limits case included (the gate, gate.go). Skipped: Hello
-// (net/http sends no Server header), Panic (net/http closes the connection
-// on a handler panic without a 500) and Smuggling, whose "bad chunk
-// unread" case wants the 400 the native engine holds the response back
-// for; net/http has answered by the time its discard of the unread body
-// meets the bad chunk, and closes the connection (TestNetHTTPFraming).
+// passes, its Limits and Smuggling cases included (the gate, gate.go).
 func TestNetHTTPConformance(t *testing.T) {
-	workerstest.Run(t, "goroutine", workerstest.Options{Config: netHTTP, Skip: []string{"Hello", "Panic", "Smuggling"}})
+	workerstest.Run(t, "goroutine", workerstest.Options{Config: netHTTP})
 }
 
 // rawExchange sends req on a new connection and returns the response and
@@ -70,7 +66,7 @@ func TestNetHTTPFraming(t *testing.T) {
 	}{
 		{"leading CRLF", "\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n", 200, false},
 		{"CL+TE", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, 400, true},
-		{"bad chunk unread", "POST /hello HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n" + smuggled, 200, true},
+		{"bad chunk unread", "POST /hello HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n" + smuggled, 400, true},
 		{"HTTP/1.0+TE", "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, 400, true},
 		{"body over limit", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999\r\n\r\n", 413, true},
 		{"chunk line over 4096", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1;x=" + strings.Repeat("a", 5000) + "\r\nx\r\n0\r\n\r\n", 0, true},
@@ -190,5 +186,41 @@ func TestNetHTTPOverTLS(t *testing.T) {
 	_, _ = io.Copy(io.Discard, c) // the echo handler's error answer, if any, then the close
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("a stalled body over TLS held the connection %v", d)
+	}
+}
+
+// TestNetHTTPHeldResponse: a response up to the native engine's 4 KiB is
+// passed on whole with its Content-Length (net/http alone would chunk one
+// over 2 KiB), and a handler that panics after its response went out gets
+// its connection cut, the response unfinished.
+func TestNetHTTPHeldResponse(t *testing.T) {
+	cfg := config.Default()
+	netHTTP(cfg)
+	body := strings.Repeat("x", 3000)
+	env, addr, heart := workerstest.NewEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, body)
+		if r.URL.Path == "/late-panic" {
+			http.NewResponseController(w).Flush()
+			panic("late")
+		}
+	}), cfg)
+	workerstest.Serve(t, &goroutine.Worker{}, env, heart)
+	resp, closed := rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	if resp.ContentLength != int64(len(body)) || closed || resp.Header.Get("Server") != "multiserve" {
+		t.Errorf("held response: Content-Length %d, closed %v, Server %q", resp.ContentLength, closed, resp.Header.Get("Server"))
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /late-panic HTTP/1.1\r\nHost: t\r\n\r\n")
+	resp, err = http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(resp.Body); err == nil {
+		t.Errorf("a response cut by a panic read whole (%d bytes, status %d)", len(b), resp.StatusCode)
 	}
 }
