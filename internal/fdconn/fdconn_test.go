@@ -162,14 +162,25 @@ func waitBlocked(t *testing.T, d *direction) {
 
 // A Write the peer never drains stops at the deadline with a partial count.
 func TestWriteDeadline(t *testing.T) {
-	c, _ := pair(t)
-	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 	big := make([]byte, 16<<20)
-	n, err := c.Write(big)
-	assertTimeout(t, err)
-	if n == 0 || n == len(big) {
-		t.Fatalf("Write wrote %d of %d, want a partial write", n, len(big))
+	// A deadline that passed before Write started (a loaded machine can
+	// hold this goroutine off the CPU for longer than a short deadline)
+	// rightly writes nothing; the case under test is a Write cut while it
+	// waits in the kernel, so try longer deadlines until one is observed.
+	for _, d := range []time.Duration{50 * time.Millisecond, 250 * time.Millisecond, time.Second} {
+		c, _ := pair(t)
+		start := time.Now()
+		c.SetWriteDeadline(start.Add(d))
+		n, err := c.Write(big)
+		assertTimeout(t, err)
+		if n == len(big) {
+			t.Fatalf("Write wrote all %d bytes to a peer that does not read", n)
+		}
+		if n > 0 {
+			return
+		}
 	}
+	t.Fatal("Write wrote nothing before its deadline, even with 1s")
 }
 
 func TestCloseIdempotentAndWakesBlockedRead(t *testing.T) {

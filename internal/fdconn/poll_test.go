@@ -272,10 +272,15 @@ func TestPollConnDeadlineBeforeJoin(t *testing.T) {
 func TestPollConnWriteJoinsAndDeadline(t *testing.T) {
 	l, _, addr := pollListen(t)
 	c, client := pollDial(t, l, "tcp", addr)
-	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
+	// More than loopback's socket buffers can hold, so the Write must wait.
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
 	got := make(chan []byte, 1)
 	go func() {
-		time.Sleep(50 * time.Millisecond) // the buffer fills first
+		// Read only once the Write waits in the netpoller: reading
+		// earlier could let it finish without ever waiting.
+		for deadline := time.Now().Add(10 * time.Second); !c.joined() && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		b, _ := io.ReadAll(io.LimitReader(client, int64(len(data))))
 		got <- b
 	}()
