@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // capture_output: what a worker writes to stdout and stderr lands in the
@@ -34,16 +36,16 @@ func TestCaptureOutput(t *testing.T) {
 			return true
 		}
 	}
-	eventually(t, "the worker's output in the error log", inLog(cfg.Errorlog, "stdout before 0", "stderr before 2"))
+	testwait.Until(t, waitLimit, "the worker's output in the error log", inLog(cfg.Errorlog, "stdout before 0", "stderr before 2"))
 	if err := os.Rename(cfg.Errorlog, cfg.Errorlog+".1"); err != nil {
 		t.Fatal(err)
 	}
 	m.signal(syscall.SIGUSR1)
-	eventually(t, "a reopened error log", func() bool { _, err := os.Stat(cfg.Errorlog); return err == nil })
+	testwait.Until(t, waitLimit, "a reopened error log", func() bool { _, err := os.Stat(cfg.Errorlog); return err == nil })
 	if _, err := m.get("/print?n=1&tag=after"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "output after USR1 in the new file", inLog(cfg.Errorlog, "stdout after 0", "stderr after 0"))
+	testwait.Until(t, waitLimit, "output after USR1 in the new file", inLog(cfg.Errorlog, "stdout after 0", "stderr after 0"))
 	if b, _ := os.ReadFile(cfg.Errorlog + ".1"); strings.Contains(string(b), "after") {
 		t.Errorf("output after USR1 went to the rotated file:\n%s", b)
 	}

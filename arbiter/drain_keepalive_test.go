@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // keepAliveLoad is a kept-alive client that retries nothing: requests are
@@ -161,7 +163,7 @@ func TestDrainClosesKeptAliveConnections(t *testing.T) {
 		cfg.ShutdownDelay = 2 * time.Second
 		m := startMaster(t, cfg, true)
 		load := startKeepAliveLoad(t, m.addrs[0], "/", clients)
-		eventually(t, "requests served", func() bool { return load.ok.Load() > 50 })
+		testwait.Until(t, waitLimit, "requests served", func() bool { return load.ok.Load() > 50 })
 		term := time.Now()
 		m.signal(syscall.SIGTERM)
 		code := m.wait()
@@ -274,7 +276,7 @@ func TestUpgradeRollbackKeepsSockets(t *testing.T) {
 	m.signal(syscall.SIGUSR2)
 	newPid := m.upgradedPid()
 	t.Cleanup(func() { syscall.Kill(newPid, syscall.SIGKILL) })
-	eventually(t, "the new arbiter ready", func() bool { return strings.Count(m.logText(), "msg=ready workers=") == 2 })
+	testwait.Until(t, waitLimit, "the new arbiter ready", func() bool { return strings.Count(m.logText(), "msg=ready workers=") == 2 })
 	if err := syscall.Kill(newPid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

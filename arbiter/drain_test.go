@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/internal/rawload"
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // termUnderLoad lets load get going, marks the time, sends TERM, waits
@@ -13,7 +14,7 @@ import (
 // returns the arbiter's exit code.
 func termUnderLoad(t *testing.T, m *master, load *rawload.Load, logLine string) int {
 	t.Helper()
-	eventually(t, "requests served", func() bool { return load.OK.Load() > 20 })
+	testwait.Until(t, waitLimit, "requests served", func() bool { return load.OK.Load() > 20 })
 	load.Mark()
 	m.signal(syscall.SIGTERM)
 	m.waitLog(logLine)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/multiserve/multiserve/internal/testwait"
 	"github.com/multiserve/multiserve/workers"
 )
 
@@ -78,7 +79,7 @@ func TestKilledWorkerIsReplaced(t *testing.T) {
 	forClasses(t, func(t *testing.T, class string) {
 		m := startMaster(t, testConfig(class, 2), true)
 		var before map[int]bool
-		eventually(t, "2 children", func() bool { before = m.children(); return len(before) == 2 })
+		testwait.Until(t, waitLimit, "2 children", func() bool { before = m.children(); return len(before) == 2 })
 		var victim, other int
 		for pid := range before {
 			if victim == 0 {
@@ -90,7 +91,7 @@ func TestKilledWorkerIsReplaced(t *testing.T) {
 		syscall.Kill(victim, syscall.SIGKILL)
 		m.waitLog(fmt.Sprintf("worker pid=%d exited signal=SIGKILL", victim))
 		var fresh int
-		eventually(t, "a replacement worker serving", func() bool {
+		testwait.Until(t, waitLimit, "a replacement worker serving", func() bool {
 			pid, err := m.getPid()
 			if err != nil {
 				t.Logf("request during respawn: %v", err)
@@ -132,7 +133,7 @@ func TestSilentWorkerIsKilled(t *testing.T) {
 	if log := m.logText(); !strings.Contains(log, "SIGABRT: abort") || !strings.Contains(log, "testApp.func") {
 		t.Errorf("no goroutine dump of the killed worker in the log")
 	}
-	eventually(t, "a new worker serving", func() bool {
+	testwait.Until(t, waitLimit, "a new worker serving", func() bool {
 		pid, err := m.getPid()
 		return err == nil && pid != old
 	})
@@ -161,7 +162,7 @@ func TestGracefulStop(t *testing.T) {
 		if code := m.wait(); code != 0 {
 			t.Fatalf("exit code %d, want 0", code)
 		}
-		eventually(t, "process group empty", func() bool { return len(m.group()) == 0 })
+		testwait.Until(t, waitLimit, "process group empty", func() bool { return len(m.group()) == 0 })
 	})
 }
 
@@ -173,7 +174,7 @@ func TestQuickStop(t *testing.T) {
 	if code := m.wait(); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)
 	}
-	eventually(t, "process group empty", func() bool { return len(m.group()) == 0 })
+	testwait.Until(t, waitLimit, "process group empty", func() bool { return len(m.group()) == 0 })
 }
 
 // HUP after editing the config: a whole new generation (new count) replaces
@@ -185,7 +186,7 @@ func TestReload(t *testing.T) {
 		cfg := testConfig(class, 2)
 		m := startMaster(t, cfg, true)
 		var old map[int]bool
-		eventually(t, "2 children", func() bool { old = m.children(); return len(old) == 2 })
+		testwait.Until(t, waitLimit, "2 children", func() bool { old = m.children(); return len(old) == 2 })
 
 		var ok, failed atomic.Int64
 		stop := make(chan struct{})
@@ -214,7 +215,7 @@ func TestReload(t *testing.T) {
 		m.writeConfig(cfg)
 		m.signal(syscall.SIGHUP)
 		var now map[int]bool
-		eventually(t, "3 new workers, old ones gone", func() bool {
+		testwait.Until(t, waitLimit, "3 new workers, old ones gone", func() bool {
 			now = m.children()
 			for pid := range now {
 				if old[pid] {
@@ -248,16 +249,16 @@ func TestScale(t *testing.T) {
 	forClasses(t, func(t *testing.T, class string) {
 		m := startMaster(t, testConfig(class, 2), true)
 		var start map[int]bool
-		eventually(t, "2 children", func() bool { start = m.children(); return len(start) == 2 })
+		testwait.Until(t, waitLimit, "2 children", func() bool { start = m.children(); return len(start) == 2 })
 		m.signal(syscall.SIGTTIN)
-		eventually(t, "3 children", func() bool { return len(m.children()) == 3 })
+		testwait.Until(t, waitLimit, "3 children", func() bool { return len(m.children()) == 3 })
 		m.servingPids(3)
 		m.signal(syscall.SIGTTOU)
 		m.waitLog("scaling to 2 workers")
 		m.signal(syscall.SIGTTOU)
 		m.waitLog("scaling to 1 workers")
 		var left map[int]bool
-		eventually(t, "1 child", func() bool { left = m.children(); return len(left) == 1 })
+		testwait.Until(t, waitLimit, "1 child", func() bool { left = m.children(); return len(left) == 1 })
 		for pid := range left {
 			if start[pid] {
 				t.Fatalf("TTOU kept an original worker %d; the oldest should go first", pid)
@@ -279,7 +280,7 @@ func TestMaxRequests(t *testing.T) {
 		m := startMaster(t, cfg, true)
 		// A worker past its limit serves on until its replacement is
 		// ready, so count recycles, not exact per-worker totals.
-		eventually(t, "1 child", func() bool { return len(m.children()) == 1 })
+		testwait.Until(t, waitLimit, "1 child", func() bool { return len(m.children()) == 1 })
 		fds := m.fdCount()
 		seen := map[int]int{}
 		for n := 0; len(seen) < 3; n++ {
@@ -296,7 +297,7 @@ func TestMaxRequests(t *testing.T) {
 		// Each recycle closed the old worker's heartbeat file and status
 		// pipe: once a single worker runs again the arbiter holds as many
 		// fds as before.
-		eventually(t, "arbiter fd count back to "+strconv.Itoa(fds), func() bool {
+		testwait.Until(t, waitLimit, "arbiter fd count back to "+strconv.Itoa(fds), func() bool {
 			return len(m.children()) == 1 && m.fdCount() == fds
 		})
 	})
@@ -308,7 +309,7 @@ func TestArbiterKilled(t *testing.T) {
 	skipShort(t)
 	forClasses(t, func(t *testing.T, class string) {
 		m := startMaster(t, testConfig(class, 2), true)
-		eventually(t, "2 children", func() bool { return len(m.children()) == 2 })
+		testwait.Until(t, waitLimit, "2 children", func() bool { return len(m.children()) == 2 })
 		killed := time.Now()
 		m.signal(syscall.SIGKILL)
 		m.wait()
@@ -360,7 +361,7 @@ func TestStartupFailures(t *testing.T) {
 			if log := m.logText(); !strings.Contains(log, tc.want) {
 				t.Fatalf("log lacks %q:\n%s", tc.want, log)
 			}
-			eventually(t, "process group empty", func() bool { return len(m.group()) == 0 })
+			testwait.Until(t, waitLimit, "process group empty", func() bool { return len(m.group()) == 0 })
 		})
 	}
 }
@@ -374,7 +375,7 @@ func TestCrashedWorkerIsRespawned(t *testing.T) {
 		// The request that crashes the worker fails; that is the point.
 		m.get("/exit?code=7")
 		m.waitLog("exited code=7, respawning")
-		eventually(t, "2 workers again", func() bool { return len(m.children()) == 2 })
+		testwait.Until(t, waitLimit, "2 workers again", func() bool { return len(m.children()) == 2 })
 		if _, err := m.getPid(); err != nil {
 			t.Fatal(err)
 		}
@@ -419,12 +420,12 @@ func TestReloadFailureKeepsOldGeneration(t *testing.T) {
 	cfg := testConfig("goroutine+net/http", 2)
 	m := startMaster(t, cfg, true)
 	var old map[int]bool
-	eventually(t, "2 children", func() bool { old = m.children(); return len(old) == 2 })
+	testwait.Until(t, waitLimit, "2 children", func() bool { old = m.children(); return len(old) == 2 })
 	cfg.App = "failload"
 	m.writeConfig(cfg)
 	m.signal(syscall.SIGHUP)
 	m.waitLog("reload failed, the old generation keeps serving")
-	eventually(t, "only the old workers", func() bool {
+	testwait.Until(t, waitLimit, "only the old workers", func() bool {
 		return maps.Equal(m.children(), old)
 	})
 	for range 10 {
@@ -442,7 +443,7 @@ func TestUSR1ReopensWorkerLogs(t *testing.T) {
 	cfg := testConfig("goroutine+net/http", 2)
 	cfg.Errorlog = t.TempDir() + "/worker.log"
 	m := startMaster(t, cfg, true)
-	eventually(t, "workers logging to the file", func() bool {
+	testwait.Until(t, waitLimit, "workers logging to the file", func() bool {
 		b, _ := os.ReadFile(cfg.Errorlog)
 		return strings.Count(string(b), "worker starting") == 2
 	})
@@ -453,12 +454,12 @@ func TestUSR1ReopensWorkerLogs(t *testing.T) {
 	// The arbiter reopens first, then hands each worker its new file:
 	// retire one only after both say they moved, or its last lines may
 	// still go to the old file.
-	eventually(t, "both workers in the reopened log file", func() bool {
+	testwait.Until(t, waitLimit, "both workers in the reopened log file", func() bool {
 		b, _ := os.ReadFile(cfg.Errorlog)
 		return strings.Count(string(b), "log files reopened") == 2
 	})
 	m.signal(syscall.SIGTTOU)
-	eventually(t, "the retired worker's line in the new file", func() bool {
+	testwait.Until(t, waitLimit, "the retired worker's line in the new file", func() bool {
 		b, _ := os.ReadFile(cfg.Errorlog)
 		return strings.Contains(string(b), "graceful stop: SIGTERM")
 	})
@@ -474,7 +475,7 @@ func TestCrashLoopBacksOff(t *testing.T) {
 	cfg.App = "failif:" + marker
 	m := startMaster(t, cfg, true)
 	var kids map[int]bool
-	eventually(t, "2 children", func() bool { kids = m.children(); return len(kids) == 2 })
+	testwait.Until(t, waitLimit, "2 children", func() bool { kids = m.children(); return len(kids) == 2 })
 	if err := writeFile(marker, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +490,7 @@ func TestCrashLoopBacksOff(t *testing.T) {
 		t.Errorf("back-off did not grow (want respawn_in=250ms, then 500ms)")
 	}
 	os.Remove(marker)
-	eventually(t, "2 children again", func() bool { return len(m.children()) == 2 })
+	testwait.Until(t, waitLimit, "2 children again", func() bool { return len(m.children()) == 2 })
 	m.servingPids(2)
 }
 
@@ -505,14 +506,14 @@ func TestWinch(t *testing.T) {
 	skipShort(t)
 	m := startMaster(t, testConfig("goroutine+net/http", 2), true)
 	m.signal(syscall.SIGWINCH)
-	eventually(t, "no workers", func() bool { return len(m.children()) == 0 })
+	testwait.Until(t, waitLimit, "no workers", func() bool { return len(m.children()) == 0 })
 	select {
 	case <-m.exited:
 		t.Fatal("arbiter exited on WINCH")
 	default:
 	}
 	m.signal(syscall.SIGTTIN)
-	eventually(t, "1 worker again", func() bool { return len(m.children()) == 1 })
+	testwait.Until(t, waitLimit, "1 worker again", func() bool { return len(m.children()) == 1 })
 	if _, err := m.getPid(); err != nil {
 		t.Fatal(err)
 	}
@@ -535,7 +536,7 @@ func TestFrozenWorkerIsKilled(t *testing.T) {
 		m.waitLog(fmt.Sprintf("worker %d timed out", old))
 		m.waitLog(fmt.Sprintf("worker pid=%d did not exit after SIGABRT: SIGKILL", old))
 		m.waitLog(fmt.Sprintf("worker pid=%d exited signal=SIGKILL", old))
-		eventually(t, "a new worker serving", func() bool {
+		testwait.Until(t, waitLimit, "a new worker serving", func() bool {
 			pid, err := m.getPid()
 			return err == nil && pid != old
 		})

@@ -28,6 +28,7 @@ import (
 	"github.com/multiserve/multiserve/arbiter"
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/internal/proc"
+	"github.com/multiserve/multiserve/internal/testwait"
 	"github.com/multiserve/multiserve/workers"
 	_ "github.com/multiserve/multiserve/workers/evloop"
 	"github.com/multiserve/multiserve/workers/goroutine"
@@ -347,7 +348,7 @@ func (m *master) logText() string {
 // waitLog waits until the log contains s.
 func (m *master) waitLog(s string) {
 	m.t.Helper()
-	eventually(m.t, "log line "+strconv.Quote(s), func() bool { return strings.Contains(m.logText(), s) })
+	testwait.Until(m.t, waitLimit, "log line "+strconv.Quote(s), func() bool { return strings.Contains(m.logText(), s) })
 }
 
 var client = &http.Client{
@@ -448,23 +449,11 @@ func alive(pid int) bool {
 	return false
 }
 
-// eventually polls cond until it holds or a deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // servingPids polls / until n distinct worker pids answered.
 func (m *master) servingPids(n int) map[int]bool {
 	m.t.Helper()
 	seen := map[int]bool{}
-	eventually(m.t, fmt.Sprintf("%d distinct workers answering", n), func() bool {
+	testwait.Until(m.t, waitLimit, fmt.Sprintf("%d distinct workers answering", n), func() bool {
 		pid, err := m.getPid()
 		if err == nil {
 			seen[pid] = true
@@ -489,3 +478,6 @@ func unixClient(path string) *http.Client {
 		},
 	}
 }
+
+// waitLimit is how long a test waits for a process change (a worker started, a reload done).
+const waitLimit = 60 * time.Second

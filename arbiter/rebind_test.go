@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // HUP applies bind changes: an added address is bound by the arbiter and
@@ -84,7 +86,7 @@ func testRebind(t *testing.T, reusePort bool) {
 	m.writeConfig(cfg)
 	m.signal(syscall.SIGHUP)
 	retired(t, gen2)
-	eventually(t, "the removed unix socket's path gone", func() bool {
+	testwait.Until(t, waitLimit, "the removed unix socket's path gone", func() bool {
 		_, err := os.Stat(sock)
 		return errors.Is(err, os.ErrNotExist)
 	})
@@ -109,7 +111,7 @@ func freeTCP(t *testing.T) string {
 // retired waits until every pid of gen exited.
 func retired(t *testing.T, gen map[int]bool) {
 	t.Helper()
-	eventually(t, "the old generation gone", func() bool {
+	testwait.Until(t, waitLimit, "the old generation gone", func() bool {
 		for pid := range gen {
 			if alive(pid) {
 				return false

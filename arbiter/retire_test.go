@@ -9,6 +9,7 @@ import (
 
 	"github.com/multiserve/multiserve/control"
 	"github.com/multiserve/multiserve/internal/rawload"
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // Every way a worker leaves, under continuous keep-alive load from clients
@@ -41,7 +42,7 @@ func TestRetireUnderKeepAliveLoad(t *testing.T) {
 		r.step("HUP ×4", func() {
 			for i := range 4 {
 				m.signal(syscall.SIGHUP)
-				eventually(t, "reload complete", func() bool { return r.count("reload complete") == i+1 })
+				testwait.Until(t, waitLimit, "reload complete", func() bool { return r.count("reload complete") == i+1 })
 				r.progress("after a HUP")
 			}
 		})
@@ -53,7 +54,7 @@ func TestRetireUnderKeepAliveLoad(t *testing.T) {
 			// rarely exactly the target.
 			for i, sig := range []syscall.Signal{syscall.SIGTTIN, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGTTOU} {
 				m.signal(sig)
-				eventually(t, fmt.Sprintf("scaling %d", i+1), func() bool { return r.count("msg=\"scaling to ") == i+1 })
+				testwait.Until(t, waitLimit, fmt.Sprintf("scaling %d", i+1), func() bool { return r.count("msg=\"scaling to ") == i+1 })
 			}
 			r.progress("after the storm")
 		})
@@ -64,11 +65,11 @@ func TestRetireUnderKeepAliveLoad(t *testing.T) {
 				}
 				r.progress("after ctl worker " + verb)
 			}
-			eventually(t, "eight scalings", func() bool { return r.count("msg=\"scaling to ") == 8 })
+			testwait.Until(t, waitLimit, "eight scalings", func() bool { return r.count("msg=\"scaling to ") == 8 })
 		})
 		r.step("max_requests", func() {
 			n := r.count("max_requests reached")
-			eventually(t, "two more max_requests recycles", func() bool { return r.count("max_requests reached") >= n+2 })
+			testwait.Until(t, waitLimit, "two more max_requests recycles", func() bool { return r.count("max_requests reached") >= n+2 })
 			r.progress("after the recycles")
 		})
 		var newPid int
@@ -77,7 +78,7 @@ func TestRetireUnderKeepAliveLoad(t *testing.T) {
 			m.writeConfig(cfg)
 			m.signal(syscall.SIGUSR2)
 			newPid = m.upgradedPid()
-			eventually(t, "the new arbiter ready", func() bool { return r.count("msg=ready workers=") == 2 })
+			testwait.Until(t, waitLimit, "the new arbiter ready", func() bool { return r.count("msg=ready workers=") == 2 })
 			r.progress("both arbiters serving")
 			m.winchOld(newPid)
 			m.signal(syscall.SIGTERM)
@@ -90,7 +91,7 @@ func TestRetireUnderKeepAliveLoad(t *testing.T) {
 			if err := syscall.Kill(newPid, syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "the new arbiter stopped", func() bool { return r.count("arbiter stopped") == 2 })
+			testwait.Until(t, waitLimit, "the new arbiter stopped", func() bool { return r.count("arbiter stopped") == 2 })
 			load.Stop()
 		})
 		t.Logf("%s: %s; by step: %s", class, load, strings.Join(r.steps, ", "))
@@ -126,7 +127,7 @@ type retireRun struct {
 func (r *retireRun) progress(what string) {
 	r.t.Helper()
 	n := r.load.OK.Load()
-	eventually(r.t, "requests served "+what, func() bool { return r.load.OK.Load() > n+100 })
+	testwait.Until(r.t, waitLimit, "requests served "+what, func() bool { return r.load.OK.Load() > n+100 })
 }
 
 // step runs f and records the requests lost and reset meanwhile.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/internal/testserver"
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // reuse_port: every worker has its own socket; fresh connections spread
@@ -51,13 +52,13 @@ func TestReusePortSpread(t *testing.T) {
 
 			const clients = 4
 			load := startRawLoad(t, m.addrs[0], "/", clients)
-			eventually(t, "load running", func() bool { return load.OK.Load() > 50 })
+			testwait.Until(t, waitLimit, "load running", func() bool { return load.OK.Load() > 50 })
 			victim := firstPid(m.children())
 			syscall.Kill(victim, syscall.SIGKILL)
 			m.waitLog(fmt.Sprintf("worker pid=%d exited signal=SIGKILL", victim))
-			eventually(t, "3 workers again", func() bool { return len(m.children()) == 3 })
+			testwait.Until(t, waitLimit, "3 workers again", func() bool { return len(m.children()) == 3 })
 			before := load.OK.Load()
-			eventually(t, "load continues", func() bool { return load.OK.Load() > before+50 })
+			testwait.Until(t, waitLimit, "load continues", func() bool { return load.OK.Load() > before+50 })
 			load.Stop()
 			t.Logf("%s: kill -9 under load: %d ok, %d failed, %d refused", class, load.OK.Load(), load.Failed(), load.DialErrs.Load())
 			// Each client has one connection at a time: at most one each was
@@ -151,15 +152,15 @@ func TestReusePortRetireUnderLoad(t *testing.T) {
 		cfg.ReusePort = true
 		m := startMaster(t, cfg, true)
 		load := startRawLoad(t, m.addrs[0], "/", 4)
-		eventually(t, "load running", func() bool { return load.OK.Load() > 50 })
+		testwait.Until(t, waitLimit, "load running", func() bool { return load.OK.Load() > 50 })
 		for i := range 2 {
 			m.signal(syscall.SIGTTOU)
 			m.waitLog(fmt.Sprintf("scaling to %d workers", 2))
-			eventually(t, "2 children", func() bool { return len(m.children()) == 2 })
+			testwait.Until(t, waitLimit, "2 children", func() bool { return len(m.children()) == 2 })
 			m.signal(syscall.SIGTTIN)
-			eventually(t, "3 children", func() bool { return len(m.children()) == 3 })
+			testwait.Until(t, waitLimit, "3 children", func() bool { return len(m.children()) == 3 })
 			before := load.OK.Load()
-			eventually(t, fmt.Sprintf("load continues after retire %d", i+1), func() bool { return load.OK.Load() > before+50 })
+			testwait.Until(t, waitLimit, fmt.Sprintf("load continues after retire %d", i+1), func() bool { return load.OK.Load() > before+50 })
 		}
 		load.Stop()
 		t.Logf("%s: 2 workers retired under load: %d ok, %d failed, %d refused",

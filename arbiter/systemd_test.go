@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/multiserve/multiserve/internal/testserver"
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // notifyMsg is one sd_notify datagram and the pid that sent it.
@@ -159,7 +160,7 @@ func TestSdWatchdogNeedsAHealthyWorker(t *testing.T) {
 	sd.expect(t, &wd, m.pid(), "READY=1")
 	sd.expectWatchdog(t, &wd, m.pid())
 	m.signal(syscall.SIGWINCH)
-	eventually(t, "no workers", func() bool { return len(m.children()) == 0 })
+	testwait.Until(t, waitLimit, "no workers", func() bool { return len(m.children()) == 0 })
 	// Absence over four ticks (one may already be queued).
 	late := 0
 	deadline := time.After(time.Second)
@@ -215,7 +216,7 @@ func TestSocketActivation(t *testing.T) {
 			t.Logf("log:\n%s", out.String())
 		}
 	})
-	eventually(t, "ready", func() bool { return strings.Contains(out.String(), "msg=ready ") })
+	testwait.Until(t, waitLimit, "ready", func() bool { return strings.Contains(out.String(), "msg=ready ") })
 	pid, err := echoPid(addr)
 	if err != nil {
 		t.Fatal(err)

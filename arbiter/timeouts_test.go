@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // request_timeout in every class and engine: a handler that has sent
@@ -40,7 +42,7 @@ func TestSyncStuckPastRequestTimeoutIsKilled(t *testing.T) {
 	}
 	go m.get("/sleep?d=60s") // sends headers, then sleeps ignoring ctx
 	m.waitLog(fmt.Sprintf("worker %d timed out", old))
-	eventually(t, "a new worker serving", func() bool {
+	testwait.Until(t, waitLimit, "a new worker serving", func() bool {
 		pid, err := m.getPid()
 		return err == nil && pid != old
 	})

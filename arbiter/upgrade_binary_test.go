@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/internal/testserver"
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // buildVersion builds cmd/multiserve stamped with version into path.
@@ -55,14 +56,14 @@ func upgradeSwapsBinary(t *testing.T, class, oldBin, newBin string) {
 		}
 	})
 	load := startRawLoad(t, s.Addr, "/", 3)
-	eventually(t, "requests served", func() bool { return load.OK.Load() > 20 })
+	testwait.Until(t, waitLimit, "requests served", func() bool { return load.OK.Load() > 20 })
 
 	copyFile(t, newBin, bin+".new")
 	if err := os.Rename(bin+".new", bin); err != nil {
 		t.Fatal(err)
 	}
 	s.Signal(syscall.SIGUSR2)
-	eventually(t, "the new version ready", func() bool {
+	testwait.Until(t, waitLimit, "the new version ready", func() bool {
 		return strings.Contains(s.Log(), "multiserve 2.0.0-new starting") && strings.Count(s.Log(), "msg=ready workers=") == 2
 	})
 	newPid := readPid(pidfile)
@@ -70,7 +71,7 @@ func upgradeSwapsBinary(t *testing.T, class, oldBin, newBin string) {
 		t.Fatalf("pidfile has %d after the upgrade", newPid)
 	}
 	s.Signal(syscall.SIGWINCH)
-	eventually(t, "old workers gone", func() bool {
+	testwait.Until(t, waitLimit, "old workers gone", func() bool {
 		for _, pid := range testserver.Children(s.Pid()) {
 			if pid != newPid {
 				return false
@@ -79,10 +80,10 @@ func upgradeSwapsBinary(t *testing.T, class, oldBin, newBin string) {
 		return true
 	})
 	s.Signal(syscall.SIGTERM)
-	eventually(t, "old arbiter gone", func() bool {
+	testwait.Until(t, waitLimit, "old arbiter gone", func() bool {
 		return errors.Is(syscall.Kill(s.Pid(), 0), syscall.ESRCH)
 	})
-	eventually(t, "served by the new version's workers", func() bool {
+	testwait.Until(t, waitLimit, "served by the new version's workers", func() bool {
 		pid, err := echoPid(s.Addr)
 		return err == nil && testserver.PPid(pid) == newPid
 	})

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/multiserve/multiserve/arbiter"
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 var newPidRE = regexp.MustCompile(`new_pid=(\d+)`)
@@ -27,7 +28,7 @@ func (m *master) upgradedPid() int {
 func (m *master) winchOld(newPid int) {
 	m.t.Helper()
 	m.signal(syscall.SIGWINCH)
-	eventually(m.t, "old workers gone", func() bool {
+	testwait.Until(m.t, waitLimit, "old workers gone", func() bool {
 		kids := m.children()
 		delete(kids, newPid)
 		return len(kids) == 0
@@ -50,11 +51,11 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	cfg.Pidfile = t.TempDir() + "/pid"
 	m := startMaster(t, cfg, true)
 	load := startRawLoad(t, m.addrs[0], "/", 3)
-	eventually(t, "requests served", func() bool { return load.OK.Load() > 20 })
+	testwait.Until(t, waitLimit, "requests served", func() bool { return load.OK.Load() > 20 })
 
 	m.signal(syscall.SIGUSR2)
 	newPid := m.upgradedPid()
-	eventually(t, "the new arbiter ready", func() bool { return strings.Count(m.logText(), "msg=ready workers=") == 2 })
+	testwait.Until(t, waitLimit, "the new arbiter ready", func() bool { return strings.Count(m.logText(), "msg=ready workers=") == 2 })
 	if got := readPid(cfg.Pidfile); got != newPid {
 		t.Errorf("pidfile has %d, want the new arbiter %d", got, newPid)
 	}
@@ -67,7 +68,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if code := m.wait(); code != 0 {
 		t.Errorf("old arbiter exit code %d, want 0", code)
 	}
-	eventually(t, "served by the new arbiter's workers", func() bool {
+	testwait.Until(t, waitLimit, "served by the new arbiter's workers", func() bool {
 		pid, err := m.getPid()
 		return err == nil && procsWhere(func(p, ppid, _ int) bool { return p == pid && ppid == newPid })[pid]
 	})

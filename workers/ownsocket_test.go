@@ -10,6 +10,7 @@ import (
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/internal/sockgate"
 	"github.com/multiserve/multiserve/internal/sockgate/sockgatetest"
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // listenOwn is a listening socket on 127.0.0.1:0 as the arbiter makes a
@@ -73,7 +74,7 @@ func TestStopDrainsOwnSocket(t *testing.T) {
 	rt.ready.Store(true)
 
 	early := dialT(t, own.Name)
-	waitUntil(t, "the early connection queued", func() bool { n, _ := sockgate.QueueLen(own.FD); return n == 1 })
+	testwait.Until(t, waitLimit, "the early connection queued", func() bool { n, _ := sockgate.QueueLen(own.FD); return n == 1 })
 	rt.stop("test")
 	if !rt.draining.Load() {
 		t.Error("a graceful stop did not set draining")
@@ -91,7 +92,7 @@ func TestStopDrainsOwnSocket(t *testing.T) {
 	}
 	_ = unix.Close(nfd)
 	_ = early
-	waitUntil(t, "ctx cancelled after the queue emptied", func() bool { return ctx.Err() != nil })
+	testwait.Until(t, waitLimit, "ctx cancelled after the queue emptied", func() bool { return ctx.Err() != nil })
 
 	shc := dialT(t, shared.Name) // the shared socket still admits connections
 	_ = shc
@@ -132,13 +133,5 @@ func dialT(t *testing.T, addr string) net.Conn {
 	return c
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+// waitLimit is how long a test waits for a socket state.
+const waitLimit = 10 * time.Second

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/internal/testserver"
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // TestGunicornSettings: WEB_CONCURRENCY is the default worker count,
@@ -195,7 +196,7 @@ func TestChdirAndRawEnv(t *testing.T) {
 	if _, _, err := s.Get(ctx, "/logged"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the access log in the chdir", func() bool {
+	testwait.Until(t, waitLimit, "the access log in the chdir", func() bool {
 		b, _ := os.ReadFile(filepath.Join(work, "access.log"))
 		return strings.Contains(string(b), "/logged")
 	})
@@ -204,8 +205,8 @@ func TestChdirAndRawEnv(t *testing.T) {
 	if err := s.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "reload complete", func() bool { return strings.Contains(s.Log(), "reload complete") })
-	waitFor(t, "the new generation's two workers", func() bool {
+	testwait.Until(t, waitLimit, "reload complete", func() bool { return strings.Contains(s.Log(), "reload complete") })
+	testwait.Until(t, waitLimit, "the new generation's two workers", func() bool {
 		kids := testserver.Children(s.Pid())
 		return len(kids) == 2 && kids[0] != w && kids[1] != w
 	})
@@ -229,12 +230,5 @@ func environ(t *testing.T, pid int) map[string]bool {
 	return out
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
+// waitLimit is how long a test waits for a process change.
+const waitLimit = 60 * time.Second

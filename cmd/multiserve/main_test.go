@@ -20,21 +20,7 @@ import (
 // bin is the multiserve binary under test, built once by TestMain.
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "multiserve-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin, err = testserver.Build(dir, "./cmd/multiserve")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testserver.Main(m, &bin, "./cmd/multiserve")) }
 
 // classes is every worker class: each end-to-end test runs against all.
 var classes = []string{"sync", "threaded", "evloop", "goroutine", "auto"}

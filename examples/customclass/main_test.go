@@ -20,21 +20,7 @@ import (
 
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "customclass-")
-	if err != nil {
-		panic(err)
-	}
-	code := 0
-	if bin, err = testserver.Build(dir, "./examples/customclass"); err != nil {
-		os.Stderr.WriteString(err.Error() + "\n")
-		code = 1
-	} else {
-		code = m.Run()
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testserver.Main(m, &bin, "./examples/customclass")) }
 
 // TestHelpAndCheckConfig: the class linked in by one blank import is a
 // worker_class choice in --help and passes --check-config; a misspelling

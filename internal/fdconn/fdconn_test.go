@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/multiserve/multiserve/internal/testwait"
 	"github.com/multiserve/multiserve/workers/workerstest"
 )
 
@@ -153,7 +154,7 @@ func interruptBlockedRead(t *testing.T, c *Conn, done <-chan error) {
 // waitBlocked waits until a call has entered the kernel side of d.
 func waitBlocked(t *testing.T, d *direction) {
 	t.Helper()
-	workerstest.Eventually(t, 5*time.Second, "a blocked call", func() bool {
+	testwait.Until(t, 5*time.Second, "a blocked call", func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return d.tid != 0

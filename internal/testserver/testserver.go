@@ -29,6 +29,25 @@ func Build(dir, pkg string) (string, error) {
 	return bin, BuildTo(bin, pkg)
 }
 
+// Main is a TestMain body for tests of a binary: it builds pkg into a
+// temporary directory other users can reach (tests that run it as nobody),
+// sets *bin to its path, runs the tests and removes the directory. It
+// returns the exit code for os.Exit.
+func Main(m *testing.M, bin *string, pkg string) int {
+	dir, err := os.MkdirTemp("", filepath.Base(pkg)+"-bin-")
+	if err == nil {
+		defer os.RemoveAll(dir)
+		if err = os.Chmod(dir, 0o755); err == nil {
+			*bin, err = Build(dir, pkg)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testserver:", err)
+		return 1
+	}
+	return m.Run()
+}
+
 // BuildTo compiles pkg into the file bin with extra `go build` flags
 // (build tags, -ldflags), replacing bin if it exists.
 func BuildTo(bin, pkg string, flags ...string) error {

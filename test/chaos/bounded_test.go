@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/multiserve/multiserve/internal/rawload"
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // TestBoundedUnderHostileClients: one worker per class (and the goroutine
@@ -131,7 +132,7 @@ func exposeRSS(pid int, d time.Duration, hostile func(ctx context.Context)) int6
 func servedSoon(t *testing.T, addr, after string) {
 	t.Helper()
 	var r result
-	ok := waitFor(30*time.Second, func() bool {
+	ok := testwait.For(30*time.Second, func() bool {
 		cl := &client{Client: rawload.Client{Addr: addr, Timeout: 10 * time.Second}}
 		defer cl.close()
 		r = cl.once("/")

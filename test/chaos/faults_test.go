@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/internal/testserver"
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // killRecord is one SIGKILL sent to a worker.
@@ -318,7 +319,7 @@ func TestTTINTTOUStorm(t *testing.T) {
 			if err := s.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			if !waitFor(10*time.Second, func() bool { return strings.Count(s.Log(), "signal=SIGTT") > seen }) {
+			if !testwait.For(10*time.Second, func() bool { return strings.Count(s.Log(), "signal=SIGTT") > seen }) {
 				t.Fatalf("the arbiter did not log signal %d of the storm", i+1)
 			}
 			if sig == syscall.SIGTTIN {
@@ -352,7 +353,7 @@ func TestTermUnderLoad(t *testing.T) {
 		path := "/?io=20ms"
 		fresh, stopFresh := startLoad(t, s.Addr, loadOpts{clients: 3, path: path, stopOnDialErr: true})
 		kept, stopKept := startLoad(t, s.Addr, loadOpts{clients: 3, path: path, keepAlive: true, stopOnDialErr: true})
-		waitFor(5*time.Second, func() bool { return fresh.sent.Load() > 20 && kept.sent.Load() > 20 })
+		testwait.For(5*time.Second, func() bool { return fresh.sent.Load() > 20 && kept.sent.Load() > 20 })
 		pids := workers(s.Pid())
 		if err := s.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
@@ -361,7 +362,7 @@ func TestTermUnderLoad(t *testing.T) {
 		code, err := s.Wait(30 * time.Second)
 		exitAt := time.Now()
 		// Clients stop at their first dial error; give them a bounded moment.
-		waitFor(5*time.Second, func() bool { return len(fresh.stoppedClients()) == 3 && len(kept.stoppedClients()) == 3 })
+		testwait.For(5*time.Second, func() bool { return len(fresh.stoppedClients()) == 3 && len(kept.stoppedClients()) == 3 })
 		stopFresh()
 		stopKept()
 		t.Logf("%s: Connection: close client %v; keep-alive client %v", class, fresh, kept)
@@ -423,7 +424,7 @@ func TestArbiterKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 		begin := time.Now()
-		gone := waitFor(2*time.Second, func() bool {
+		gone := testwait.For(2*time.Second, func() bool {
 			for _, p := range pids {
 				if procAlive(p) {
 					return false
@@ -443,7 +444,7 @@ func TestArbiterKilled(t *testing.T) {
 		t.Logf("%s: %d workers gone %v after the arbiter's SIGKILL", class, len(pids), took.Round(time.Millisecond))
 		var ln net.Listener
 		var err error
-		if !waitFor(2*time.Second, func() bool { ln, err = net.Listen("tcp", s.Addr); return err == nil }) {
+		if !testwait.For(2*time.Second, func() bool { ln, err = net.Listen("tcp", s.Addr); return err == nil }) {
 			t.Fatalf("port %s not free: %v", s.Addr, err)
 		}
 		ln.Close()

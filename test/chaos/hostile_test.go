@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // hostile runs misbehaving connections until its context ends.
@@ -194,7 +196,7 @@ func TestSlowClients(t *testing.T) {
 		t.Cleanup(func() { cancel(); h.wg.Wait() })
 		h.spawn(ctx, nSlow, h.slowloris)
 		// Let the slow connections arrive before measuring.
-		waitFor(10*time.Second, func() bool { return h.connected.Load() >= int64(nSlow) })
+		testwait.For(10*time.Second, func() bool { return h.connected.Load() >= int64(nSlow) })
 		load, stop := startLoad(t, s.Addr, loadOpts{clients: 2, timeout: 10 * time.Second})
 		time.Sleep(pick(3*time.Second, 5*time.Second)) // measurement window
 		stop()

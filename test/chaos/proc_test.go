@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/internal/testserver"
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // workers lists the arbiter's live (not zombie) children.
@@ -27,7 +28,7 @@ func workers(arbiter int) []int {
 // waitWorkers polls until the arbiter has exactly n live workers.
 func waitWorkers(arbiter, n int, d time.Duration) ([]int, bool) {
 	var got []int
-	ok := waitFor(d, func() bool {
+	ok := testwait.For(d, func() bool {
 		got = workers(arbiter)
 		return len(got) == n
 	})

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/internal/rawload"
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // openConns dials n connections (bounded parallelism). With request set,
@@ -141,7 +142,7 @@ func TestFDExhaustion(t *testing.T) {
 		}
 		closeAll(conns)
 		var r result
-		ok := waitFor(20*time.Second, func() bool {
+		ok := testwait.For(20*time.Second, func() bool {
 			cl := &client{Client: rawload.Client{Addr: s.Addr, Timeout: 5 * time.Second}}
 			defer cl.close()
 			r = cl.once("/")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/multiserve/multiserve/internal/rawload"
 	"github.com/multiserve/multiserve/internal/testserver"
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // TestRetireBehindNginx: two instances of one class behind nginx (upstream
@@ -55,7 +56,7 @@ func retireBehindNginx(t *testing.T, bin, class string) {
 	progress := func(what string) {
 		t.Helper()
 		k := load.OK.Load()
-		waitFor(t, what, func() bool { return load.OK.Load() > k+1000 })
+		testwait.Until(t, waitLimit, what, func() bool { return load.OK.Load() > k+1000 })
 	}
 	progress("load through nginx")
 
@@ -63,14 +64,14 @@ func retireBehindNginx(t *testing.T, bin, class string) {
 		if err := a.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "a: reload complete", func() bool { return strings.Count(a.Log(), "reload complete") == i+1 })
+		testwait.Until(t, waitLimit, "a: reload complete", func() bool { return strings.Count(a.Log(), "reload complete") == i+1 })
 		progress("after a HUP")
 	}
 
 	if err := b.Signal(syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b: new arbiter ready", func() bool {
+	testwait.Until(t, waitLimit, "b: new arbiter ready", func() bool {
 		return newArbiterRE.MatchString(b.Log()) && strings.Count(b.Log(), "msg=ready addrs=") == 2
 	})
 	newPid, _ := strconv.Atoi(newArbiterRE.FindStringSubmatch(b.Log())[1])
@@ -78,7 +79,7 @@ func retireBehindNginx(t *testing.T, bin, class string) {
 	if err := b.Signal(syscall.SIGWINCH); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b: old workers gone", func() bool {
+	testwait.Until(t, waitLimit, "b: old workers gone", func() bool {
 		kids := testserver.Children(b.Pid())
 		return len(kids) == 1 && kids[0] == newPid
 	})
@@ -87,7 +88,7 @@ func retireBehindNginx(t *testing.T, bin, class string) {
 	}
 	// Not b.Wait: the new arbiter holds b's output pipe, so Wait only
 	// returns once it exits too. "arbiter stopped" is a clean stop's line.
-	waitFor(t, "b's old arbiter stopped", func() bool {
+	testwait.Until(t, waitLimit, "b's old arbiter stopped", func() bool {
 		return strings.Contains(b.Log(), "arbiter stopped") && syscall.Kill(b.Pid(), 0) != nil
 	})
 	progress("b upgraded")
@@ -95,7 +96,7 @@ func retireBehindNginx(t *testing.T, bin, class string) {
 	if err := a.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a draining", func() bool { return strings.Contains(a.Log(), "draining: reporting not ready") })
+	testwait.Until(t, waitLimit, "a draining", func() bool { return strings.Contains(a.Log(), "draining: reporting not ready") })
 	if err := n.SetUpstreams(b.Addr); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/multiserve/multiserve/internal/rawload"
 	"github.com/multiserve/multiserve/internal/testserver"
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // The instances' stop timing: shutdown_delay is the window in which the
@@ -115,7 +116,7 @@ func TestRollingDeploy(t *testing.T) {
 		if err := old.srv.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, old.name+" /readyz 503", func() bool { return old.readyz() == http.StatusServiceUnavailable })
+		testwait.Until(t, waitLimit, old.name+" /readyz 503", func() bool { return old.readyz() == http.StatusServiceUnavailable })
 		rest := append(append([]*instance(nil), live[:i]...), live[i+1:]...)
 		if err := n.SetUpstreams(addrs(rest)...); err != nil {
 			t.Fatal(err)
@@ -131,7 +132,7 @@ func TestRollingDeploy(t *testing.T) {
 		stopped := time.Since(step)
 		next := startInstance(t, v2, old.name, "rolling-v2")
 		labels[next.srv.Addr] = next.label()
-		waitFor(t, next.name+" /readyz 200", func() bool { return next.readyz() == http.StatusOK })
+		testwait.Until(t, waitLimit, next.name+" /readyz 200", func() bool { return next.readyz() == http.StatusOK })
 		live[i] = next
 		if err := n.SetUpstreams(addrs(live)...); err != nil {
 			t.Fatal(err)
@@ -213,11 +214,5 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after 30 s waiting for %s", what)
-		}
-	}
-}
+// waitLimit is how long a test waits for a rolling step.
+const waitLimit = 30 * time.Second

@@ -34,25 +34,7 @@ import (
 
 var bin string // the multiserve binary, in a directory other users can reach
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "observe-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "observe:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, "observe:", err)
-		return 1
-	}
-	if bin, err = testserver.Build(dir, "./cmd/multiserve"); err != nil {
-		fmt.Fprintln(os.Stderr, "observe:", err)
-		return 1
-	}
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testserver.Main(m, &bin, "./cmd/multiserve")) }
 
 var statsRE = regexp.MustCompile(`msg="stats endpoint listening" addr=tcp://(\S+)`)
 

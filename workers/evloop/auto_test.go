@@ -11,6 +11,7 @@ import (
 	"github.com/multiserve/multiserve/config"
 	"github.com/multiserve/multiserve/workers/workerstest"
 
+	"github.com/multiserve/multiserve/internal/testwait"
 	"github.com/multiserve/multiserve/scoreboard"
 )
 
@@ -114,8 +115,8 @@ func TestAutoDemotesBlockingRoute(t *testing.T) {
 	blocks.Store(true)
 	a, b := dial(t, hs.addrs[0]), dial(t, hs.addrs[0])
 	a.send(get("/block"))
-	waitFor(t, "block-enter", func() bool { return log.has("block-enter") })
-	waitFor(t, "the blocked route's demotion", func() bool { return !hs.s.routes.Lookup(mustReq("/block")).Inline() })
+	testwait.Until(t, waitLimit, "block-enter", func() bool { return log.has("block-enter") })
+	testwait.Until(t, waitLimit, "the blocked route's demotion", func() bool { return !hs.s.routes.Lookup(mustReq("/block")).Inline() })
 	if log.has("block-exit") {
 		t.Fatal("demoted only after the handler returned")
 	}
@@ -126,7 +127,7 @@ func TestAutoDemotesBlockingRoute(t *testing.T) {
 
 	// Pooled now: the fast route is served while /block waits.
 	a.send(get("/block"))
-	waitFor(t, "pooled block-enter", func() bool { return strings.Count(log.String(), "block-enter") == 2 })
+	testwait.Until(t, waitLimit, "pooled block-enter", func() bool { return strings.Count(log.String(), "block-enter") == 2 })
 	b.send(get("/fast"))
 	if got := body(b.read()); got != "fast" {
 		t.Fatalf("b: %q", got)

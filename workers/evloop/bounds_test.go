@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 // connBuffers returns the largest inbound and outbound bytes gnet holds
@@ -127,7 +129,7 @@ func TestNonReadingClientBounded(t *testing.T) {
 			}
 			// Still reading nothing past header_timeout, the client is cut:
 			// only the normal client's connection is left.
-			waitFor(t, "the stalled client cut", func() bool { return hs.s.conns.Load() == 1 })
+			testwait.Until(t, waitLimit, "the stalled client cut", func() bool { return hs.s.conns.Load() == 1 })
 			if _, out := connBuffers(t, hs); out != 0 {
 				t.Fatalf("%d bytes still queued", out)
 			}

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/internal/testwait"
 	"github.com/multiserve/multiserve/workers"
 )
 
@@ -430,9 +431,9 @@ func TestReusePort(t *testing.T) {
 		}
 		busy := dial(t, addr)
 		busy.send(get("/block"))
-		waitFor(t, "block-enter", func() bool { return log.has("block-enter") })
+		testwait.Until(t, waitLimit, "block-enter", func() bool { return log.has("block-enter") })
 		hs.cancel()
-		waitFor(t, "connect refused", func() bool {
+		testwait.Until(t, waitLimit, "connect refused", func() bool {
 			c, err := net.Dial("tcp", addr)
 			if err == nil {
 				_ = c.Close()
@@ -483,18 +484,6 @@ func blockingHandler(log *orderLog, release <-chan struct{}) http.Handler {
 	})
 }
 
-// waitFor polls cond until it holds or 10 s pass; the poll interval only
-// bounds latency, nothing is decided by elapsed time.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // TestInlineHandlerBlocksLoop: with threads=0 and one loop, a handler that
 // blocks stalls every connection of the loop, and the heartbeat stops.
 func TestInlineHandlerBlocksLoop(t *testing.T) {
@@ -503,14 +492,14 @@ func TestInlineHandlerBlocksLoop(t *testing.T) {
 	hs := startServer(t, testConfig(), blockingHandler(&log, release))
 	a := dial(t, hs.addrs[0])
 	a.send(get("/block"))
-	waitFor(t, "block-enter", func() bool { return log.has("block-enter") })
+	testwait.Until(t, waitLimit, "block-enter", func() bool { return log.has("block-enter") })
 
 	b := dial(t, hs.addrs[0])
 	b.send(get("/fast"))
 	// Two ticks without a beat after b's request was sent prove the loop
 	// has been stuck all along, so b cannot have been served meanwhile.
 	m0 := hs.s.missed.Load()
-	waitFor(t, "two missed beats", func() bool { return hs.s.missed.Load() >= m0+2 })
+	testwait.Until(t, waitLimit, "two missed beats", func() bool { return hs.s.missed.Load() >= m0+2 })
 	beats := hs.beats.Load()
 	if log.has("fast-enter") {
 		t.Fatalf("second connection served while the loop was blocked: %s", &log)
@@ -525,7 +514,7 @@ func TestInlineHandlerBlocksLoop(t *testing.T) {
 	if got, want := log.String(), "block-enter,block-exit,fast-enter,fast-exit"; got != want {
 		t.Fatalf("order %s, want %s", got, want)
 	}
-	waitFor(t, "beats to resume", func() bool { return hs.beats.Load() > beats })
+	testwait.Until(t, waitLimit, "beats to resume", func() bool { return hs.beats.Load() > beats })
 }
 
 // TestPoolHandlerDoesNotBlockLoop: with threads=4 the second connection is
@@ -538,7 +527,7 @@ func TestPoolHandlerDoesNotBlockLoop(t *testing.T) {
 	hs := startServer(t, cfg, blockingHandler(&log, release))
 	a := dial(t, hs.addrs[0])
 	a.send(get("/block"))
-	waitFor(t, "block-enter", func() bool { return log.has("block-enter") })
+	testwait.Until(t, waitLimit, "block-enter", func() bool { return log.has("block-enter") })
 	beats := hs.beats.Load()
 
 	b := dial(t, hs.addrs[0])
@@ -546,7 +535,7 @@ func TestPoolHandlerDoesNotBlockLoop(t *testing.T) {
 	if got := body(b.read()); got != "fast" {
 		t.Fatalf("b: %q", got)
 	}
-	waitFor(t, "beats while a handler blocks", func() bool { return hs.beats.Load() >= beats+2 })
+	testwait.Until(t, waitLimit, "beats while a handler blocks", func() bool { return hs.beats.Load() >= beats+2 })
 	if log.has("block-exit") {
 		t.Fatal("block returned before release")
 	}
@@ -576,7 +565,7 @@ func TestConnectionCap(t *testing.T) {
 	}
 	b.expectEOF()
 	_ = a.nc.Close()
-	waitFor(t, "the slot to free", func() bool { return hs.s.conns.Load() == 0 })
+	testwait.Until(t, waitLimit, "the slot to free", func() bool { return hs.s.conns.Load() == 0 })
 	c := dial(t, hs.addrs[0])
 	c.send(get("/c"))
 	if got := body(c.read()); got != "path=/c" {
@@ -621,9 +610,9 @@ func TestGracefulStop(t *testing.T) {
 			idle.read()
 			busy := dial(t, hs.addrs[0])
 			busy.send(get("/block"))
-			waitFor(t, "block-enter", func() bool { return log.has("block-enter") })
+			testwait.Until(t, waitLimit, "block-enter", func() bool { return log.has("block-enter") })
 			hs.cancel()
-			waitFor(t, "draining", hs.s.draining.Load)
+			testwait.Until(t, waitLimit, "draining", hs.s.draining.Load)
 			if threads > 0 {
 				idle.expectEOF() // with threads=0 the blocked loop may own it
 			}
@@ -632,14 +621,14 @@ func TestGracefulStop(t *testing.T) {
 			// queue for a sibling (here: the test takes it itself).
 			shared := hs.s.env.Listeners[0].FD
 			want, _ := sockName(shared)
-			waitFor(t, "the slot parked", func() bool {
+			testwait.Until(t, waitLimit, "the slot parked", func() bool {
 				got, _ := sockName(hs.s.slots[0])
 				return got != want
 			})
 			late := dial(t, hs.addrs[0])
 			late.send(get("/late"))
 			var nfd int
-			waitFor(t, "the late connection in the shared queue", func() bool {
+			testwait.Until(t, waitLimit, "the late connection in the shared queue", func() bool {
 				var err error
 				nfd, _, err = unix.Accept(shared)
 				return err == nil
@@ -817,3 +806,6 @@ func TestRequestTimeout(t *testing.T) {
 		})
 	}
 }
+
+// waitLimit is how long a test waits for a loop or handler state.
+const waitLimit = 10 * time.Second

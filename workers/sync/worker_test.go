@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/internal/testwait"
 	"github.com/multiserve/multiserve/workers/workerstest"
 )
 
@@ -46,7 +47,7 @@ func TestBeatsWhileIdleNotWhileBusy(t *testing.T) {
 	g := workerstest.NewGauge()
 	addr, heart, _ := start(t, g, cfg)
 	b0 := heart.Beats()
-	workerstest.Eventually(t, 10*time.Second, "3 beats while idle", func() bool { return heart.Beats() >= b0+3 })
+	testwait.Until(t, 10*time.Second, "3 beats while idle", func() bool { return heart.Beats() >= b0+3 })
 
 	done := make(chan struct{})
 	go func() { defer close(done); workerstest.Get(t, addr, "/") }()
@@ -131,7 +132,7 @@ func TestGracefulStopDropsSilentClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	workerstest.Eventually(t, 10*time.Second, "the worker to accept", func() bool { return workerstest.Accepted(t, silent) })
+	testwait.Until(t, 10*time.Second, "the worker to accept", func() bool { return workerstest.Accepted(t, silent) })
 	run.Cancel()
 	if err, ok := run.WaitTimeout(10 * time.Second); !ok || err != nil {
 		t.Fatalf("Serve returned %v (returned=%v) with a silent client connected, want nil promptly", err, ok)

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/internal/testwait"
 	"github.com/multiserve/multiserve/workers/workerstest"
 )
 
@@ -120,7 +121,7 @@ func TestBeatsWhileThreadsBusy(t *testing.T) {
 	go workerstest.Get(t, addr, "/hold")
 	g.Await(t, "the request")
 	b := heart.Beats()
-	workerstest.Eventually(t, 10*time.Second, "beats with the only thread busy", func() bool { return heart.Beats() >= b+3 })
+	testwait.Until(t, 10*time.Second, "beats with the only thread busy", func() bool { return heart.Beats() >= b+3 })
 	g.Release()
 }
 
@@ -189,7 +190,7 @@ func TestGracefulStopServesFreshConnection(t *testing.T) {
 	addr, _, run := start(t, nil, func(c *config.Config) { c.HeaderTimeout = time.Hour })
 	late, silent := dialKept(t, addr), dialKept(t, addr)
 	for _, k := range []*keptConn{late, silent} {
-		workerstest.Eventually(t, 10*time.Second, "the worker to accept", func() bool { return workerstest.Accepted(t, k.c) })
+		testwait.Until(t, 10*time.Second, "the worker to accept", func() bool { return workerstest.Accepted(t, k.c) })
 	}
 	run.Cancel()
 	resp, body := workerstest.Do(t, late.c, late.br, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -225,7 +226,7 @@ func TestGracefulStopOnBlockingListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	late := dialKept(t, addr)
-	workerstest.Eventually(t, 10*time.Second, "the worker to accept", func() bool { return workerstest.Accepted(t, late.c) })
+	testwait.Until(t, 10*time.Second, "the worker to accept", func() bool { return workerstest.Accepted(t, late.c) })
 	run.Cancel()
 	resp, body := workerstest.Do(t, late.c, late.br, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp == nil || resp.StatusCode != 200 || body != "ok" || !resp.Close {
@@ -244,7 +245,7 @@ func TestGracefulStopFinishesPartialHead(t *testing.T) {
 	head := "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 	partial := dialKept(t, addr)
 	io.WriteString(partial.c, head[:10])
-	workerstest.Eventually(t, 10*time.Second, "the worker to accept", func() bool { return workerstest.Accepted(t, partial.c) })
+	testwait.Until(t, 10*time.Second, "the worker to accept", func() bool { return workerstest.Accepted(t, partial.c) })
 	dialKept(t, addr).get(t, "/") // the one thread is not held by the partial head
 	run.Cancel()
 	resp, body := workerstest.Do(t, partial.c, partial.br, head[10:])
@@ -308,7 +309,7 @@ func TestBusyWorkerLeavesNewConnections(t *testing.T) {
 	next := dialKept(t, addr)
 	io.WriteString(next.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	b := heart.Beats()
-	workerstest.Eventually(t, 10*time.Second, "poller turns", func() bool { return heart.Beats() >= b+3 })
+	testwait.Until(t, 10*time.Second, "poller turns", func() bool { return heart.Beats() >= b+3 })
 	if workerstest.Accepted(t, next.c) {
 		t.Fatal("a connection was accepted while the only thread was busy")
 	}

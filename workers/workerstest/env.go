@@ -143,16 +143,3 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
-
-// waitFor polls cond until it holds or the deadline passes (no fixed sleeps
-// decide anything: the poll interval only bounds the latency).
-func waitFor(deadline time.Duration, cond func() bool) bool {
-	end := time.Now().Add(deadline)
-	for time.Now().Before(end) {
-		if cond() {
-			return true
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return cond()
-}

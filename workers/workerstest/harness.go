@@ -168,17 +168,6 @@ func (r *Running) Stop(t testing.TB) {
 	}
 }
 
-// Eventually polls cond until it holds, failing the test after d.
-func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // Get sends "GET path" on a new connection and returns the response with
 // its body read. Connection: close is not requested; the caller sees what
 // the server chose.

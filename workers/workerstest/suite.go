@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/multiserve/multiserve/config"
+	"github.com/multiserve/multiserve/internal/testwait"
 )
 
 type suiteCase struct {
@@ -253,7 +254,7 @@ func testChunkedUpload(t *testing.T, in *Instance, opt Options) {
 		}
 	}
 	sendChunks(data[:total/2])
-	if !waitFor(20*time.Second, func() bool { return in.Handler.SumProgress.Load() > 0 }) {
+	if !testwait.For(20*time.Second, func() bool { return in.Handler.SumProgress.Load() > 0 }) {
 		t.Fatalf("handler read nothing of the body while half of it was sent: body not streamed")
 	}
 	sendChunks(data[total/2:])
@@ -384,12 +385,12 @@ func testPanic(t *testing.T, in *Instance, opt Options) {
 }
 
 func testBeat(t *testing.T, in *Instance, opt Options) {
-	if !waitFor(5*time.Second, func() bool { return in.Beats() > 0 }) {
+	if !testwait.For(5*time.Second, func() bool { return in.Beats() > 0 }) {
 		t.Fatalf("env.Beat never called")
 	}
 	// Idle, the worker must keep beating (the arbiter kills silent workers).
 	n := in.Beats()
-	if !waitFor(5*time.Second, func() bool { return in.Beats() > n }) {
+	if !testwait.For(5*time.Second, func() bool { return in.Beats() > n }) {
 		t.Fatalf("env.Beat not called again while idle")
 	}
 }
@@ -406,7 +407,7 @@ func testGracefulStop(t *testing.T, class string, opt Options) {
 	}
 	busy := dial(t, in.Addr)
 	busy.send(get("/sleep?d=500ms"))
-	if !waitFor(10*time.Second, func() bool { return in.Handler.Sleeping.Load() > 0 }) {
+	if !testwait.For(10*time.Second, func() bool { return in.Handler.Sleeping.Load() > 0 }) {
 		t.Fatalf("/sleep never started")
 	}
 	done := make(chan error, 1)
