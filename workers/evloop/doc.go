@@ -34,7 +34,9 @@
 // reader. net/http's rules make that safe: a handler must not use the
 // ResponseWriter or read the Body after it returned. The *http.Request is
 // new for every request by default, because net/http lets a handler keep
-// r (e.g. hand it to a goroutine). With the setting evloop_reuse_requests
+// r (e.g. hand it to a goroutine), and its own http.TimeoutHandler does:
+// on timeout it returns while the wrapped handler's goroutine still reads
+// r.URL and r.Header (WithContext's copy shares both). With the setting evloop_reuse_requests
 // (--evloop-reuse-requests, MULTISERVE_EVLOOP_REUSE_REQUESTS=1) inline
 // handlers get h1.Parser.InlineRequest's
 // recycled Request instead: r, r.URL and r.Header are reused once the
